@@ -1,0 +1,46 @@
+#include "cli/commands.h"
+
+#include <spdlog/spdlog.h>
+
+#include <map>
+
+#include "treg/error.h"
+#include "treg/runtime.h"
+
+namespace treg::cli {
+
+// Subcommands, in data-flow order. Each is defined in src/cli/<name>.cpp.
+
+namespace {
+std::map<CLI::App*, Action>& actions() {
+  static std::map<CLI::App*, Action> a;
+  return a;
+}
+}  // namespace
+
+void set_action(CLI::App* sub, Action action) { actions()[sub] = std::move(action); }
+
+void add_all_commands(CLI::App& app) {
+}
+
+int run_selected(CLI::App& app) {
+  for (auto& [sub, action] : actions()) {
+    if (!sub->parsed()) continue;
+    try {
+      init_runtime();
+      return action();
+    } catch (const treg::Error& e) {
+      spdlog::error("{}", e.what());
+      return 1;
+    } catch (const c10::Error& e) {
+      spdlog::error("libtorch: {}", e.what_without_backtrace());
+      return 1;
+    } catch (const std::exception& e) {
+      spdlog::error("{}", e.what());
+      return 1;
+    }
+  }
+  return 0;
+}
+
+}  // namespace treg::cli

@@ -1,0 +1,65 @@
+#include "test_util.h"
+
+#include <dirent.h>
+
+#include <algorithm>
+#include <array>
+#include <cstdio>
+#include <map>
+#include <stdexcept>
+
+#include "treg/io.h"
+
+namespace treg::test {
+
+std::string fresh_dir(const std::string& name) {
+  std::string dir = path_join(TREG_TEST_TMP, name);
+  run_command("rm -rf '" + dir + "'");
+  make_dirs(dir);
+  return dir;
+}
+
+std::vector<std::string> list_dir(const std::string& dir) {
+  std::vector<std::string> out;
+  if (DIR* d = opendir(dir.c_str())) {
+    while (dirent* e = readdir(d)) {
+      std::string n = e->d_name;
+      if (n != "." && n != "..") out.push_back(n);
+    }
+    closedir(d);
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+int run_command(const std::string& cmd, std::string* output) {
+  FILE* p = popen((cmd + " 2>&1").c_str(), "r");
+  if (!p) throw std::runtime_error("popen failed: " + cmd);
+  std::array<char, 4096> buf;
+  std::string out;
+  size_t n;
+  while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) out.append(buf.data(), n);
+  int status = pclose(p);
+  if (output) *output = out;
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 128;
+}
+
+std::string treg_binary() { return TREG_BINARY; }
+
+std::string source_path(const std::string& rel) { return path_join(TREG_SOURCE_DIR, rel); }
+
+std::string python_with_torch() { return "/usr/bin/python3"; }
+
+std::string tiny_model(const std::string& arch) {
+  static std::map<std::string, std::string> made;
+  auto it = made.find(arch);
+  if (it != made.end()) return it->second;
+  std::string dir = path_join(TREG_TEST_TMP, "tiny-" + arch + "-" + std::to_string(::getpid()));
+  std::string out;
+  int rc = run_command(treg_binary() + " make-tiny --arch " + arch + " --seed 0 --out '" + dir + "'", &out);
+  if (rc != 0) throw std::runtime_error("make-tiny failed for " + arch + ":\n" + out);
+  made[arch] = dir;
+  return dir;
+}
+
+}  // namespace treg::test
