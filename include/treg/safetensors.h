@@ -57,6 +57,7 @@ class SafetensorsCheckpoint {
   torch::Tensor load(const std::string& name, const torch::TensorOptions& options) const;
 
  private:
+  size_t where_index(const std::string& name) const;
   std::string root_;
   std::vector<std::unique_ptr<SafetensorsFile>> files_;
   std::map<std::string, size_t> where_;  // name -> index into files_
