@@ -3,6 +3,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -64,7 +65,11 @@ std::string tiny_model(const std::string& arch) {
   std::string done = dir + ".done";
   int lock = ::open((dir + ".lock").c_str(), O_CREAT | O_RDWR, 0644);
   if (lock < 0 || ::flock(lock, LOCK_EX) != 0) throw std::runtime_error("cannot lock " + dir);
-  if (!file_exists(done)) {
+  // A rebuilt treg may make a different tiny model: the marker records which binary made it.
+  struct stat st {};
+  ::stat(treg_binary().c_str(), &st);
+  const std::string stamp = std::to_string(st.st_mtime) + ":" + std::to_string(st.st_size);
+  if (!file_exists(done) || read_file(done) != stamp) {
     std::string out;
     int rc = run_command("rm -rf '" + dir + "' && " + treg_binary() + " make-tiny --arch " + arch +
                              " --seed 0 --out '" + dir + "'",
@@ -73,7 +78,7 @@ std::string tiny_model(const std::string& arch) {
       ::close(lock);
       throw std::runtime_error("make-tiny failed for " + arch + ":\n" + out);
     }
-    write_file_atomic(done, "ok");
+    write_file_atomic(done, stamp);
   }
   ::close(lock);
   made[arch] = dir;
