@@ -1,0 +1,87 @@
+// The one configuration of a treg run. YAML (alignment-handbook / SimPO / WPO key names plus treg's
+// own) becomes this typed struct once, here; nothing below config/ sees YAML.
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace treg {
+
+struct Config {
+  // ---- model and data (shared by score-tokens and train) ----
+  std::string model_name_or_path;          // HF model directory
+  std::string train_file;                  // JSONL preference pairs
+  std::string eval_file;                   // optional held-out pairs
+  std::string chat_template;               // "" = detect from tokenizer_config.json
+  int64_t max_length = 2048;
+  int64_t max_prompt_length = 1800;
+  bool skip_bad_rows = false;
+  std::string output_dir = "out";
+  std::string device = "auto";             // auto | cpu | cuda
+  bool bf16 = false;                       // bf16 weights/activations on CUDA (fp32 master weights)
+
+  // ---- token rewards (paper §3.3) ----
+  std::string reward_dump;                 // "" = <output_dir>/token_rewards.bin
+  std::string reward_source = "prompt";    // prompt (contrastive revision prompts) | dpo
+  std::string dpo_model;                   // reward_source=dpo: the DPO-trained model
+  std::string revision_prompt;             // "" = configs/prompts/revision.txt of the install
+  std::string better_description = "helpful, correct, coherent, concise";
+  std::string worse_description = "unhelpful, incorrect, incoherent, verbose";
+  std::string assistant_prefix = "[The start of a rewritten {direction} answer]\n";
+  int64_t score_batch_size = 4;
+
+  // ---- preference loss and T-REG ----
+  std::string loss_type = "sigmoid";       // sigmoid | ipo | hinge | robust | simpo
+  double beta = 0.1;
+  double label_smoothing = 0.0;
+  double gamma_beta_ratio = 0.5;           // simpo
+  double treg_alpha = 0.0;                 // 0 turns the regulariser off
+  std::string treg_weighting = "sequence"; // sequence | static
+  double sft_alpha = 0.0;                  // "DPO-SFT" ablation: alpha * NLL(y_w)
+  bool use_weighting = false;              // WPO
+
+  // ---- optimisation (HF Trainer defaults) ----
+  double learning_rate = 5e-7;
+  std::string lr_scheduler_type = "cosine"; // cosine | linear | constant | constant_with_warmup
+  double warmup_ratio = 0.1;
+  double weight_decay = 0.0;
+  double adam_beta1 = 0.9;
+  double adam_beta2 = 0.999;
+  double adam_epsilon = 1e-8;
+  double max_grad_norm = 1.0;
+  double num_train_epochs = 1.0;
+  int64_t max_steps = -1;                  // > 0 overrides num_train_epochs
+  int64_t per_device_train_batch_size = 2;
+  int64_t per_device_eval_batch_size = 4;
+  int64_t gradient_accumulation_steps = 1;
+  bool gradient_checkpointing = false;
+  int64_t seed = 42;
+
+  // ---- logging, evaluation, checkpoints ----
+  int64_t logging_steps = 10;
+  int64_t eval_steps = 100;                // 0 = only at the end
+  int64_t save_steps = 500;                // 0 = only at the end
+  int64_t save_total_limit = 2;            // 0 = keep all
+  std::string resume_from_checkpoint;      // "" | auto | PATH
+  int64_t report_pairs = 4;                // eval pairs drawn in report.html
+
+  // Resolved paths.
+  std::string reward_dump_path() const;       // train split
+  std::string eval_reward_dump_path() const;  // beside it, "<stem>.eval.bin"
+};
+
+// Reads YAML, applies `overrides` ("key=value", YAML scalar syntax), validates. Errors name the file,
+// line and key; an unknown key suggests the nearest known one. Keys of HF TrainingArguments that have
+// no meaning here (hub_model_id, report_to, ...) are accepted with a warning.
+Config load_config(const std::string& yaml_path, const std::vector<std::string>& overrides = {});
+// Same, from YAML text (`where` names it in errors).
+Config parse_config(const std::string& yaml_text, const std::string& where,
+                    const std::vector<std::string>& overrides = {});
+// All keys with their resolved values, as YAML that load_config reads back to the same Config.
+std::string config_to_yaml(const Config& config);
+// Throws a treg::Error naming the first invalid key.
+void validate_config(const Config& config);
+// The names of all known keys (for docs and suggestions).
+std::vector<std::string> config_keys();
+
+}  // namespace treg
