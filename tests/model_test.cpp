@@ -13,6 +13,7 @@
 #include "treg/io.h"
 #include "treg/model.h"
 #include "treg/safetensors.h"
+#include "treg/tiny_tokenizer.h"
 
 namespace treg {
 namespace {
@@ -132,7 +133,7 @@ TEST(ModelArgs, ArchitectureFieldsFromConfig) {
   EXPECT_EQ(l.rope_scaling.type, "llama3");
   EXPECT_EQ(l.rope_scaling.original_max_position_embeddings, 32);
   EXPECT_TRUE(l.tie_embeddings);
-  EXPECT_EQ(l.vocab_size, 256);
+  EXPECT_EQ(l.vocab_size, write_tiny_tokenizer("llama", test::fresh_dir("vocab-check-l")));
 }
 
 TEST(ModelArgs, UnsupportedModelTypeNamesSupportedOnes) {
@@ -203,8 +204,9 @@ TEST(ModelLoad, MissingUnexpectedAndMisShapedKeysAreListed) {
 
   // A tokenizer/model vocab mismatch is visible as args().vocab_size (and as an embed shape error).
   CausalLM model = load_model(src, torch::kCPU, torch::kFloat32);
-  EXPECT_EQ(model->args().vocab_size, 256);
-  EXPECT_EQ(model->lm_head_weight().size(0), 256);
+  const int64_t tok_vocab = write_tiny_tokenizer("llama", test::fresh_dir("vocab-check"));
+  EXPECT_EQ(model->args().vocab_size, tok_vocab);
+  EXPECT_EQ(model->lm_head_weight().size(0), tok_vocab);
 }
 
 TEST(ModelLoad, ParameterNamesAreHuggingFaceKeys) {
@@ -229,13 +231,14 @@ TEST(ModelLoad, CliRejectsBadInputWithFileAndLine) {
                              &out);
   EXPECT_NE(rc, 0);
   EXPECT_NE(out.find(in + ":2"), std::string::npos) << out;
-  write_file_atomic(in, "{\"ids\":[1,2,3]}\n\n{\"ids\":[1,256]}\n");
+  const std::string too_big = std::to_string(load_model_args(model).vocab_size);
+  write_file_atomic(in, "{\"ids\":[1,2,3]}\n\n{\"ids\":[1," + too_big + "]}\n");
   rc = test::run_command(test::treg_binary() + " logprobs --model " + model + " --input " + in + " --out " +
                              path_join(dir, "o.jsonl"),
                          &out);
   EXPECT_NE(rc, 0);
   EXPECT_NE(out.find(in + ":3"), std::string::npos) << out;
-  EXPECT_NE(out.find("256"), std::string::npos) << out;
+  EXPECT_NE(out.find(too_big), std::string::npos) << out;
   EXPECT_FALSE(file_exists(path_join(dir, "o.jsonl")));
   write_file_atomic(in, "not json\n");
   rc = test::run_command(test::treg_binary() + " logprobs --model " + model + " --input " + in + " --out " +

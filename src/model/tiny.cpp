@@ -29,7 +29,7 @@ nlohmann::json tiny_config(const TinySpec& s) {
             {"use_cache", true},
             {"torch_dtype", "float32"},
             {"transformers_version", "4.44.2"},
-            {"bos_token_id", s.bos_token_id},
+            {"bos_token_id", s.bos_token_id >= 0 ? json(s.bos_token_id) : json(nullptr)},
             {"eos_token_id", eos_json(s.eos_token_ids)}};
   if (s.pad_token_id >= 0) c["pad_token_id"] = s.pad_token_id;
   if (s.arch == "llama" || s.arch == "llama3.2") {
@@ -111,7 +111,7 @@ void write_tiny_weights(const TinySpec& spec, const std::string& out_dir) {
   make_dirs(out_dir);
   save_model(model, out_dir, torch::kFloat32);
   nlohmann::json gen = {{"_from_model_config", true},
-                        {"bos_token_id", spec.bos_token_id},
+                        {"bos_token_id", spec.bos_token_id >= 0 ? nlohmann::json(spec.bos_token_id) : nlohmann::json(nullptr)},
                         {"eos_token_id", eos_json(spec.eos_token_ids)},
                         {"transformers_version", "4.44.2"}};
   if (spec.pad_token_id >= 0) gen["pad_token_id"] = spec.pad_token_id;
