@@ -407,3 +407,27 @@ TEST(ModelTiny, MakeTinyIsDeterministicInSeed) {
 
 }  // namespace
 }  // namespace treg
+
+namespace treg {
+namespace {
+
+// The shared tiny checkpoints of `treg make-tiny` (HF init std 0.02, real tokenizer vocab) also
+// match the reference, as do their bf16 log-probs to within bf16 precision.
+TEST(ModelGolden, SharedTinyModels) {
+  for (const char* arch : {"llama", "gemma2", "qwen2"}) EXPECT_LE(golden_diff(test::tiny_model(arch)), 1e-4) << arch;
+}
+
+TEST(ModelDtype, Bfloat16CloseToFloat32) {
+  std::string dir = test::tiny_model("gemma2");
+  Batch b = padded_batch(256);
+  torch::NoGradGuard ng;
+  CausalLM f32 = load_model(dir, torch::kCPU, torch::kFloat32);
+  CausalLM bf16 = load_model(dir, torch::kCPU, torch::kBFloat16);
+  EXPECT_EQ(bf16->named_parameters()["model.embed_tokens.weight"].scalar_type(), torch::kBFloat16);
+  TokenLogprobs a = next_token_logprobs(f32, b.ids, b.mask), c = next_token_logprobs(bf16, b.ids, b.mask);
+  EXPECT_EQ(c.logps.scalar_type(), torch::kFloat32);
+  EXPECT_LE((a.logps - c.logps).abs().max().item<double>(), 0.1);
+}
+
+}  // namespace
+}  // namespace treg
