@@ -1,6 +1,8 @@
 // bench_model: forward and forward+backward tokens/s of the decoder on CPU fp32 (or --device cuda,
-// --dtype bfloat16). Shapes match bench/bench_model_ref.py, which runs the same model in python torch.
-//   bench_model [--size tiny|100m] [--batch B] [--seq T] [--iters N] [--device cpu|cuda] [--dtype float32|bfloat16]
+// --dtype bfloat16). Shapes match bench/bench_model_ref.py, which runs the same model in python
+// torch.
+//   bench_model [--size tiny|100m] [--batch B] [--seq T] [--iters N] [--device cpu|cuda] [--dtype
+//   float32|bfloat16]
 //              [--checkpointing]
 #include <chrono>
 #include <cstdio>
@@ -45,15 +47,24 @@ int main(int argc, char** argv) {
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     auto next = [&]() -> std::string { return i + 1 < argc ? argv[++i] : ""; };
-    if (a == "--size") size = next();
-    else if (a == "--batch") B = std::stoll(next());
-    else if (a == "--seq") T = std::stoll(next());
-    else if (a == "--iters") iters = std::stoll(next());
-    else if (a == "--device") device_name = next();
-    else if (a == "--dtype") dtype_name = next();
-    else if (a == "--checkpointing") checkpointing = true;
+    if (a == "--size")
+      size = next();
+    else if (a == "--batch")
+      B = std::stoll(next());
+    else if (a == "--seq")
+      T = std::stoll(next());
+    else if (a == "--iters")
+      iters = std::stoll(next());
+    else if (a == "--device")
+      device_name = next();
+    else if (a == "--dtype")
+      dtype_name = next();
+    else if (a == "--checkpointing")
+      checkpointing = true;
     else {
-      std::fprintf(stderr, "usage: bench_model [--size tiny|100m] [--batch B] [--seq T] [--iters N] [--device D] [--dtype T] [--checkpointing]\n");
+      std::fprintf(stderr,
+                   "usage: bench_model [--size tiny|100m] [--batch B] [--seq T] [--iters N] "
+                   "[--device D] [--dtype T] [--checkpointing]\n");
       return 2;
     }
   }
@@ -69,7 +80,8 @@ int main(int argc, char** argv) {
   for (const auto& p : model->parameters()) n_params += p.numel();
 
   torch::manual_seed(0);
-  torch::Tensor ids = torch::randint(args.vocab_size, {B, T}, torch::TensorOptions().dtype(torch::kInt64).device(device));
+  torch::Tensor ids = torch::randint(args.vocab_size, {B, T},
+                                     torch::TensorOptions().dtype(torch::kInt64).device(device));
   torch::Tensor mask = torch::ones({B, T}, ids.options());
   auto sync = [&] {
     if (device.is_cuda()) torch::cuda::synchronize();
@@ -95,9 +107,11 @@ int main(int argc, char** argv) {
   for (int64_t i = 0; i < iters; ++i) forward_backward();
   sync();
   const double fwd_bwd = static_cast<double>(B * T * iters) / seconds_since(t0);
-  std::printf("bench_model size=%s params=%.1fM B=%ld T=%ld device=%s dtype=%s threads=%d checkpointing=%d\n", size.c_str(),
-              n_params / 1e6, static_cast<long>(B), static_cast<long>(T), device_name.c_str(), dtype_name.c_str(),
-              treg::configured_threads(), checkpointing ? 1 : 0);
+  std::printf(
+      "bench_model size=%s params=%.1fM B=%ld T=%ld device=%s dtype=%s threads=%d "
+      "checkpointing=%d\n",
+      size.c_str(), n_params / 1e6, static_cast<long>(B), static_cast<long>(T), device_name.c_str(),
+      dtype_name.c_str(), treg::configured_threads(), checkpointing ? 1 : 0);
   std::printf("forward_tokens_per_s %.1f\n", fwd);
   std::printf("forward_backward_tokens_per_s %.1f\n", fwd_bwd);
   return 0;

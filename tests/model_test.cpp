@@ -1,17 +1,18 @@
 // The decoder against an independent reference (scripts/ref_model.py in Debian's python3-torch),
 // gradient checkpointing, finite differences, chunked log-probs, and strict loading.
+#include "treg/model.h"
+
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <random>
 #include <set>
-#include <unistd.h>
 
 #include "test_util.h"
 #include "treg/error.h"
 #include "treg/io.h"
-#include "treg/model.h"
 #include "treg/safetensors.h"
 #include "treg/tiny_tokenizer.h"
 
@@ -21,10 +22,12 @@ namespace {
 // A tiny checkpoint with a wide init (std 0.3) so log-probs spread over many nats and every
 // architectural detail moves them; the tokenizer is not needed here.
 std::string make_model(const std::string& arch, double std = 0.3, uint64_t seed = 7) {
-  std::string dir = test::fresh_dir("model-" + arch + "-" + std::to_string(seed) + "-" + std::to_string(::getpid()));
+  std::string dir = test::fresh_dir("model-" + arch + "-" + std::to_string(seed) + "-" +
+                                    std::to_string(::getpid()));
   std::string out;
-  int rc = test::run_command(test::treg_binary() + " make-tiny --arch " + arch + " --seed " + std::to_string(seed) +
-                                 " --init-std " + std::to_string(std) + " --out '" + dir + "'",
+  int rc = test::run_command(test::treg_binary() + " make-tiny --arch " + arch + " --seed " +
+                                 std::to_string(seed) + " --init-std " + std::to_string(std) +
+                                 " --out '" + dir + "'",
                              &out);
   if (rc != 0) throw std::runtime_error("make-tiny failed: " + out);
   return dir;
@@ -35,12 +38,13 @@ std::vector<std::vector<double>> read_lp(const std::string& path) {
   std::vector<std::vector<double>> out;
   std::string line;
   while (std::getline(in, line))
-    if (!line.empty()) out.push_back(nlohmann::json::parse(line)["logprobs"].get<std::vector<double>>());
+    if (!line.empty())
+      out.push_back(nlohmann::json::parse(line)["logprobs"].get<std::vector<double>>());
   return out;
 }
 
-// Sequences of different lengths (right padding inside a batch), one longer than the sliding window (8),
-// one of length 2, one of length 1 (no log-probs).
+// Sequences of different lengths (right padding inside a batch), one longer than the sliding window
+// (8), one of length 2, one of length 1 (no log-probs).
 std::vector<std::vector<int64_t>> sample_ids(int64_t vocab) {
   std::mt19937 rng(11);
   std::vector<std::vector<int64_t>> seqs;
@@ -62,15 +66,18 @@ std::string write_ids(const std::string& dir, const std::vector<std::vector<int6
 
 // Runs `treg logprobs` (batched, right-padded) and the python reference; returns the max abs diff.
 double golden_diff(const std::string& model_dir, const std::string& extra_flags = "") {
-  std::string dir = test::fresh_dir("golden-" + std::to_string(std::hash<std::string>()(model_dir + extra_flags)));
+  std::string dir = test::fresh_dir(
+      "golden-" + std::to_string(std::hash<std::string>()(model_dir + extra_flags)));
   std::string in = write_ids(dir, sample_ids(256));
   std::string out_treg = path_join(dir, "treg.jsonl"), out_ref = path_join(dir, "ref.jsonl"), log;
-  int rc = test::run_command(test::treg_binary() + " logprobs --model '" + model_dir + "' --input " + in + " --out " +
-                                 out_treg + " " + (extra_flags.empty() ? "--batch-size 4" : extra_flags),
+  int rc = test::run_command(test::treg_binary() + " logprobs --model '" + model_dir +
+                                 "' --input " + in + " --out " + out_treg + " " +
+                                 (extra_flags.empty() ? "--batch-size 4" : extra_flags),
                              &log);
   EXPECT_EQ(rc, 0) << log;
-  rc = test::run_command(test::python_with_torch() + " " + test::source_path("scripts/ref_model.py") + " '" + model_dir +
-                             "' " + in + " " + out_ref,
+  rc = test::run_command(test::python_with_torch() + " " +
+                             test::source_path("scripts/ref_model.py") + " '" + model_dir + "' " +
+                             in + " " + out_ref,
                          &log);
   EXPECT_EQ(rc, 0) << log;
   auto a = read_lp(out_treg), b = read_lp(out_ref);
@@ -79,13 +86,16 @@ double golden_diff(const std::string& model_dir, const std::string& extra_flags 
   double worst = 0;
   for (size_t i = 0; i < std::min(a.size(), b.size()); ++i) {
     EXPECT_EQ(a[i].size(), b[i].size());
-    for (size_t t = 0; t < std::min(a[i].size(), b[i].size()); ++t) worst = std::max(worst, std::abs(a[i][t] - b[i][t]));
+    for (size_t t = 0; t < std::min(a[i].size(), b[i].size()); ++t)
+      worst = std::max(worst, std::abs(a[i][t] - b[i][t]));
   }
   return worst;
 }
 
 TEST(ModelGolden, Llama) { EXPECT_LE(golden_diff(make_model("llama")), 1e-4); }
-TEST(ModelGolden, LlamaTiedWithLlama3RopeScaling) { EXPECT_LE(golden_diff(make_model("llama3.2")), 1e-4); }
+TEST(ModelGolden, LlamaTiedWithLlama3RopeScaling) {
+  EXPECT_LE(golden_diff(make_model("llama3.2")), 1e-4);
+}
 TEST(ModelGolden, MistralSlidingWindow) { EXPECT_LE(golden_diff(make_model("mistral")), 1e-4); }
 TEST(ModelGolden, Qwen2) { EXPECT_LE(golden_diff(make_model("qwen2")), 1e-4); }
 TEST(ModelGolden, Gemma2) { EXPECT_LE(golden_diff(make_model("gemma2")), 1e-4); }
@@ -101,7 +111,8 @@ TEST(ModelGolden, ShardedCheckpointLoadsTheSame) {
   EXPECT_TRUE(file_exists(path_join(dir, "model.safetensors.index.json")));
   auto index = nlohmann::json::parse(read_file(path_join(dir, "model.safetensors.index.json")));
   std::set<std::string> shards;
-  for (const auto& [key, file] : index["weight_map"].items()) shards.insert(file.get<std::string>());
+  for (const auto& [key, file] : index["weight_map"].items())
+    shards.insert(file.get<std::string>());
   EXPECT_GE(shards.size(), 3u);
   for (const auto& s : shards) EXPECT_TRUE(file_exists(path_join(dir, s))) << s;
   EXPECT_FALSE(file_exists(path_join(dir, "model.safetensors")));
@@ -137,7 +148,8 @@ TEST(ModelArgs, ArchitectureFieldsFromConfig) {
 }
 
 TEST(ModelArgs, UnsupportedModelTypeNamesSupportedOnes) {
-  nlohmann::json c = nlohmann::json::parse(read_file(path_join(make_model("llama"), "config.json")));
+  nlohmann::json c =
+      nlohmann::json::parse(read_file(path_join(make_model("llama"), "config.json")));
   c["model_type"] = "gpt_neox";
   try {
     model_args_from_json(c, "cfg.json");
@@ -183,7 +195,8 @@ TEST(ModelLoad, MissingUnexpectedAndMisShapedKeysAreListed) {
   };
   NamedTensors missing;
   for (const auto& [k, t] : all)
-    if (k != "model.layers.1.mlp.up_proj.weight" && k != "lm_head.weight") missing.emplace_back(k, t);
+    if (k != "model.layers.1.mlp.up_proj.weight" && k != "lm_head.weight")
+      missing.emplace_back(k, t);
   std::string m = expect_load_error(copy_dir("load-missing", missing));
   EXPECT_NE(m.find("missing keys (2)"), std::string::npos) << m;
   EXPECT_NE(m.find("model.layers.1.mlp.up_proj.weight"), std::string::npos) << m;
@@ -199,7 +212,9 @@ TEST(ModelLoad, MissingUnexpectedAndMisShapedKeysAreListed) {
   for (auto& [k, t] : shaped)
     if (k == "model.layers.0.self_attn.k_proj.weight") t = torch::zeros({64, 64});
   m = expect_load_error(copy_dir("load-shape", shaped));
-  EXPECT_NE(m.find("model.layers.0.self_attn.k_proj.weight: model expects [32, 64]"), std::string::npos) << m;
+  EXPECT_NE(m.find("model.layers.0.self_attn.k_proj.weight: model expects [32, 64]"),
+            std::string::npos)
+      << m;
   EXPECT_NE(m.find("has [64, 64]"), std::string::npos) << m;
 
   // A tokenizer/model vocab mismatch is visible as args().vocab_size (and as an embed shape error).
@@ -218,7 +233,8 @@ TEST(ModelLoad, ParameterNamesAreHuggingFaceKeys) {
   std::vector<std::string> keys = SafetensorsCheckpoint(dir).keys();
   std::sort(names.begin(), names.end());
   EXPECT_EQ(names, keys);
-  EXPECT_NE(std::find(keys.begin(), keys.end(), "model.layers.3.post_feedforward_layernorm.weight"), keys.end());
+  EXPECT_NE(std::find(keys.begin(), keys.end(), "model.layers.3.post_feedforward_layernorm.weight"),
+            keys.end());
 }
 
 TEST(ModelLoad, CliRejectsBadInputWithFileAndLine) {
@@ -226,23 +242,23 @@ TEST(ModelLoad, CliRejectsBadInputWithFileAndLine) {
   std::string dir = test::fresh_dir("cli-bad-input");
   std::string in = path_join(dir, "in.jsonl"), out;
   write_file_atomic(in, "{\"ids\":[1,2,3]}\n{\"ids\":[1,\"x\"]}\n");
-  int rc = test::run_command(test::treg_binary() + " logprobs --model " + model + " --input " + in + " --out " +
-                                 path_join(dir, "o.jsonl"),
+  int rc = test::run_command(test::treg_binary() + " logprobs --model " + model + " --input " + in +
+                                 " --out " + path_join(dir, "o.jsonl"),
                              &out);
   EXPECT_NE(rc, 0);
   EXPECT_NE(out.find(in + ":2"), std::string::npos) << out;
   const std::string too_big = std::to_string(load_model_args(model).vocab_size);
   write_file_atomic(in, "{\"ids\":[1,2,3]}\n\n{\"ids\":[1," + too_big + "]}\n");
-  rc = test::run_command(test::treg_binary() + " logprobs --model " + model + " --input " + in + " --out " +
-                             path_join(dir, "o.jsonl"),
+  rc = test::run_command(test::treg_binary() + " logprobs --model " + model + " --input " + in +
+                             " --out " + path_join(dir, "o.jsonl"),
                          &out);
   EXPECT_NE(rc, 0);
   EXPECT_NE(out.find(in + ":3"), std::string::npos) << out;
   EXPECT_NE(out.find(too_big), std::string::npos) << out;
   EXPECT_FALSE(file_exists(path_join(dir, "o.jsonl")));
   write_file_atomic(in, "not json\n");
-  rc = test::run_command(test::treg_binary() + " logprobs --model " + model + " --input " + in + " --out " +
-                             path_join(dir, "o.jsonl"),
+  rc = test::run_command(test::treg_binary() + " logprobs --model " + model + " --input " + in +
+                             " --out " + path_join(dir, "o.jsonl"),
                          &out);
   EXPECT_NE(rc, 0);
   EXPECT_NE(out.find(in + ":1"), std::string::npos) << out;
@@ -255,7 +271,9 @@ struct Batch {
 };
 
 Batch padded_batch(int64_t vocab) {
-  std::vector<std::vector<int64_t>> seqs = {{3, 17, 42, 9, 100, 7, 7, 250, 1, 0, 33, 5}, {8, 8, 120, 64, 2}, {200, 1, 13, 99, 4, 4, 4, 71, 18, 6}};
+  std::vector<std::vector<int64_t>> seqs = {{3, 17, 42, 9, 100, 7, 7, 250, 1, 0, 33, 5},
+                                            {8, 8, 120, 64, 2},
+                                            {200, 1, 13, 99, 4, 4, 4, 71, 18, 6}};
   const int64_t B = static_cast<int64_t>(seqs.size()), T = 12;
   Batch b{torch::zeros({B, T}, torch::kInt64), torch::zeros({B, T}, torch::kInt64)};
   for (int64_t i = 0; i < B; ++i)
@@ -273,7 +291,8 @@ torch::Tensor test_loss(CausalLM& model, const Batch& b, int64_t chunk) {
   return (lp.logps * w).sum() + 0.3 * (lp.log_sq_mass * w.flip(0)).sum();
 }
 
-std::map<std::string, torch::Tensor> grads_of(CausalLM& model, const Batch& b, bool checkpointing, int64_t chunk) {
+std::map<std::string, torch::Tensor> grads_of(CausalLM& model, const Batch& b, bool checkpointing,
+                                              int64_t chunk) {
   model->zero_grad();
   model->set_gradient_checkpointing(checkpointing);
   test_loss(model, b, chunk).backward();
@@ -292,7 +311,8 @@ TEST_P(ModelGrad, CheckpointingGivesIdenticalGradients) {
   for (const auto& [k, g] : plain) {
     ASSERT_TRUE(ckpt[k].defined()) << k;
     EXPECT_GT(g.abs().max().item<double>(), 0) << k;
-    EXPECT_LE((g - ckpt[k]).abs().max().item<double>(), 1e-6 * (1 + g.abs().max().item<double>())) << k;
+    EXPECT_LE((g - ckpt[k]).abs().max().item<double>(), 1e-6 * (1 + g.abs().max().item<double>()))
+        << k;
   }
 }
 
@@ -301,12 +321,14 @@ TEST_P(ModelGrad, ChunkedLogprobsEqualUnchunkedReference) {
   Batch b = padded_batch(256);
   // Reference: full [B, T, V] logits, log_softmax, gather; autograd all the way.
   model->zero_grad();
-  torch::Tensor hidden = model->forward(b.ids, b.mask);                              // [B, T, D]
-  torch::Tensor lsm = torch::log_softmax(model->lm_logits(hidden), -1);              // [B, T, V]
-  torch::Tensor ref = lsm.narrow(1, 0, 11).gather(2, b.ids.narrow(1, 1, 11).unsqueeze(2)).squeeze(2);  // [B, T-1]
+  torch::Tensor hidden = model->forward(b.ids, b.mask);                  // [B, T, D]
+  torch::Tensor lsm = torch::log_softmax(model->lm_logits(hidden), -1);  // [B, T, V]
+  torch::Tensor ref =
+      lsm.narrow(1, 0, 11).gather(2, b.ids.narrow(1, 1, 11).unsqueeze(2)).squeeze(2);  // [B, T-1]
   torch::Tensor valid = b.mask.narrow(1, 1, 11).to(torch::kFloat32);
   ref = ref * valid;
-  torch::Tensor ref_sq = torch::log(lsm.exp().pow(2).sum(-1)).narrow(1, 0, 11) * valid;  // log sum_v p^2, directly
+  torch::Tensor ref_sq =
+      torch::log(lsm.exp().pow(2).sum(-1)).narrow(1, 0, 11) * valid;  // log sum_v p^2, directly
   torch::Tensor w = torch::linspace(0.5, 1.5, 11);
   ((ref * w).sum() + 0.3 * (ref_sq * w.flip(0)).sum()).backward();
   std::map<std::string, torch::Tensor> g_ref;
@@ -321,7 +343,8 @@ TEST_P(ModelGrad, ChunkedLogprobsEqualUnchunkedReference) {
     ((lp.logps * w).sum() + 0.3 * (lp.log_sq_mass * w.flip(0)).sum()).backward();
     for (const auto& p : model->named_parameters()) {
       const torch::Tensor& g = g_ref[p.key()];
-      EXPECT_LE((p.value().grad() - g).abs().max().item<double>(), 1e-5 * (1 + g.abs().max().item<double>()))
+      EXPECT_LE((p.value().grad() - g).abs().max().item<double>(),
+                1e-5 * (1 + g.abs().max().item<double>()))
           << p.key() << " chunk " << chunk;
     }
   }
@@ -337,7 +360,9 @@ TEST_P(ModelGrad, FiniteDifferencesInDoublePrecision) {
   int checked = 0;
   for (const auto& p : model->named_parameters()) {
     // A few entries of every third parameter tensor, and always the embeddings and the last norm.
-    if (checked++ % 3 != 0 && p.key() != "model.embed_tokens.weight" && p.key() != "model.norm.weight") continue;
+    if (checked++ % 3 != 0 && p.key() != "model.embed_tokens.weight" &&
+        p.key() != "model.norm.weight")
+      continue;
     torch::Tensor flat = p.value().view({-1});
     torch::Tensor grad = p.value().grad().view({-1});
     for (int k = 0; k < 2; ++k) {
@@ -360,7 +385,8 @@ TEST_P(ModelGrad, FiniteDifferencesInDoublePrecision) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(Arch, ModelGrad, ::testing::Values("llama", "llama3.2", "qwen2", "gemma2"));
+INSTANTIATE_TEST_SUITE_P(Arch, ModelGrad,
+                         ::testing::Values("llama", "llama3.2", "qwen2", "gemma2"));
 
 TEST(ModelAttention, FusedSdpaMatchesReference) {
   for (const char* arch : {"llama", "qwen2", "mistral"}) {
@@ -391,7 +417,9 @@ TEST(ModelSave, RoundTripKeepsConfigAndGenerationConfig) {
   EXPECT_FALSE(f.contains("lm_head.weight"));  // tied
   CausalLM back = load_model(dir, torch::kCPU, torch::kFloat32);
   for (const auto& p : model->named_parameters())
-    EXPECT_TRUE(torch::equal(back->named_parameters()[p.key()], p.value().to(torch::kBFloat16).to(torch::kFloat32))) << p.key();
+    EXPECT_TRUE(torch::equal(back->named_parameters()[p.key()],
+                             p.value().to(torch::kBFloat16).to(torch::kFloat32)))
+        << p.key();
 }
 
 TEST(ModelTiny, MakeTinyIsDeterministicInSeed) {
@@ -414,7 +442,8 @@ namespace {
 // The shared tiny checkpoints of `treg make-tiny` (HF init std 0.02, real tokenizer vocab) also
 // match the reference, as do their bf16 log-probs to within bf16 precision.
 TEST(ModelGolden, SharedTinyModels) {
-  for (const char* arch : {"llama", "gemma2", "qwen2"}) EXPECT_LE(golden_diff(test::tiny_model(arch)), 1e-4) << arch;
+  for (const char* arch : {"llama", "gemma2", "qwen2"})
+    EXPECT_LE(golden_diff(test::tiny_model(arch)), 1e-4) << arch;
 }
 
 TEST(ModelDtype, Bfloat16CloseToFloat32) {
@@ -424,7 +453,8 @@ TEST(ModelDtype, Bfloat16CloseToFloat32) {
   CausalLM f32 = load_model(dir, torch::kCPU, torch::kFloat32);
   CausalLM bf16 = load_model(dir, torch::kCPU, torch::kBFloat16);
   EXPECT_EQ(bf16->named_parameters()["model.embed_tokens.weight"].scalar_type(), torch::kBFloat16);
-  TokenLogprobs a = next_token_logprobs(f32, b.ids, b.mask), c = next_token_logprobs(bf16, b.ids, b.mask);
+  TokenLogprobs a = next_token_logprobs(f32, b.ids, b.mask),
+                c = next_token_logprobs(bf16, b.ids, b.mask);
   EXPECT_EQ(c.logps.scalar_type(), torch::kFloat32);
   EXPECT_LE((a.logps - c.logps).abs().max().item<double>(), 0.1);
 }

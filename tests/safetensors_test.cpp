@@ -15,8 +15,8 @@ namespace treg {
 namespace {
 
 // A file of 8-byte length + `header` + `data`, built by hand.
-std::string write_raw(const std::string& dir, const std::string& name, const std::string& header, const std::string& data,
-                      int64_t len_override = -1) {
+std::string write_raw(const std::string& dir, const std::string& name, const std::string& header,
+                      const std::string& data, int64_t len_override = -1) {
   std::string bytes(8, '\0');
   uint64_t n = len_override >= 0 ? static_cast<uint64_t>(len_override) : header.size();
   for (int i = 0; i < 8; ++i) bytes[i] = static_cast<char>((n >> (8 * i)) & 0xff);
@@ -33,7 +33,8 @@ void expect_error(const std::string& path, const std::vector<std::string>& parts
     FAIL() << "no error for " << path;
   } catch (const Error& e) {
     std::string msg = e.what();
-    for (const auto& p : parts) EXPECT_NE(msg.find(p), std::string::npos) << "'" << p << "' not in: " << msg;
+    for (const auto& p : parts)
+      EXPECT_NE(msg.find(p), std::string::npos) << "'" << p << "' not in: " << msg;
   }
 }
 
@@ -148,7 +149,8 @@ TEST(Safetensors, MalformedFilesGiveNamedErrors) {
   expect_error(p, {p, "not valid JSON"});
 
   // Offsets beyond the data section (also what a truncated data section looks like).
-  p = write_raw(dir, "range.safetensors", R"({"w":{"dtype":"F32","shape":[4],"data_offsets":[0,16]}})", data);
+  p = write_raw(dir, "range.safetensors",
+                R"({"w":{"dtype":"F32","shape":[4],"data_offsets":[0,16]}})", data);
   expect_error(p, {p, "'w'", "out of range", "8 bytes"});
 
   // Truncated file: a valid file cut short.
@@ -160,23 +162,28 @@ TEST(Safetensors, MalformedFilesGiveNamedErrors) {
   expect_error(p, {p, "'big'", "out of range"});
 
   // Overlapping tensors.
-  p = write_raw(dir, "overlap.safetensors",
-                R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"b":{"dtype":"F32","shape":[2],"data_offsets":[4,12]}})",
-                std::string(12, '\0'));
+  p = write_raw(
+      dir, "overlap.safetensors",
+      R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"b":{"dtype":"F32","shape":[2],"data_offsets":[4,12]}})",
+      std::string(12, '\0'));
   expect_error(p, {p, "'a'", "'b'", "overlap"});
 
   // Byte size not dtype x shape.
-  p = write_raw(dir, "size.safetensors", R"({"w":{"dtype":"F32","shape":[3],"data_offsets":[0,8]}})", data);
+  p = write_raw(dir, "size.safetensors",
+                R"({"w":{"dtype":"F32","shape":[3],"data_offsets":[0,8]}})", data);
   expect_error(p, {p, "'w'", "byte size 8", "F32", "[3]", "expected 12"});
 
   // Unknown dtype.
-  p = write_raw(dir, "dtype.safetensors", R"({"w":{"dtype":"F8_E4M3","shape":[8],"data_offsets":[0,8]}})", data);
+  p = write_raw(dir, "dtype.safetensors",
+                R"({"w":{"dtype":"F8_E4M3","shape":[8],"data_offsets":[0,8]}})", data);
   expect_error(p, {p, "'w'", "unknown dtype 'F8_E4M3'"});
 
   // Begin after end, negative dimensions, missing fields, non-string metadata.
-  p = write_raw(dir, "order.safetensors", R"({"w":{"dtype":"U8","shape":[0],"data_offsets":[8,0]}})", data);
+  p = write_raw(dir, "order.safetensors",
+                R"({"w":{"dtype":"U8","shape":[0],"data_offsets":[8,0]}})", data);
   expect_error(p, {p, "'w'", "begin after end"});
-  p = write_raw(dir, "neg.safetensors", R"({"w":{"dtype":"U8","shape":[-8],"data_offsets":[0,8]}})", data);
+  p = write_raw(dir, "neg.safetensors", R"({"w":{"dtype":"U8","shape":[-8],"data_offsets":[0,8]}})",
+                data);
   expect_error(p, {p, "'w'", "shape"});
   p = write_raw(dir, "fields.safetensors", R"({"w":{"dtype":"U8","shape":[8]}})", data);
   expect_error(p, {p, "'w'", "data_offsets"});
@@ -192,7 +199,8 @@ TEST(Safetensors, MalformedFilesGiveNamedErrors) {
 TEST(Safetensors, ShardedCheckpointRoundTrip) {
   std::string dir = test::fresh_dir("st_sharded");
   NamedTensors tensors;
-  for (int i = 0; i < 6; ++i) tensors.emplace_back("layer." + std::to_string(i) + ".w", torch::randn({8, 8}));  // 256 B each
+  for (int i = 0; i < 6; ++i)
+    tensors.emplace_back("layer." + std::to_string(i) + ".w", torch::randn({8, 8}));  // 256 B each
   auto files = save_safetensors_sharded(dir, tensors, /*max_shard_bytes=*/600);
   ASSERT_EQ(files.size(), 4u);  // 3 shards of 2 tensors + the index
   EXPECT_TRUE(file_exists(path_join(dir, "model-00001-of-00003.safetensors")));
@@ -202,7 +210,8 @@ TEST(Safetensors, ShardedCheckpointRoundTrip) {
   EXPECT_EQ(index["weight_map"]["layer.5.w"], "model-00003-of-00003.safetensors");
   SafetensorsCheckpoint ckpt(dir);
   EXPECT_EQ(ckpt.keys().size(), 6u);
-  for (const auto& [name, t] : tensors) EXPECT_TRUE(torch::equal(ckpt.load(name, torch::kFloat32), t)) << name;
+  for (const auto& [name, t] : tensors)
+    EXPECT_TRUE(torch::equal(ckpt.load(name, torch::kFloat32), t)) << name;
 
   // Everything fits: one model.safetensors and no index.
   std::string dir1 = test::fresh_dir("st_single");
@@ -224,7 +233,8 @@ TEST(Safetensors, BadIndexNamesShardAndKey) {
     FAIL() << "no error";
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("'a'"), std::string::npos) << e.what();
-    EXPECT_NE(std::string(e.what()).find("model-00002-of-00002.safetensors"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("model-00002-of-00002.safetensors"), std::string::npos)
+        << e.what();
   }
   index["weight_map"]["a"] = "missing.safetensors";
   write_file_atomic(index_path, index.dump());

@@ -1,17 +1,16 @@
 // treg make-tiny: a tiny random-init checkpoint (tokenizer + weights) in the Hugging Face layout.
 // The tokenizer is written first: its vocabulary size and special-token ids go into config.json and
 // generation_config.json, so model and tokenizer agree as they do on the Hub.
-#include <spdlog/spdlog.h>
-
-#include "cli/commands.h"
-#include "treg/error.h"
-#include "treg/model.h"
-#include "treg/tiny_tokenizer.h"
 #include <sentencepiece_processor.h>
+#include <spdlog/spdlog.h>
 
 #include <nlohmann/json.hpp>
 
+#include "cli/commands.h"
+#include "treg/error.h"
 #include "treg/io.h"
+#include "treg/model.h"
+#include "treg/tiny_tokenizer.h"
 
 namespace treg::cli {
 
@@ -30,9 +29,10 @@ std::string tokenizer_arch(const std::string& arch) {
   return arch;
 }
 
-// Special-token ids of the tiny tokenizer in `dir`: the tokens tokenizer_config.json names, looked up in
-// tokenizer.model. EOS also lists the family's end-of-turn / end-of-text tokens, as the real configs do
-// (Llama-3: <|end_of_text|> + <|eot_id|>, Gemma-2: <eos> + <end_of_turn>, Qwen2: <|im_end|> + <|endoftext|>).
+// Special-token ids of the tiny tokenizer in `dir`: the tokens tokenizer_config.json names, looked
+// up in tokenizer.model. EOS also lists the family's end-of-turn / end-of-text tokens, as the real
+// configs do (Llama-3: <|end_of_text|> + <|eot_id|>, Gemma-2: <eos> + <end_of_turn>, Qwen2:
+// <|im_end|> + <|endoftext|>).
 void read_special_ids(const std::string& dir, TinySpec* spec) {
   sentencepiece::SentencePieceProcessor sp;
   const std::string model_path = path_join(dir, "tokenizer.model");
@@ -43,15 +43,18 @@ void read_special_ids(const std::string& dir, TinySpec* spec) {
     const int id = sp.PieceToId(piece);
     return id == sp.unk_id() && piece != sp.IdToPiece(sp.unk_id()) ? -1 : id;
   };
-  auto token = [&](const char* key) { return config.contains(key) && config[key].is_string() ? config[key].get<std::string>() : ""; };
+  auto token = [&](const char* key) {
+    return config.contains(key) && config[key].is_string() ? config[key].get<std::string>() : "";
+  };
   spec->bos_token_id = token("bos_token").empty() ? -1 : id_of(token("bos_token"));
   spec->pad_token_id = token("pad_token").empty() ? -1 : id_of(token("pad_token"));
   spec->eos_token_ids.clear();
-  std::vector<std::string> eos = {token("eos_token"), "<|end_of_text|>", "<|eot_id|>", "<eos>", "<end_of_turn>",
-                                  "<|im_end|>", "<|endoftext|>"};
+  std::vector<std::string> eos = {token("eos_token"), "<|end_of_text|>", "<|eot_id|>",   "<eos>",
+                                  "<end_of_turn>",    "<|im_end|>",      "<|endoftext|>"};
   for (const auto& piece : eos) {
     const int64_t id = piece.empty() ? -1 : id_of(piece);
-    if (id >= 0 && std::find(spec->eos_token_ids.begin(), spec->eos_token_ids.end(), id) == spec->eos_token_ids.end())
+    if (id >= 0 && std::find(spec->eos_token_ids.begin(), spec->eos_token_ids.end(), id) ==
+                       spec->eos_token_ids.end())
       spec->eos_token_ids.push_back(id);
   }
   if (spec->eos_token_ids.empty()) fail(config_path, "no EOS token found in the tiny tokenizer");
@@ -70,7 +73,8 @@ int run_make_tiny(const MakeTinyOptions& o) {
     read_special_ids(o.out, &spec);
   }
   write_tiny_weights(spec, o.out);
-  spdlog::info("make-tiny: {} model (vocab {}, seed {}) written to {}", o.arch, spec.vocab_size, o.seed, o.out);
+  spdlog::info("make-tiny: {} model (vocab {}, seed {}) written to {}", o.arch, spec.vocab_size,
+               o.seed, o.out);
   return 0;
 }
 
@@ -78,13 +82,17 @@ int run_make_tiny(const MakeTinyOptions& o) {
 
 void add_make_tiny_command(CLI::App& app) {
   auto opts = std::make_shared<MakeTinyOptions>();
-  CLI::App* sub = app.add_subcommand("make-tiny", "Write a tiny random-init model + tokenizer in the Hugging Face layout");
-  sub->add_option("--arch", opts->arch, "llama | llama3.2 (tied, llama3 RoPE scaling) | mistral | qwen2 | gemma2")
+  CLI::App* sub = app.add_subcommand(
+      "make-tiny", "Write a tiny random-init model + tokenizer in the Hugging Face layout");
+  sub->add_option("--arch", opts->arch,
+                  "llama | llama3.2 (tied, llama3 RoPE scaling) | mistral | qwen2 | gemma2")
       ->required();
   sub->add_option("--out", opts->out, "output directory")->required();
   sub->add_option("--seed", opts->seed, "seed of the weight init")->capture_default_str();
-  sub->add_option("--init-std", opts->init_std, "std of the normal init (HF initializer_range)")->capture_default_str();
-  sub->add_option("--vocab-size", opts->vocab_size, "weights only, with this vocabulary (no tokenizer files)");
+  sub->add_option("--init-std", opts->init_std, "std of the normal init (HF initializer_range)")
+      ->capture_default_str();
+  sub->add_option("--vocab-size", opts->vocab_size,
+                  "weights only, with this vocabulary (no tokenizer files)");
   set_action(sub, [opts] { return run_make_tiny(*opts); });
 }
 
