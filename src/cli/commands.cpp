@@ -18,9 +18,12 @@ std::map<CLI::App*, Action>& actions() {
 }
 }  // namespace
 
+void add_tokenize_command(CLI::App& app);
+
 void set_action(CLI::App* sub, Action action) { actions()[sub] = std::move(action); }
 
 void add_all_commands(CLI::App& app) {
+  add_tokenize_command(app);
 }
 
 int run_selected(CLI::App& app) {
