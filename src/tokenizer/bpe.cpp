@@ -65,9 +65,11 @@ Bpe::Bpe(const nlohmann::json& config, const std::string& file) {
       a = m.at(0).get<std::string>();
       b = m.at(1).get<std::string>();
     }
-    int64_t ida = find(a, "merge #" + std::to_string(rank) + " left part");
-    int64_t idb = find(b, "merge #" + std::to_string(rank) + " right part");
-    int64_t merged = find(a + b, "merge #" + std::to_string(rank) + " result");
+    auto ia = vocab_.find(a), ib = vocab_.find(b), im = vocab_.find(a + b);
+    if (ia == vocab_.end() || ib == vocab_.end() || im == vocab_.end())
+      fail(file, "merge #" + std::to_string(rank) + " ('" + a + "', '" + b +
+                     "') uses a token that is not in the vocab");
+    int64_t ida = ia->second, idb = ib->second, merged = im->second;
     merges_.emplace(pair_key(ida, idb),
                     Merge{rank, static_cast<int32_t>(merged)});  // first (lowest) rank wins
     ++rank;
