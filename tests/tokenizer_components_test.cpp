@@ -156,6 +156,23 @@ TEST(TokComponents, TemplateProcessingAddsBosAndEos) {
   EXPECT_EQ(tok->decode({1, 0, 2}, /*skip_special=*/true), "a");
 }
 
+// GPT-2 style: ByteLevel splits with its own regex and maps bytes to characters (" " -> "Ġ").
+TEST(TokComponents, ByteLevelWithItsOwnRegex) {
+  const std::string G = "\xC4\xA0";  // Ġ
+  std::vector<std::string> vocab = {G + "Hello", G + "world", "'s", G,   "H", "e", "l",
+                                    "o",         "w",         "r",  "d", "s", "'", "x"};
+  auto tok = make(
+      "bytelevel_regex", vocab, {},
+      {{"model", {{"ignore_merges", true}}},
+       {"pre_tokenizer", {{"type", "ByteLevel"}, {"add_prefix_space", true}, {"use_regex", true}}},
+       {"decoder", {{"type", "ByteLevel"}}}});
+  EXPECT_EQ(tok->encode("Hello world"), (Ids{0, 1}));  // " Hello", " world" after the prefix space
+  EXPECT_EQ(tok->encode(" Hello's"), (Ids{0, 2}));     // no second prefix space; 's split off
+  EXPECT_EQ(tok->encode("x  x"),
+            (Ids{3, 13, 3, 3, 13}));  // " x", " ", " x": \s+(?!\S) leaves one space
+  EXPECT_EQ(tok->decode({0, 1}), " Hello world");
+}
+
 TEST(TokComponents, UnsupportedNormalizerAndDecoderAreErrors) {
   for (const auto& [key, type] :
        std::vector<std::pair<std::string, std::string>>{{"normalizer", "Precompiled"},

@@ -181,6 +181,16 @@ TEST(TokTiny, TokenizeCommandWritesIdsAndNamesBadLines) {
       "assistant.<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n";
   EXPECT_EQ(nlohmann::json::parse(out)["ids"].get<std::vector<int64_t>>(), tok->encode(rendered));
 
+  // --chat-template overrides the format detected from tokenizer_config.json.
+  ASSERT_EQ(treg::test::run_command(treg::test::treg_binary() +
+                                        " tokenize --chat --chat-template zephyr --tokenizer " +
+                                        dir + " < " + dir + "/chat.jsonl 2>/dev/null",
+                                    &out),
+            0)
+      << out;
+  EXPECT_EQ(nlohmann::json::parse(out)["ids"].get<std::vector<int64_t>>(),
+            tok->encode("<|user|>\nHi</s>\n<|assistant|>\n"));
+
   treg::write_file_atomic(path_join(dir, "bad.jsonl"), "{\"text\": \"ok\"}\n{\"text\": oops}\n");
   EXPECT_NE(treg::test::run_command(treg::test::treg_binary() + " tokenize --tokenizer " + dir +
                                         " < " + dir + "/bad.jsonl",
