@@ -74,6 +74,7 @@ struct ScoreSummary {
   int64_t pairs = 0;            // pairs in the dump
   int64_t scored = 0;           // pairs scored by this run (the rest were resumed or reused)
   int64_t response_tokens = 0;  // tokens scored by this run
+  int64_t context_tokens = 0;   // tokens fed to the model(s) by this run (every context, no padding)
   double seconds = 0;
   double mean_reward_chosen = 0, mean_reward_rejected = 0;  // over every token in the dump
   DataStats data;

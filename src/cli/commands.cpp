@@ -22,10 +22,16 @@ void set_action(CLI::App* sub, Action action) { actions()[sub] = std::move(actio
 
 void add_make_tiny_command(CLI::App& app);
 void add_logprobs_command(CLI::App& app);
+void add_score_tokens_command(CLI::App& app);
+void add_export_rewards_command(CLI::App& app);
+void add_view_rewards_command(CLI::App& app);
 
 void add_all_commands(CLI::App& app) {
   add_make_tiny_command(app);
   add_logprobs_command(app);
+  add_score_tokens_command(app);
+  add_export_rewards_command(app);
+  add_view_rewards_command(app);
 }
 
 int run_selected(CLI::App& app) {
