@@ -5,6 +5,7 @@
 
 #include <nlohmann/json.hpp>
 #include <sstream>
+#include <thread>
 
 #include "test_util.h"
 #include "treg/error.h"
@@ -83,6 +84,24 @@ TEST(TokHf, Qwen3RoundTripsNfcText) {
       not_nfc |= g.text.find(cp) != std::string::npos;
     if (!not_nfc) EXPECT_EQ(tok->decode(tok->encode(g.text)), g.text);
   }
+}
+
+// The word cache is shared: threads encoding at once must get the reference ids too.
+TEST(TokHf, ConcurrentEncodeMatchesReference) {
+  auto tok = treg::load_tokenizer(unpack("llama3"));
+  auto goldens = read_goldens("llama3");
+  std::vector<int> wrong(8, 0);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 8; ++t)
+    threads.emplace_back([&, t]() {
+      for (int rep = 0; rep < 5; ++rep)
+        for (size_t i = t; i < goldens.size() * 5; i += 3) {
+          const auto& g = goldens[i % goldens.size()];
+          if (tok->encode(g.text) != g.ids) ++wrong[t];
+        }
+    });
+  for (auto& th : threads) th.join();
+  for (int t = 0; t < 8; ++t) EXPECT_EQ(wrong[t], 0) << "thread " << t;
 }
 
 TEST(TokHf, Llama3SpecialTokens) {

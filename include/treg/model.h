@@ -116,7 +116,7 @@ void save_model(CausalLM& model, const std::string& dir, torch::ScalarType dtype
 void init_model_weights(CausalLM& model, uint64_t seed, double std = 0.02);
 
 struct TokenLogprobs {
-  torch::Tensor logps;        // [B, T-1] fp32: log p(ids[:, t+1] | ids[:, :t+1]); 0 where mask[:, t+1] == 0
+  torch::Tensor logps;        // [B, T-1] fp32 (fp64 for fp64 models): log p(ids[:, t+1] | ids[:, :t+1]); 0 where mask[:, t+1] == 0
   torch::Tensor log_sq_mass;  // [B, T-1] fp32: log sum_v p(v | ctx)^2 (WPO), undefined unless requested
 };
 // Chunked over tokens so a [B, T, V] fp32 tensor is never materialised: each chunk of at most

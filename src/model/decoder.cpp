@@ -84,7 +84,8 @@ torch::Tensor CausalLMImpl::forward(const torch::Tensor& ids, const torch::Tenso
 }
 
 torch::Tensor CausalLMImpl::lm_logits(const torch::Tensor& hidden) {
-  torch::Tensor logits = torch::nn::functional::linear(hidden, lm_head_weight()).to(torch::kFloat32);  // [.., V]
+  torch::Tensor logits = torch::nn::functional::linear(hidden, lm_head_weight())
+                             .to(at::promote_types(hidden.scalar_type(), torch::kFloat32));  // [.., V]
   if (args_.final_softcap > 0) logits = torch::tanh(logits / args_.final_softcap) * args_.final_softcap;
   return logits;
 }

@@ -36,9 +36,10 @@ torch::Tensor RMSNormImpl::forward(const torch::Tensor& x) { return rms_norm_ref
 // ---- reference ops ----
 
 torch::Tensor rms_norm_reference(const torch::Tensor& x, const torch::Tensor& w, double eps, double offset) {
-  torch::Tensor xf = x.to(torch::kFloat32);                                   // [.., D]
+  const auto f32 = at::promote_types(x.scalar_type(), torch::kFloat32);     // fp32 (fp64 stays fp64)
+  torch::Tensor xf = x.to(f32);                                               // [.., D]
   torch::Tensor normed = xf * torch::rsqrt(xf.pow(2).mean(-1, /*keepdim=*/true) + eps);
-  if (offset != 0.0) return (normed * (w.to(torch::kFloat32) + offset)).to(x.scalar_type());  // Gemma: in fp32
+  if (offset != 0.0) return (normed * (w.to(f32) + offset)).to(x.scalar_type());  // Gemma: in fp32
   return w * normed.to(x.scalar_type());                                      // Llama: cast, then scale
 }
 
@@ -53,7 +54,8 @@ torch::Tensor attention_reference(const torch::Tensor& q, const torch::Tensor& k
                                   const torch::Tensor& allowed, double scale, double softcap) {
   torch::Tensor scores = torch::matmul(q, k.transpose(-2, -1)) * scale;  // [B, H, T, T]
   if (softcap > 0) scores = torch::tanh(scores / softcap) * softcap;
-  scores = scores.to(torch::kFloat32).masked_fill(allowed.logical_not(), std::numeric_limits<float>::lowest());
+  scores = scores.to(at::promote_types(q.scalar_type(), torch::kFloat32))
+               .masked_fill(allowed.logical_not(), std::numeric_limits<float>::lowest());
   torch::Tensor probs = torch::softmax(scores, -1).to(q.scalar_type());  // [B, H, T, T]
   return torch::matmul(probs, v);                                         // [B, H, T, E]
 }

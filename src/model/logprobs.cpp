@@ -10,9 +10,12 @@ namespace {
 using torch::autograd::AutogradContext;
 using torch::autograd::variable_list;
 
-// logits [n, V] fp32 (after the final softcap) for rows h [n, D].
+// fp32 for fp32/bf16/fp16 models; fp64 stays fp64 (finite-difference tests).
+torch::ScalarType softmax_dtype(const torch::Tensor& t) { return at::promote_types(t.scalar_type(), torch::kFloat32); }
+
+// logits [n, V] in softmax_dtype (after the final softcap) for rows h [n, D].
 torch::Tensor chunk_logits(const torch::Tensor& h, const torch::Tensor& weight, double softcap) {
-  torch::Tensor logits = torch::nn::functional::linear(h, weight).to(torch::kFloat32);  // [n, V]
+  torch::Tensor logits = torch::nn::functional::linear(h, weight).to(softmax_dtype(weight));  // [n, V]
   if (softcap > 0) logits = torch::tanh(logits / softcap) * softcap;
   return logits;
 }
@@ -22,7 +25,7 @@ struct ChunkedLogprobs : public torch::autograd::Function<ChunkedLogprobs> {
   static variable_list forward(AutogradContext* ctx, torch::Tensor hidden, torch::Tensor weight,
                                torch::Tensor targets, double softcap, int64_t chunk, bool with_sq) {
     const int64_t N = hidden.size(0);
-    torch::Tensor logps = torch::empty({N}, hidden.options().dtype(torch::kFloat32));
+    torch::Tensor logps = torch::empty({N}, hidden.options().dtype(softmax_dtype(weight)));
     torch::Tensor sq = with_sq ? torch::empty({N}, logps.options()) : torch::empty({0}, logps.options());
     for (int64_t s = 0; s < N; s += chunk) {
       const int64_t n = std::min(chunk, N - s);
@@ -56,27 +59,27 @@ struct ChunkedLogprobs : public torch::autograd::Function<ChunkedLogprobs> {
     // With several chunks, accumulate dW in fp32 even for bf16 weights.
     const bool multi = N > chunk;
     torch::Tensor grad_w;
-    if (need_w) grad_w = torch::zeros(weight.sizes(), weight.options().dtype(multi ? torch::kFloat32 : weight.scalar_type()));
+    if (need_w) grad_w = torch::zeros(weight.sizes(), weight.options().dtype(multi ? softmax_dtype(weight) : weight.scalar_type()));
     for (int64_t s = 0; s < N; s += chunk) {
       const int64_t n = std::min(chunk, N - s);
       torch::Tensor h = hidden.narrow(0, s, n);                 // [n, D]
       torch::Tensor z = chunk_logits(h, weight, softcap);       // [n, V] fp32
       torch::Tensor p = torch::softmax(z, -1);                  // [n, V]
       // d logp_target / dz = onehot(target) - p
-      torch::Tensor g_lp_c = g_lp.defined() ? g_lp.narrow(0, s, n).to(torch::kFloat32) : torch::zeros({n}, z.options());
+      torch::Tensor g_lp_c = g_lp.defined() ? g_lp.narrow(0, s, n).to(z.scalar_type()) : torch::zeros({n}, z.options());
       torch::Tensor gz = -p * g_lp_c.unsqueeze(1);
       gz.scatter_add_(1, targets.narrow(0, s, n).unsqueeze(1), g_lp_c.unsqueeze(1));
       if (with_sq && g_sq.defined() && g_sq.numel() == N) {
         // d log sum p^2 / dz = 2 (q - p) with q = softmax(2 z)
         torch::Tensor q = torch::softmax(2 * z, -1);
-        gz += 2 * (q - p) * g_sq.narrow(0, s, n).to(torch::kFloat32).unsqueeze(1);
+        gz += 2 * (q - p) * g_sq.narrow(0, s, n).to(z.scalar_type()).unsqueeze(1);
       }
       // softcap: z = c tanh(l / c)  =>  dz/dl = 1 - (z / c)^2
       if (softcap > 0) gz *= 1 - (z / softcap).pow(2);
       torch::Tensor gl = gz.to(weight.scalar_type());           // [n, V]
       if (need_h) grad_h.narrow(0, s, n).copy_(torch::matmul(gl, weight));  // [n, D]
       if (need_w) {
-        if (multi) grad_w.addmm_(gz.t(), h.to(torch::kFloat32));  // [V, D]
+        if (multi) grad_w.addmm_(gz.t(), h.to(gz.scalar_type()));  // [V, D]
         else grad_w = torch::matmul(gl.t(), h);
       }
     }
@@ -94,7 +97,7 @@ TokenLogprobs next_token_logprobs_from_hidden(CausalLM& model, const torch::Tens
   if (hidden.dim() != 3 || hidden.size(0) != B || hidden.size(1) != T)
     fail("next_token_logprobs", "hidden shape " + c10::str(hidden.sizes()) + " does not match ids " + c10::str(ids.sizes()));
   const auto device = hidden.device();
-  auto f32 = torch::TensorOptions().dtype(torch::kFloat32).device(device);
+  auto f32 = torch::TensorOptions().dtype(softmax_dtype(hidden)).device(device);  // fp32 (fp64 for fp64 models)
   TokenLogprobs out;
   if (T < 2) {
     out.logps = torch::zeros({B, 0}, f32);

@@ -65,9 +65,11 @@ Bpe::Bpe(const nlohmann::json& config, const std::string& file) {
       a = m.at(0).get<std::string>();
       b = m.at(1).get<std::string>();
     }
-    int64_t ida = find(a, "merge #" + std::to_string(rank) + " left part");
-    int64_t idb = find(b, "merge #" + std::to_string(rank) + " right part");
-    int64_t merged = find(a + b, "merge #" + std::to_string(rank) + " result");
+    auto ia = vocab_.find(a), ib = vocab_.find(b), im = vocab_.find(a + b);
+    if (ia == vocab_.end() || ib == vocab_.end() || im == vocab_.end())
+      fail(file, "merge #" + std::to_string(rank) + " ('" + a + "', '" + b +
+                     "') uses a token that is not in the vocab");
+    int64_t ida = ia->second, idb = ib->second, merged = im->second;
     merges_.emplace(pair_key(ida, idb),
                     Merge{rank, static_cast<int32_t>(merged)});  // first (lowest) rank wins
     ++rank;
@@ -83,24 +85,26 @@ void Bpe::encode_word(std::string_view word, std::vector<int64_t>& out) const {
       return;
     }
   }
-  const bool cacheable = word.size() <= kMaxCachedWordBytes;
-  std::string key;
-  if (cacheable) {
-    key.assign(word);
-    std::lock_guard<std::mutex> lock(cache_mutex_);
-    auto it = cache_.find(key);
-    if (it != cache_.end()) {
+  if (word.size() > kMaxCachedWordBytes) {
+    std::vector<int64_t> ids = merge_word(word);
+    out.insert(out.end(), ids.begin(), ids.end());
+    return;
+  }
+  std::string key(word);
+  CacheShard& shard = cache_[std::hash<std::string>{}(key) % kCacheShards];
+  {
+    std::lock_guard<std::mutex> lock(shard.mutex);
+    auto it = shard.words.find(key);
+    if (it != shard.words.end()) {
       out.insert(out.end(), it->second.begin(), it->second.end());
       return;
     }
   }
   std::vector<int64_t> ids = merge_word(word);
   out.insert(out.end(), ids.begin(), ids.end());
-  if (cacheable) {
-    std::lock_guard<std::mutex> lock(cache_mutex_);
-    if (cache_.size() >= kMaxCachedWords) cache_.clear();
-    cache_.emplace(std::move(key), std::move(ids));
-  }
+  std::lock_guard<std::mutex> lock(shard.mutex);
+  if (shard.words.size() >= kMaxCachedWords / kCacheShards) shard.words.clear();
+  shard.words.emplace(std::move(key), std::move(ids));
 }
 
 // Merges a word the way Hugging Face's BPE does: repeatedly apply the lowest-rank merge among

@@ -1,6 +1,7 @@
 // The tokenizer.json BPE model: merges the characters of one pre-tokenized word by merge rank
 // (internal).
 #pragma once
+#include <array>
 #include <cstdint>
 #include <mutex>
 #include <nlohmann/json.hpp>
@@ -37,8 +38,14 @@ class Bpe {
   std::vector<int64_t> byte_ids_;  // id of "<0xXX>" per byte, -1 if absent
   std::string continuing_prefix_, end_of_word_suffix_;
 
-  mutable std::mutex cache_mutex_;
-  mutable std::unordered_map<std::string, std::vector<int64_t>> cache_;
+  // The word cache is sharded by hash so that data-loader threads encoding in parallel rarely wait
+  // on the same lock.
+  struct CacheShard {
+    std::mutex mutex;
+    std::unordered_map<std::string, std::vector<int64_t>> words;
+  };
+  static constexpr size_t kCacheShards = 64;
+  mutable std::array<CacheShard, kCacheShards> cache_;
 };
 
 }  // namespace treg
