@@ -13,6 +13,9 @@ namespace treg::cli {
 void add_make_tiny_command(CLI::App& app);
 void add_logprobs_command(CLI::App& app);
 void add_tokenize_command(CLI::App& app);
+void add_score_tokens_command(CLI::App& app);
+void add_export_rewards_command(CLI::App& app);
+void add_view_rewards_command(CLI::App& app);
 
 namespace {
 std::map<CLI::App*, Action>& actions() {
@@ -27,6 +30,9 @@ void add_all_commands(CLI::App& app) {
   add_make_tiny_command(app);
   add_logprobs_command(app);
   add_tokenize_command(app);
+  add_score_tokens_command(app);
+  add_export_rewards_command(app);
+  add_view_rewards_command(app);
 }
 
 int run_selected(CLI::App& app) {
