@@ -137,27 +137,30 @@ struct Scorer {
       recs.push_back(std::move(r));
     }
     if (c.reward_source == "prompt") {
-      // chosen + rejected x (plain, better, worse) of every pair in one padded batch.
-      std::vector<std::vector<int64_t>> seqs;
-      std::vector<int64_t> starts;
+      // chosen + rejected x (plain, better, worse) of every pair of the batch: the plain contexts in one
+      // padded batch, the (about 5x longer) revision contexts in another, so short rows are not padded
+      // to the revision length.
+      std::vector<std::vector<int64_t>> plain, revision;
+      std::vector<int64_t> plain_starts, revision_starts;
       for (size_t i = begin; i < end; ++i)
         for (bool chosen : {true, false}) {
           ScoreContexts ctx = build_score_contexts(pairs[i], chosen, spec, tok, chat);
-          seqs.push_back(std::move(ctx.plain));
-          starts.push_back(ctx.plain_start);
-          seqs.push_back(std::move(ctx.better));
-          starts.push_back(ctx.better_start);
-          seqs.push_back(std::move(ctx.worse));
-          starts.push_back(ctx.worse_start);
+          plain.push_back(std::move(ctx.plain));
+          plain_starts.push_back(ctx.plain_start);
+          revision.push_back(std::move(ctx.better));
+          revision_starts.push_back(ctx.better_start);
+          revision.push_back(std::move(ctx.worse));
+          revision_starts.push_back(ctx.worse_start);
         }
-      auto lp = run(ref, seqs, starts);
+      auto lp_plain = run(ref, plain, plain_starts);
+      auto lp_rev = run(ref, revision, revision_starts);
       for (size_t k = 0; k < recs.size(); ++k)
-        for (int which = 0; which < 2; ++which) {
+        for (size_t which = 0; which < 2; ++which) {
           ResponseScores& r = which == 0 ? recs[k].chosen : recs[k].rejected;
-          const size_t s = k * 6 + static_cast<size_t>(which) * 3;
-          r.ref_logps = std::move(lp[s]);
-          r.logp_better = std::move(lp[s + 1]);
-          r.logp_worse = std::move(lp[s + 2]);
+          const size_t s = k * 2 + which;
+          r.ref_logps = std::move(lp_plain[s]);
+          r.logp_better = std::move(lp_rev[2 * s]);
+          r.logp_worse = std::move(lp_rev[2 * s + 1]);
         }
     } else {
       // Table 2 ablation: the DPO model is the "strong" model, pi_ref the "weak" one, both on the plain prompt.
@@ -274,9 +277,13 @@ ScoreSummary score_tokens(const Config& c, const std::string& split, bool progre
                      c.assistant_prefix};
     scorer.ref = load_model(c.model_name_or_path, device, dtype);
     scorer.ref->eval();
+    // Fused attention wherever a layer allows it (softcapped Gemma-2 layers keep the reference path):
+    // the revision contexts are long, and the reference path materialises [B, H, T, T] scores.
+    scorer.ref->set_attention_impl(AttentionImpl::kSdpa);
     if (c.reward_source == "dpo") {
       scorer.dpo = load_model(c.dpo_model, device, dtype);
       scorer.dpo->eval();
+      scorer.dpo->set_attention_impl(AttentionImpl::kSdpa);
       if (scorer.dpo->args().vocab_size != scorer.ref->args().vocab_size)
         fail("config key 'dpo_model'", "vocabulary " + std::to_string(scorer.dpo->args().vocab_size) +
                                            " differs from the reference model's " +
