@@ -1,13 +1,15 @@
-// Preference data: row shapes, token layout against hand-written conversation text, boundary merges,
-// truncation counts, and every bad-row class (error with file:line:reason; skip mode with a report).
-// The tokenizer here is a small mock (test code, not the code under test): chat markers are single
-// special tokens, other text is greedy longest match over a few multi-byte pieces and single bytes.
+// Preference data: row shapes, token layout against hand-written conversation text, boundary
+// merges, truncation counts, and every bad-row class (error with file:line:reason; skip mode with a
+// report). The tokenizer here is a small mock (test code, not the code under test): chat markers
+// are single special tokens, other text is greedy longest match over a few multi-byte pieces and
+// single bytes.
+#include "treg/data.h"
+
 #include <gtest/gtest.h>
 
 #include <fstream>
 
 #include "test_util.h"
-#include "treg/data.h"
 #include "treg/error.h"
 #include "treg/io.h"
 
@@ -17,8 +19,9 @@ namespace {
 class MockTokenizer : public Tokenizer {
  public:
   explicit MockTokenizer(std::vector<std::string> merges = {}) {
-    specials_ = {"<|begin_of_text|>", "<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>", "<bos>",
-                 "<start_of_turn>", "<end_of_turn>", "<|im_start|>", "<|im_end|>"};
+    specials_ = {
+        "<|begin_of_text|>", "<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>", "<bos>",
+        "<start_of_turn>",   "<end_of_turn>",       "<|im_start|>",      "<|im_end|>"};
     pieces_ = std::move(merges);
     special_.bos_id = 1;  // <|begin_of_text|> (ids of specials are 1 + position)
     special_.bos_token = "<|begin_of_text|>";
@@ -32,7 +35,8 @@ class MockTokenizer : public Tokenizer {
       int64_t best = -1;
       size_t best_len = 0;
       for (size_t s = 0; s < specials_.size(); ++s)
-        if (text.compare(i, specials_[s].size(), specials_[s]) == 0 && specials_[s].size() > best_len)
+        if (text.compare(i, specials_[s].size(), specials_[s]) == 0 &&
+            specials_[s].size() > best_len)
           best = static_cast<int64_t>(1 + s), best_len = specials_[s].size();
       for (size_t p = 0; p < pieces_.size(); ++p)
         if (text.compare(i, pieces_[p].size(), pieces_[p]) == 0 && pieces_[p].size() > best_len)
@@ -87,7 +91,8 @@ std::string error_of(const std::function<void()>& f) {
 
 // ---- shapes ----
 TEST(Data, ParsesTheUltraFeedbackShapes) {
-  RawPair a = parse_pair_line(R"({"prompt":"Q?","chosen":"good","rejected":"bad","extra":1})", "f", 1);
+  RawPair a =
+      parse_pair_line(R"({"prompt":"Q?","chosen":"good","rejected":"bad","extra":1})", "f", 1);
   ASSERT_EQ(a.prompt.size(), 1u);
   EXPECT_EQ(a.prompt[0].role, "user");
   EXPECT_EQ(a.prompt[0].content, "Q?");
@@ -123,9 +128,10 @@ TEST(Data, ParsesTheUltraFeedbackShapes) {
 // ---- token layout, per chat format, against hand-written conversation text ----
 struct LayoutCase {
   ChatFormat format;
-  std::string prompt_text;      // what the real template renders for [user "What is 2 plus 2?"] + gen prompt
+  std::string
+      prompt_text;  // what the real template renders for [user "What is 2 plus 2?"] + gen prompt
   std::string eot;
-  int64_t bos;                  // -1: none
+  int64_t bos;  // -1: none
 };
 
 TEST(Data, PromptPlusResponseIsTheWholeConversation) {
@@ -134,10 +140,12 @@ TEST(Data, PromptPlusResponseIsTheWholeConversation) {
        "<|begin_of_text|><|start_header_id|>user<|end_header_id|>\n\nWhat is 2 plus 2?<|eot_id|>"
        "<|start_header_id|>assistant<|end_header_id|>\n\n",
        "<|eot_id|>", 1},
-      {ChatFormat::Gemma, "<bos><start_of_turn>user\nWhat is 2 plus 2?<end_of_turn>\n<start_of_turn>model\n",
+      {ChatFormat::Gemma,
+       "<bos><start_of_turn>user\nWhat is 2 plus 2?<end_of_turn>\n<start_of_turn>model\n",
        "<end_of_turn>", 5},
       {ChatFormat::ChatML,
-       "<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n<|im_start|>user\nWhat is 2 plus 2?<|im_end|>\n"
+       "<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n<|im_start|>user\nWhat is 2 "
+       "plus 2?<|im_end|>\n"
        "<|im_start|>assistant\n",
        "<|im_end|>", -1},
   };
@@ -146,13 +154,15 @@ TEST(Data, PromptPlusResponseIsTheWholeConversation) {
     MockTokenizer tok;
     tok.set_bos(c.bos);
     ChatTemplate chat(c.format);
-    RawPair row = parse_pair_line(R"({"prompt":"What is 2 plus 2?","chosen":"Sure! 4.","rejected":"Ugh, 5."})", "f", 1);
+    RawPair row = parse_pair_line(
+        R"({"prompt":"What is 2 plus 2?","chosen":"Sure! 4.","rejected":"Ugh, 5."})", "f", 1);
     DataStats st;
     TokenizedPair p = tokenize_pair(row, tok, chat, &st);
     EXPECT_EQ(p.prompt_ids, tok.encode(c.prompt_text, false));
     EXPECT_EQ(p.chosen_ids, tok.encode("Sure! 4." + c.eot, false));
     EXPECT_EQ(p.rejected_ids, tok.encode("Ugh, 5." + c.eot, false));
-    EXPECT_EQ(cat(p.prompt_ids, p.chosen_ids), tok.encode(c.prompt_text + "Sure! 4." + c.eot, false));
+    EXPECT_EQ(cat(p.prompt_ids, p.chosen_ids),
+              tok.encode(c.prompt_text + "Sure! 4." + c.eot, false));
     EXPECT_EQ(st.boundary_merges, 0);
     // BOS exactly once, first.
     int64_t bos_count = std::count(p.prompt_ids.begin(), p.prompt_ids.end(), c.bos);
@@ -172,22 +182,27 @@ TEST(Data, MultiTurnAndSystemPromptsLayOutLikeTheTemplate) {
   TokenizedPair p = tokenize_pair(row, tok, chat, nullptr);
   const std::string prompt =
       "<|begin_of_text|><|start_header_id|>system<|end_header_id|>\n\nBe nice.<|eot_id|>"
-      "<|start_header_id|>user<|end_header_id|>\n\nA<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\nB<|eot_id|>"
-      "<|start_header_id|>user<|end_header_id|>\n\nC<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n";
+      "<|start_header_id|>user<|end_header_id|>\n\nA<|eot_id|><|start_header_id|>assistant<|end_"
+      "header_id|>\n\nB<|eot_id|>"
+      "<|start_header_id|>user<|end_header_id|>\n\nC<|eot_id|><|start_header_id|>assistant<|end_"
+      "header_id|>\n\n";
   EXPECT_EQ(p.prompt_ids, tok.encode(prompt, false));
   EXPECT_EQ(p.rejected_ids, tok.encode("bad<|eot_id|>", false));
 }
 
 TEST(Data, BoundaryMergeMovesTheSplitAndIsCounted) {
-  // "\n\nSure" is one token: the prompt's trailing "\n\n" merges with the chosen answer's first word.
+  // "\n\nSure" is one token: the prompt's trailing "\n\n" merges with the chosen answer's first
+  // word.
   MockTokenizer tok({"\n\nSure"});
   ChatTemplate chat(ChatFormat::Llama3);
-  RawPair row = parse_pair_line(R"({"prompt":"Q","chosen":"Sure thing","rejected":"No way"})", "f", 1);
+  RawPair row =
+      parse_pair_line(R"({"prompt":"Q","chosen":"Sure thing","rejected":"No way"})", "f", 1);
   DataStats st;
   TokenizedPair p = tokenize_pair(row, tok, chat, &st);
   EXPECT_EQ(st.boundary_merges, 1);  // chosen only
   const std::string prompt =
-      "<|begin_of_text|><|start_header_id|>user<|end_header_id|>\n\nQ<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n";
+      "<|begin_of_text|><|start_header_id|>user<|end_header_id|>\n\nQ<|eot_id|><|start_header_id|>"
+      "assistant<|end_header_id|>\n\n";
   EXPECT_EQ(cat(p.prompt_ids, p.chosen_ids), tok.encode(prompt + "Sure thing<|eot_id|>", false));
   EXPECT_EQ(cat(p.prompt_ids, p.rejected_ids), tok.encode(prompt + "No way<|eot_id|>", false));
   // The shared prompt stops before the merged "\n\n", which both responses now start with.
@@ -201,8 +216,9 @@ TEST(Data, BoundaryMergeMovesTheSplitAndIsCounted) {
 TEST(Data, TruncationKeepsPromptEndAndBosThenCutsResponses) {
   MockTokenizer tok;
   ChatTemplate chat(ChatFormat::Llama3);
-  std::string path = write_jsonl("trunc", {R"({"prompt":"0123456789","chosen":"abcdefghij","rejected":"xyz"})",
-                                           R"({"prompt":"Q","chosen":"ab","rejected":"cd"})"});
+  std::string path =
+      write_jsonl("trunc", {R"({"prompt":"0123456789","chosen":"abcdefghij","rejected":"xyz"})",
+                            R"({"prompt":"Q","chosen":"ab","rejected":"cd"})"});
   // Pair 1 by hand: prompt = BOS, <sh>, "user" (4 bytes), <eh>, "\n\n" (2), 10 digits, <eot>, <sh>,
   // "assistant" (9), <eh>, "\n\n" (2) = 33 tokens; chosen = 10 + eot = 11; rejected = 3 + eot = 4.
   // Pair 2: prompt 24 tokens, answers 3 each.
@@ -218,7 +234,8 @@ TEST(Data, TruncationKeepsPromptEndAndBosThenCutsResponses) {
     int64_t chosen_cut, rejected_cut;
   };
   // 33 + 11 > L: the prompt keeps BOS + its last (M - 1) tokens; responses are cut to L - M.
-  for (const Case& c : {Case{40, 30, 30, 10, 4, 1, 0}, Case{30, 26, 26, 4, 4, 1, 0}, Case{28, 26, 26, 2, 2, 1, 1}}) {
+  for (const Case& c : {Case{40, 30, 30, 10, 4, 1, 0}, Case{30, 26, 26, 4, 4, 1, 0},
+                        Case{28, 26, 26, 2, 2, 1, 1}}) {
     SCOPED_TRACE(c.max_length);
     DataOptions o;
     o.max_length = c.max_length;
@@ -229,8 +246,11 @@ TEST(Data, TruncationKeepsPromptEndAndBosThenCutsResponses) {
     ASSERT_EQ(p.prompt_ids.size(), c.prompt);
     EXPECT_EQ(p.prompt_ids[0], 1);  // BOS kept
     EXPECT_EQ(std::vector<int64_t>(p.prompt_ids.begin() + 1, p.prompt_ids.end()),
-              std::vector<int64_t>(full_prompt.end() - static_cast<std::ptrdiff_t>(c.prompt - 1), full_prompt.end()));
-    EXPECT_EQ(p.chosen_ids, std::vector<int64_t>(chosen.begin(), chosen.begin() + static_cast<std::ptrdiff_t>(c.chosen)));
+              std::vector<int64_t>(full_prompt.end() - static_cast<std::ptrdiff_t>(c.prompt - 1),
+                                   full_prompt.end()));
+    EXPECT_EQ(p.chosen_ids,
+              std::vector<int64_t>(chosen.begin(),
+                                   chosen.begin() + static_cast<std::ptrdiff_t>(c.chosen)));
     EXPECT_EQ(p.rejected_ids.size(), c.rejected);
     EXPECT_EQ(d.stats.prompts_truncated, 1);
     EXPECT_EQ(d.stats.chosen_truncated, c.chosen_cut);
@@ -255,8 +275,10 @@ TEST(Data, EachBadRowClassStopsTheRunWithFileLineAndReason) {
       {R"({"chosen":"a","rejected":"b"})", "missing field 'prompt'"},
       {R"({"prompt":"Q","chosen":[{"role":"user","content":"a"}],"rejected":"b"})",
        "last message of 'chosen' must be the assistant's answer"},
-      {R"({"prompt":[{"role":"assistant","content":"Q"}],"chosen":"a","rejected":"b"})", "wrong roles"},
-      {R"({"prompt":[{"role":"robot","content":"Q"}],"chosen":"a","rejected":"b"})", "wrong role 'robot'"},
+      {R"({"prompt":[{"role":"assistant","content":"Q"}],"chosen":"a","rejected":"b"})",
+       "wrong roles"},
+      {R"({"prompt":[{"role":"robot","content":"Q"}],"chosen":"a","rejected":"b"})",
+       "wrong role 'robot'"},
       {R"({"prompt":"Q","chosen":"   ","rejected":"b"})", "empty chosen answer"},
       {R"({"prompt":"Q","chosen":"a","rejected":""})", "empty rejected answer"},
       {R"({"prompt":"Q","chosen":"same","rejected":"same"})", "identical"},
@@ -267,7 +289,8 @@ TEST(Data, EachBadRowClassStopsTheRunWithFileLineAndReason) {
     SCOPED_TRACE(row);
     std::string path = write_jsonl("bad", {good, "", row, good});
     std::string e = error_of([&] { load_preference_data(path, tok, chat, DataOptions{}); });
-    EXPECT_NE(e.find(path + ":3: "), std::string::npos) << e;  // the blank line 2 still counts as a line
+    EXPECT_NE(e.find(path + ":3: "), std::string::npos)
+        << e;  // the blank line 2 still counts as a line
     EXPECT_NE(e.find(reason), std::string::npos) << e;
     EXPECT_NE(e.find("skip_bad_rows"), std::string::npos) << e;
   }
@@ -276,9 +299,10 @@ TEST(Data, EachBadRowClassStopsTheRunWithFileLineAndReason) {
 TEST(Data, SkipModeCountsAndReportsEveryBadRow) {
   MockTokenizer tok;
   ChatTemplate chat(ChatFormat::Llama3);
-  std::string path = write_jsonl("skip", {R"({"prompt":"Q","chosen":"a","rejected":"b"})", "not json",
-                                          R"({"prompt":"Q","chosen":"x","rejected":"x"})",
-                                          R"({"prompt":"Q2","chosen":"c","rejected":"d"})"});
+  std::string path =
+      write_jsonl("skip", {R"({"prompt":"Q","chosen":"a","rejected":"b"})", "not json",
+                           R"({"prompt":"Q","chosen":"x","rejected":"x"})",
+                           R"({"prompt":"Q2","chosen":"c","rejected":"d"})"});
   DataOptions o;
   o.skip_bad_rows = true;
   o.bad_rows_report = path + ".bad_rows.jsonl";
@@ -303,7 +327,8 @@ TEST(Data, SkipModeCountsAndReportsEveryBadRow) {
 
 TEST(Data, BundledTinyDataParsesAndHasEveryShape) {
   for (const char* split : {"train", "eval"}) {
-    std::string path = test::source_path(std::string("configs/data/tiny_prefs.") + split + ".jsonl");
+    std::string path =
+        test::source_path(std::string("configs/data/tiny_prefs.") + split + ".jsonl");
     std::ifstream f(path);
     std::string line;
     int64_t n = 0, with_system = 0, multi = 0, string_prompt = 0;

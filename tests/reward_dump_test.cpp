@@ -1,5 +1,7 @@
 // The reward dump format on its own: round trip, torn-tail resume, corruption and staleness errors.
 // (The CLI-level tests — kill -9 and byte-identical resume, scoring — are in rewards_test.cpp.)
+#include "treg/reward_dump.h"
+
 #include <gtest/gtest.h>
 #include <unistd.h>
 
@@ -9,7 +11,6 @@
 #include "test_util.h"
 #include "treg/error.h"
 #include "treg/io.h"
-#include "treg/reward_dump.h"
 
 namespace treg {
 namespace {
@@ -48,7 +49,8 @@ void expect_same(const PairRecord& a, const PairRecord& b) {
   }
 }
 
-const json kMeta = {{"format", "treg-reward-dump"}, {"max_length", 2048}, {"model", {{"config_sha256", "abc"}}}};
+const json kMeta = {
+    {"format", "treg-reward-dump"}, {"max_length", 2048}, {"model", {{"config_sha256", "abc"}}}};
 
 std::string write_dump(const std::string& path, int64_t n, const json& meta = kMeta) {
   RewardDumpWriter w(path, meta, 1, 2);
@@ -227,14 +229,20 @@ TEST(RewardDump, TruncatedOrCorruptFilesAreNamedErrors) {
   EXPECT_NE(e.find("metadata checksum"), std::string::npos) << e;
 
   // An unfinished dump: only the .partial exists.
-  { RewardDumpWriter w(dir + "/unfinished.bin", kMeta); w.append(make_record(0)); }
+  {
+    RewardDumpWriter w(dir + "/unfinished.bin", kMeta);
+    w.append(make_record(0));
+  }
   e = error_of([&] { RewardDumpReader r(dir + "/unfinished.bin"); });
   EXPECT_NE(e.find("unfinished"), std::string::npos) << e;
 }
 
 TEST(RewardDump, StaleMetadataNamesFieldValuesAndCommand) {
-  json dump = {{"max_length", 2048}, {"model", {{"config_sha256", "aaa"}, {"weights_sha256", "w"}}}, {"treg_version", "0.1"}};
-  json expected = {{"max_length", 2048}, {"model", {{"config_sha256", "aaa"}, {"weights_sha256", "w"}}}};
+  json dump = {{"max_length", 2048},
+               {"model", {{"config_sha256", "aaa"}, {"weights_sha256", "w"}}},
+               {"treg_version", "0.1"}};
+  json expected = {{"max_length", 2048},
+                   {"model", {{"config_sha256", "aaa"}, {"weights_sha256", "w"}}}};
   EXPECT_NO_THROW(check_dump_matches(dump, expected));
   expected["model"]["config_sha256"] = "bbb";
   std::string e = error_of([&] { check_dump_matches(dump, expected, "out/d.bin", "cfg.yaml"); });

@@ -2,6 +2,8 @@
 // recomputation through `treg logprobs`; response tokens line up with the training tokens for the
 // llama3, gemma and chatml templates; kill -9 + resume gives a byte-identical dump; stale dumps are
 // refused naming the field; the revision prompt's placeholders are checked.
+#include "treg/rewards.h"
+
 #include <gtest/gtest.h>
 
 #include <chrono>
@@ -15,7 +17,6 @@
 #include "treg/error.h"
 #include "treg/io.h"
 #include "treg/reward_dump.h"
-#include "treg/rewards.h"
 #include "treg/tokenizer.h"
 
 namespace treg {
@@ -44,8 +45,9 @@ std::string data_subset(const std::string& dir, int n) {
 std::string write_config(const std::string& dir, const std::string& model, const std::string& train,
                          const std::string& extra = "") {
   std::string path = dir + "/cfg.yaml";
-  write_file_atomic(path, "model_name_or_path: " + model + "\ntrain_file: " + train + "\noutput_dir: " + dir +
-                              "/out\ndevice: cpu\nscore_batch_size: 2\n" + extra);
+  write_file_atomic(path, "model_name_or_path: " + model + "\ntrain_file: " + train +
+                              "\noutput_dir: " + dir + "/out\ndevice: cpu\nscore_batch_size: 2\n" +
+                              extra);
   return path;
 }
 
@@ -61,17 +63,21 @@ std::vector<json> read_jsonl(const std::string& path) {
 }
 
 std::string replace_all(std::string s, const std::string& from, const std::string& to) {
-  for (size_t i = s.find(from); i != std::string::npos; i = s.find(from, i + to.size())) s.replace(i, from.size(), to);
+  for (size_t i = s.find(from); i != std::string::npos; i = s.find(from, i + to.size()))
+    s.replace(i, from.size(), to);
   return s;
 }
 
 // ---- the revision prompt ----
 TEST(Rewards, RevisionTemplateIsFigure2WithItsPlaceholders) {
   std::string t = load_revision_template(default_revision_prompt_path());
-  EXPECT_NE(t.find("Please rewrite the Assistant's Answer to make it {direction}."), std::string::npos);
+  EXPECT_NE(t.find("Please rewrite the Assistant's Answer to make it {direction}."),
+            std::string::npos);
   EXPECT_NE(t.find("[The start of a rewritten {direction} answer]"), std::string::npos);
-  std::string r = render_revision_prompt(t, "What is 2+2?", "It is {answer} 4.", "better", "helpful, correct");
-  EXPECT_NE(r.find("[User Question]\n\nWhat is 2+2?\n\n[The start of Assistant's Answer]\n\nIt is {answer} 4.\n"),
+  std::string r =
+      render_revision_prompt(t, "What is 2+2?", "It is {answer} 4.", "better", "helpful, correct");
+  EXPECT_NE(r.find("[User Question]\n\nWhat is 2+2?\n\n[The start of Assistant's Answer]\n\nIt is "
+                   "{answer} 4.\n"),
             std::string::npos);  // values are not substituted again
   EXPECT_NE(r.find("to be helpful, correct, etc."), std::string::npos);
   EXPECT_EQ(r.find("{direction}"), std::string::npos);
@@ -79,10 +85,14 @@ TEST(Rewards, RevisionTemplateIsFigure2WithItsPlaceholders) {
 }
 
 TEST(Rewards, MissingOrUnknownPlaceholdersAreNamed) {
-  std::string e = error_of([] { check_revision_template("{instruction} {direction} {detailed_description}", "p.txt"); });
+  std::string e = error_of(
+      [] { check_revision_template("{instruction} {direction} {detailed_description}", "p.txt"); });
   EXPECT_NE(e.find("p.txt"), std::string::npos) << e;
   EXPECT_NE(e.find("missing placeholder(s) {answer}"), std::string::npos) << e;
-  e = error_of([] { check_revision_template("{instruction} {answer} {direction} {detailed_description} {question}", "p.txt"); });
+  e = error_of([] {
+    check_revision_template("{instruction} {answer} {direction} {detailed_description} {question}",
+                            "p.txt");
+  });
   EXPECT_NE(e.find("unknown placeholder(s) {question}"), std::string::npos) << e;
 }
 
@@ -109,7 +119,8 @@ struct Scored {
   json meta;
 };
 
-Scored score(const std::string& name, const std::string& arch, int n_rows, const std::string& extra = "") {
+Scored score(const std::string& name, const std::string& arch, int n_rows,
+             const std::string& extra = "") {
   Scored s;
   s.dir = test::fresh_dir(name);
   s.model = test::tiny_model(arch);
@@ -119,8 +130,8 @@ Scored score(const std::string& name, const std::string& arch, int n_rows, const
   std::string out;
   int rc = test::run_command(treg() + " score-tokens --no-progress --config " + s.cfg, &out);
   EXPECT_EQ(rc, 0) << out;
-  rc = test::run_command(treg() + " export-rewards --dump " + s.dump + " --out " + s.dir + "/rewards.jsonl --metadata " +
-                             s.dir + "/meta.json",
+  rc = test::run_command(treg() + " export-rewards --dump " + s.dump + " --out " + s.dir +
+                             "/rewards.jsonl --metadata " + s.dir + "/meta.json",
                          &out);
   EXPECT_EQ(rc, 0) << out;
   s.rows = read_jsonl(s.dir + "/rewards.jsonl");
@@ -130,8 +141,9 @@ Scored score(const std::string& name, const std::string& arch, int n_rows, const
 
 class RewardsArch : public ::testing::TestWithParam<std::string> {};
 
-// Every log-prob in the dump equals `treg logprobs` on contexts assembled here from text (the revision
-// prompt filled by plain string replacement, rendered as one user turn, plus the assistant prefix).
+// Every log-prob in the dump equals `treg logprobs` on contexts assembled here from text (the
+// revision prompt filled by plain string replacement, rendered as one user turn, plus the assistant
+// prefix).
 TEST_P(RewardsArch, RewardsAndRefLogpsEqualIndependentRecomputation) {
   Scored s = score("rewards_recompute_" + GetParam(), GetParam(), 6);
   ASSERT_EQ(s.rows.size(), 6u);
@@ -162,13 +174,17 @@ TEST_P(RewardsArch, RewardsAndRefLogpsEqualIndependentRecomputation) {
       instruction = prompt[0]["content"];
     } else {
       for (const auto& m : prompt) {
-        std::string role = m["role"] == "system" ? "System" : m["role"] == "user" ? "User" : "Assistant";
-        instruction += (instruction.empty() ? "" : "\n\n") + role + ": " + m["content"].get<std::string>();
+        std::string role = m["role"] == "system" ? "System"
+                           : m["role"] == "user" ? "User"
+                                                 : "Assistant";
+        instruction +=
+            (instruction.empty() ? "" : "\n\n") + role + ": " + m["content"].get<std::string>();
       }
     }
     for (std::string which : {"chosen", "rejected"}) {
       const json& v = row[which];
-      std::string answer = v.is_string() ? v.get<std::string>() : v.back()["content"].get<std::string>();
+      std::string answer =
+          v.is_string() ? v.get<std::string>() : v.back()["content"].get<std::string>();
       std::vector<int64_t> resp = s.rows[i][which]["ids"];
       std::vector<int64_t> plain = s.rows[i]["prompt_ids"];
       slices.push_back({i, which, "ref_logps", plain.size()});
@@ -179,10 +195,12 @@ TEST_P(RewardsArch, RewardsAndRefLogpsEqualIndependentRecomputation) {
         text = replace_all(text, "{instruction}", instruction);
         text = replace_all(text, "{answer}", answer);
         text = replace_all(text, "{detailed_description}",
-                           dir == "better" ? "helpful, correct, coherent, concise" : "unhelpful, incorrect, incoherent, verbose");
+                           dir == "better" ? "helpful, correct, coherent, concise"
+                                           : "unhelpful, incorrect, incoherent, verbose");
         text = replace_all(text, "{direction}", dir);
         std::vector<int64_t> ids = tok->encode(chat.render({{"user", text}}, true), false);
-        std::vector<int64_t> pre = tok->encode("[The start of a rewritten " + dir + " answer]\n", false);
+        std::vector<int64_t> pre =
+            tok->encode("[The start of a rewritten " + dir + " answer]\n", false);
         ids.insert(ids.end(), pre.begin(), pre.end());
         slices.push_back({i, which, "logp_" + dir, ids.size()});
         ids.insert(ids.end(), resp.begin(), resp.end());
@@ -192,8 +210,8 @@ TEST_P(RewardsArch, RewardsAndRefLogpsEqualIndependentRecomputation) {
   }
   write_file_atomic(s.dir + "/ctx.jsonl", in);
   std::string out;
-  ASSERT_EQ(test::run_command(treg() + " logprobs --model " + s.model + " --input " + s.dir + "/ctx.jsonl --out " + s.dir +
-                                  "/ctx_out.jsonl",
+  ASSERT_EQ(test::run_command(treg() + " logprobs --model " + s.model + " --input " + s.dir +
+                                  "/ctx.jsonl --out " + s.dir + "/ctx_out.jsonl",
                               &out),
             0)
       << out;
@@ -205,14 +223,17 @@ TEST_P(RewardsArch, RewardsAndRefLogpsEqualIndependentRecomputation) {
     std::vector<double> all = lp[k]["logprobs"];
     std::vector<double> got = s.rows[sl.row][sl.which][sl.field];
     ASSERT_EQ(all.size() + 1, sl.start + got.size());
-    for (size_t j = 0; j < got.size(); ++j) max_diff = std::max(max_diff, std::fabs(all[sl.start - 1 + j] - got[j]));
+    for (size_t j = 0; j < got.size(); ++j)
+      max_diff = std::max(max_diff, std::fabs(all[sl.start - 1 + j] - got[j]));
   }
   EXPECT_LE(max_diff, 1e-5);
   // Eq. 3 from the dump's own two log-probs, in double.
   for (const json& r : s.rows)
     for (std::string which : {"chosen", "rejected"}) {
-      std::vector<double> b = r[which]["logp_better"], w = r[which]["logp_worse"], rw = r[which]["rewards"];
-      for (size_t j = 0; j < rw.size(); ++j) EXPECT_NEAR(rw[j], 1.0 / (1.0 + std::exp(-(b[j] - w[j]))) - 0.5, 1e-6);
+      std::vector<double> b = r[which]["logp_better"], w = r[which]["logp_worse"],
+                          rw = r[which]["rewards"];
+      for (size_t j = 0; j < rw.size(); ++j)
+        EXPECT_NEAR(rw[j], 1.0 / (1.0 + std::exp(-(b[j] - w[j]))) - 0.5, 1e-6);
     }
 }
 
@@ -222,7 +243,9 @@ TEST_P(RewardsArch, ResponseTokensLineUpWithTrainingTokens) {
   Scored s = score("rewards_align_" + GetParam(), GetParam(), 8);
   auto tok = load_tokenizer(s.model);
   ChatTemplate chat(detect_chat_format(tok->chat_template_source()));
-  const std::string expected_format = GetParam() == "llama" ? "llama3" : GetParam() == "gemma2" ? "gemma" : "chatml";
+  const std::string expected_format = GetParam() == "llama"    ? "llama3"
+                                      : GetParam() == "gemma2" ? "gemma"
+                                                               : "chatml";
   EXPECT_EQ(chat_format_name(chat.format()), expected_format);
   EXPECT_EQ(s.meta["chat_template"], expected_format);
   PreferenceData data = load_preference_data(s.train, *tok, chat, DataOptions{});
@@ -260,27 +283,33 @@ TEST(RewardsCli, ResumeAfterKill9IsByteIdentical) {
   auto cfg = [&](const std::string& sub) {
     make_dirs(dir + "/" + sub);
     std::string p = dir + "/" + sub + "/cfg.yaml";
-    write_file_atomic(p, "model_name_or_path: " + model + "\ntrain_file: " + train + "\noutput_dir: " + dir + "/" + sub +
+    write_file_atomic(p, "model_name_or_path: " + model + "\ntrain_file: " + train +
+                             "\noutput_dir: " + dir + "/" + sub +
                              "/out\ndevice: cpu\nscore_batch_size: 2\n");
     return p;
   };
   std::string out;
-  ASSERT_EQ(test::run_command(treg() + " score-tokens --no-progress --config " + cfg("a"), &out), 0) << out;
+  ASSERT_EQ(test::run_command(treg() + " score-tokens --no-progress --config " + cfg("a"), &out), 0)
+      << out;
   const std::string want = read_file(dir + "/a/out/token_rewards.bin");
 
   const std::string killed = dir + "/b/out/token_rewards.bin";
-  int rc = test::run_command("TREG_TEST_KILL_AFTER_PAIRS=5 " + treg() + " score-tokens --no-progress --config " + cfg("b"), &out);
+  int rc = test::run_command(
+      "TREG_TEST_KILL_AFTER_PAIRS=5 " + treg() + " score-tokens --no-progress --config " + cfg("b"),
+      &out);
   EXPECT_NE(rc, 0) << out;  // killed by SIGKILL
   EXPECT_FALSE(file_exists(killed));
   ASSERT_TRUE(file_exists(killed + ".partial"));
   // A torn tail too: half of a record's bytes appended.
   std::string partial = read_file(killed + ".partial");
   write_file_atomic(killed + ".partial", partial + partial.substr(partial.size() - 100, 50));
-  ASSERT_EQ(test::run_command(treg() + " score-tokens --no-progress --config " + cfg("b"), &out), 0) << out;
+  ASSERT_EQ(test::run_command(treg() + " score-tokens --no-progress --config " + cfg("b"), &out), 0)
+      << out;
   EXPECT_NE(out.find("resuming after 4 scored pairs"), std::string::npos) << out;
   EXPECT_FALSE(file_exists(killed + ".partial"));
   EXPECT_TRUE(read_file(killed) == want) << "resumed dump differs from the uninterrupted one";
-  EXPECT_EQ(test::run_command("cmp " + killed + " " + dir + "/a/out/token_rewards.bin", &out), 0) << out;
+  EXPECT_EQ(test::run_command("cmp " + killed + " " + dir + "/a/out/token_rewards.bin", &out), 0)
+      << out;
 }
 
 TEST(RewardsCli, StaleDumpIsRefusedNamingTheField) {
@@ -296,23 +325,28 @@ TEST(RewardsCli, StaleDumpIsRefusedNamingTheField) {
   EXPECT_NE(e.find("treg score-tokens --config " + s.cfg), std::string::npos) << e;
   EXPECT_NE(e.find(s.dump), std::string::npos) << e;
 
-  e = error_of([&] { ensure_reward_dumps(load_config(s.cfg, {"better_description=kind"}), s.cfg); });
+  e = error_of(
+      [&] { ensure_reward_dumps(load_config(s.cfg, {"better_description=kind"}), s.cfg); });
   EXPECT_NE(e.find("'revision_prompt.better_description'"), std::string::npos) << e;
 
   // Another model (same shapes, other seed) is a different identity.
   std::string other = s.dir + "/other-model";
   std::string out;
-  ASSERT_EQ(test::run_command(treg() + " make-tiny --arch llama --seed 3 --out " + other, &out), 0) << out;
-  e = error_of([&] { ensure_reward_dumps(load_config(s.cfg, {"model_name_or_path=" + other}), s.cfg); });
+  ASSERT_EQ(test::run_command(treg() + " make-tiny --arch llama --seed 3 --out " + other, &out), 0)
+      << out;
+  e = error_of(
+      [&] { ensure_reward_dumps(load_config(s.cfg, {"model_name_or_path=" + other}), s.cfg); });
   EXPECT_NE(e.find("'model.weights_sha256'"), std::string::npos) << e;
 
   // Edited data.
-  write_file_atomic(s.train, read_file(s.train) + read_file(s.train).substr(0, read_file(s.train).find('\n') + 1));
+  write_file_atomic(s.train, read_file(s.train) +
+                                 read_file(s.train).substr(0, read_file(s.train).find('\n') + 1));
   e = error_of([&] { ensure_reward_dumps(c, s.cfg); });
   EXPECT_NE(e.find("'data."), std::string::npos) << e;
 
   // score-tokens itself replaces the stale dump; then ensure accepts it.
-  ASSERT_EQ(test::run_command(treg() + " score-tokens --no-progress --config " + s.cfg, &out), 0) << out;
+  ASSERT_EQ(test::run_command(treg() + " score-tokens --no-progress --config " + s.cfg, &out), 0)
+      << out;
   EXPECT_NO_THROW(ensure_reward_dumps(c, s.cfg));
   EXPECT_EQ(RewardDumpReader(s.dump).size(), 5);
 
@@ -333,7 +367,8 @@ TEST(RewardsCli, CustomRevisionPromptWithMissingPlaceholderIsAnError) {
   std::string dir = test::fresh_dir("rewards_badprompt");
   std::string p = dir + "/rev.txt";
   write_file_atomic(p, "Rewrite {answer} to be {direction} ({detailed_description}).\n");
-  std::string cfg = write_config(dir, test::tiny_model("llama"), data_subset(dir, 2), "revision_prompt: " + p + "\n");
+  std::string cfg = write_config(dir, test::tiny_model("llama"), data_subset(dir, 2),
+                                 "revision_prompt: " + p + "\n");
   std::string out;
   EXPECT_NE(test::run_command(treg() + " score-tokens --no-progress --config " + cfg, &out), 0);
   EXPECT_NE(out.find(p), std::string::npos) << out;
@@ -343,16 +378,19 @@ TEST(RewardsCli, CustomRevisionPromptWithMissingPlaceholderIsAnError) {
 TEST(RewardsCli, DpoRewardSourceUsesTheLogRatioOfTwoModels) {
   std::string dir = test::fresh_dir("rewards_dpo");
   std::string dpo = dir + "/dpo-model", out;
-  ASSERT_EQ(test::run_command(treg() + " make-tiny --arch llama --seed 5 --out " + dpo, &out), 0) << out;
-  Scored s = score("rewards_dpo_scored", "llama", 3, "reward_source: dpo\ndpo_model: " + dpo + "\n");
+  ASSERT_EQ(test::run_command(treg() + " make-tiny --arch llama --seed 5 --out " + dpo, &out), 0)
+      << out;
+  Scored s =
+      score("rewards_dpo_scored", "llama", 3, "reward_source: dpo\ndpo_model: " + dpo + "\n");
   ASSERT_EQ(s.rows.size(), 3u);
   EXPECT_EQ(s.meta["reward_source"], "dpo");
   EXPECT_TRUE(s.meta.contains("dpo_model"));
   for (const json& r : s.rows) {
-    std::vector<double> ref = r["chosen"]["ref_logps"], b = r["chosen"]["logp_better"], w = r["chosen"]["logp_worse"],
-                        rw = r["chosen"]["rewards"];
+    std::vector<double> ref = r["chosen"]["ref_logps"], b = r["chosen"]["logp_better"],
+                        w = r["chosen"]["logp_worse"], rw = r["chosen"]["rewards"];
     EXPECT_EQ(w, ref);  // pi_ref is the "worse" side
-    for (size_t j = 0; j < rw.size(); ++j) EXPECT_NEAR(rw[j], 1.0 / (1.0 + std::exp(-(b[j] - ref[j]))) - 0.5, 1e-6);
+    for (size_t j = 0; j < rw.size(); ++j)
+      EXPECT_NEAR(rw[j], 1.0 / (1.0 + std::exp(-(b[j] - ref[j]))) - 0.5, 1e-6);
     bool differs = false;
     for (size_t j = 0; j < b.size(); ++j) differs |= std::fabs(b[j] - ref[j]) > 1e-4;
     EXPECT_TRUE(differs);  // two different models
@@ -363,8 +401,8 @@ TEST(RewardsCli, DpoRewardSourceUsesTheLogRatioOfTwoModels) {
   size_t start = ids.size();
   ids.insert(ids.end(), resp.begin(), resp.end());
   write_file_atomic(s.dir + "/in.jsonl", json{{"ids", ids}}.dump() + "\n");
-  ASSERT_EQ(test::run_command(treg() + " logprobs --model " + dpo + " --input " + s.dir + "/in.jsonl --out " + s.dir +
-                                  "/lp.jsonl",
+  ASSERT_EQ(test::run_command(treg() + " logprobs --model " + dpo + " --input " + s.dir +
+                                  "/in.jsonl --out " + s.dir + "/lp.jsonl",
                               &out),
             0)
       << out;
@@ -377,16 +415,18 @@ TEST(RewardsCli, DpoRewardSourceUsesTheLogRatioOfTwoModels) {
 // export and the HTML view.
 TEST(RewardsCli, BundledDataScoresInSecondsAndDraws) {
   std::string dir = test::fresh_dir("rewards_bundled");
-  std::string cfg = write_config(dir, test::tiny_model("llama"), test::source_path("configs/data/tiny_prefs.train.jsonl"),
-                                 "eval_file: " + test::source_path("configs/data/tiny_prefs.eval.jsonl") +
-                                     "\nscore_batch_size: 8\n");
+  std::string cfg = write_config(
+      dir, test::tiny_model("llama"), test::source_path("configs/data/tiny_prefs.train.jsonl"),
+      "eval_file: " + test::source_path("configs/data/tiny_prefs.eval.jsonl") +
+          "\nscore_batch_size: 8\n");
   // score_batch_size appears twice otherwise: rewrite without the default line.
   write_file_atomic(cfg, replace_all(read_file(cfg), "score_batch_size: 2\n", ""));
   std::string out;
   auto t0 = std::chrono::steady_clock::now();
   ASSERT_EQ(test::run_command(treg() + " score-tokens --config " + cfg, &out), 0) << out;
   double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  std::cerr << "score-tokens on the bundled data (300 + 50 pairs, tiny llama, CPU): " << secs << " s\n";
+  std::cerr << "score-tokens on the bundled data (300 + 50 pairs, tiny llama, CPU): " << secs
+            << " s\n";
   EXPECT_LT(secs, 300.0);  // ~80 s with 1 thread on a loaded 2-core machine: not yet "seconds"
   EXPECT_NE(out.find("300 pairs"), std::string::npos) << out;
   EXPECT_NE(out.find("mean token reward: chosen"), std::string::npos) << out;
@@ -394,8 +434,8 @@ TEST(RewardsCli, BundledDataScoresInSecondsAndDraws) {
   EXPECT_TRUE(file_exists(dir + "/out/token_rewards.bin.config.yaml"));
   EXPECT_EQ(RewardDumpReader(dir + "/out/token_rewards.eval.bin").size(), 50);
 
-  ASSERT_EQ(test::run_command(treg() + " view-rewards --dump " + dir + "/out/token_rewards.bin --out " + dir +
-                                  "/v.html --pairs 3",
+  ASSERT_EQ(test::run_command(treg() + " view-rewards --dump " + dir +
+                                  "/out/token_rewards.bin --out " + dir + "/v.html --pairs 3",
                               &out),
             0)
       << out;

@@ -2,12 +2,13 @@
 // token ids laid out exactly as training and scoring use them.
 //
 // Layout of one pair (all ids, no text reaches the model):
-//   prompt_ids   = encode(render(prompt messages, add_generation_prompt=true))   (BOS from the template)
-//   chosen_ids   = the chosen answer's content tokens + the template's end-of-turn token
+//   prompt_ids   = encode(render(prompt messages, add_generation_prompt=true))   (BOS from the
+//   template) chosen_ids   = the chosen answer's content tokens + the template's end-of-turn token
 //   rejected_ids = the same for the rejected answer
-// prompt_ids + chosen_ids equals encode(render(prompt + chosen answer)) cut right after the answer's
-// end-of-turn token. Where the tokenizer merges a token across the prompt/answer boundary, the split
-// is moved to the last token that lies wholly in the prompt (counted as a boundary merge).
+// prompt_ids + chosen_ids equals encode(render(prompt + chosen answer)) cut right after the
+// answer's end-of-turn token. Where the tokenizer merges a token across the prompt/answer boundary,
+// the split is moved to the last token that lies wholly in the prompt (counted as a boundary
+// merge).
 #pragma once
 #include <cstdint>
 #include <string>
@@ -20,9 +21,9 @@ namespace treg {
 
 // A row as read from JSONL, before tokenization.
 struct RawPair {
-  int64_t line = 0;               // 1-based line number in the file
-  std::vector<Message> prompt;    // system? (user assistant)* user
-  std::string chosen, rejected;   // the answers' text
+  int64_t line = 0;              // 1-based line number in the file
+  std::vector<Message> prompt;   // system? (user assistant)* user
+  std::string chosen, rejected;  // the answers' text
 };
 
 // A bad row: what is wrong with it, where.
@@ -44,9 +45,9 @@ struct DataOptions {
 
 struct TokenizedPair {
   int64_t source_line = 0;
-  std::vector<Message> prompt;                  // for the revision prompt's {instruction}
-  std::string chosen_text, rejected_text;       // the answers' text as in the data ({answer})
-  std::vector<int64_t> prompt_ids;              // [P]
+  std::vector<Message> prompt;                    // for the revision prompt's {instruction}
+  std::string chosen_text, rejected_text;         // the answers' text as in the data ({answer})
+  std::vector<int64_t> prompt_ids;                // [P]
   std::vector<int64_t> chosen_ids, rejected_ids;  // [C], [R], each ending in end-of-turn unless cut
 };
 
@@ -58,8 +59,8 @@ struct DataStats {
   int64_t prompts_truncated = 0;  // prompts cut to max_prompt_length (keeping their end)
   int64_t chosen_truncated = 0;   // responses cut to fit max_length
   int64_t rejected_truncated = 0;
-  int64_t dropped_empty = 0;      // pairs dropped because a response was empty after truncation
-  int64_t boundary_merges = 0;    // responses whose first token merged with the prompt's last
+  int64_t dropped_empty = 0;    // pairs dropped because a response was empty after truncation
+  int64_t boundary_merges = 0;  // responses whose first token merged with the prompt's last
   int64_t prompt_tokens = 0, response_tokens = 0;  // after truncation
   std::string summary() const;
 };

@@ -1,4 +1,5 @@
-// treg export-rewards --dump FILE --out FILE.jsonl: the reward dump as JSON lines, one pair per line.
+// treg export-rewards --dump FILE --out FILE.jsonl: the reward dump as JSON lines, one pair per
+// line.
 #include <spdlog/spdlog.h>
 
 #include <fstream>
@@ -21,7 +22,8 @@ nlohmann::json response_json(const ResponseScores& r) {
 }  // namespace
 
 void add_export_rewards_command(CLI::App& app) {
-  auto* sub = app.add_subcommand("export-rewards", "Write a reward dump as JSONL (one pair per line)");
+  auto* sub =
+      app.add_subcommand("export-rewards", "Write a reward dump as JSONL (one pair per line)");
   static std::string dump, out, meta_out;
   sub->add_option("--dump", dump, "reward dump written by score-tokens")->required();
   sub->add_option("--out", out, "output .jsonl")->required();

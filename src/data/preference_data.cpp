@@ -1,6 +1,4 @@
 // JSONL preference pairs -> token ids (see include/treg/data.h for the layout).
-#include "treg/data.h"
-
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -8,6 +6,7 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "treg/data.h"
 #include "treg/error.h"
 #include "treg/io.h"
 
@@ -102,22 +101,29 @@ RawPair parse_row(const std::string& text, int64_t line) {
     } else if (p.is_array()) {
       out.prompt = parse_messages(p, "prompt");
     } else {
-      bad(std::string("field 'prompt' must be a string or a list of messages, got ") + p.type_name());
+      bad(std::string("field 'prompt' must be a string or a list of messages, got ") +
+          p.type_name());
     }
   } else {
-    if (!row["chosen"].is_array()) bad("missing field 'prompt' (and 'chosen' is not a message list)");
+    if (!row["chosen"].is_array())
+      bad("missing field 'prompt' (and 'chosen' is not a message list)");
     out.prompt = chosen_ctx;
     if (rejected_ctx.size() != chosen_ctx.size() ||
         !std::equal(chosen_ctx.begin(), chosen_ctx.end(), rejected_ctx.begin(),
-                    [](const Message& a, const Message& b) { return a.role == b.role && a.content == b.content; }))
-      bad("without a 'prompt' field, 'chosen' and 'rejected' must share the messages before the answer");
+                    [](const Message& a, const Message& b) {
+                      return a.role == b.role && a.content == b.content;
+                    }))
+      bad("without a 'prompt' field, 'chosen' and 'rejected' must share the messages before the "
+          "answer");
   }
   check_prompt_roles(out.prompt);
   if (out.chosen == out.rejected) bad("chosen and rejected answers are identical");
   return out;
 }
 
-std::string where(const std::string& file, int64_t line) { return file + ":" + std::to_string(line); }
+std::string where(const std::string& file, int64_t line) {
+  return file + ":" + std::to_string(line);
+}
 
 const char* kBadRowHint =
     "fix the row, or set `skip_bad_rows: true` to skip bad rows (they are then counted and listed "
@@ -127,10 +133,11 @@ const char* kBadRowHint =
 
 std::string DataStats::summary() const {
   std::ostringstream s;
-  s << rows << " rows -> " << kept << " pairs; bad rows skipped " << bad_rows << ", prompts truncated "
-    << prompts_truncated << ", chosen cut " << chosen_truncated << ", rejected cut " << rejected_truncated
-    << ", dropped (empty after truncation) " << dropped_empty << ", boundary merges " << boundary_merges
-    << "; tokens: prompt " << prompt_tokens << ", responses " << response_tokens;
+  s << rows << " rows -> " << kept << " pairs; bad rows skipped " << bad_rows
+    << ", prompts truncated " << prompts_truncated << ", chosen cut " << chosen_truncated
+    << ", rejected cut " << rejected_truncated << ", dropped (empty after truncation) "
+    << dropped_empty << ", boundary merges " << boundary_merges << "; tokens: prompt "
+    << prompt_tokens << ", responses " << response_tokens;
   return s.str();
 }
 
@@ -146,9 +153,10 @@ int64_t end_of_turn_id(const Tokenizer& tok, const ChatTemplate& chat) {
   std::string eot = chat.end_of_turn();
   std::vector<int64_t> ids = tok.encode(eot, false);
   if (ids.size() != 1)
-    fail("tokenizer", "the end-of-turn marker '" + eot + "' of chat template '" +
-                          chat_format_name(chat.format()) + "' is " + std::to_string(ids.size()) +
-                          " tokens, expected 1",
+    fail("tokenizer",
+         "the end-of-turn marker '" + eot + "' of chat template '" +
+             chat_format_name(chat.format()) + "' is " + std::to_string(ids.size()) +
+             " tokens, expected 1",
          "set `chat_template:` to the model's real chat format");
   return ids[0];
 }
@@ -158,10 +166,12 @@ TokenizedPair tokenize_pair(const RawPair& row, const Tokenizer& tok, const Chat
   const std::string eot = chat.end_of_turn();
   const int64_t eot_id = end_of_turn_id(tok, chat);
   const std::string prompt_text = chat.render(row.prompt, /*add_generation_prompt=*/true);
-  std::vector<int64_t> prompt_ids = tok.encode(prompt_text, /*add_special=*/false);  // BOS is in the text
+  std::vector<int64_t> prompt_ids =
+      tok.encode(prompt_text, /*add_special=*/false);  // BOS is in the text
   const int64_t bos = tok.special().bos_id;
   if (bos >= 0 && prompt_ids.size() >= 2 && prompt_ids[0] == bos && prompt_ids[1] == bos)
-    fail("chat template", "the prompt starts with BOS twice", "report this: the template text carries BOS");
+    fail("chat template", "the prompt starts with BOS twice",
+         "report this: the template text carries BOS");
 
   // The whole conversation, cut right after the answer's end-of-turn marker.
   auto conversation_ids = [&](const std::string& answer) {
@@ -170,7 +180,8 @@ TokenizedPair tokenize_pair(const RawPair& row, const Tokenizer& tok, const Chat
     std::string full = chat.render(msgs, /*add_generation_prompt=*/false);
     if (full.compare(0, prompt_text.size(), prompt_text) != 0)
       fail("chat template '" + chat_format_name(chat.format()) + "'",
-           "rendering prompt+answer does not start with the rendered prompt (with generation prompt)");
+           "rendering prompt+answer does not start with the rendered prompt (with generation "
+           "prompt)");
     size_t pos = full.rfind(eot);
     if (pos == std::string::npos || pos < prompt_text.size())
       fail("chat template '" + chat_format_name(chat.format()) + "'",
@@ -200,8 +211,8 @@ TokenizedPair tokenize_pair(const RawPair& row, const Tokenizer& tok, const Chat
   out.rejected_ids.assign(full_r.begin() + static_cast<std::ptrdiff_t>(k), full_r.end());
   for (const auto* ids : {&out.chosen_ids, &out.rejected_ids})
     if (ids->size() < 2 || ids->back() != eot_id)
-      fail("tokenizer", "a tokenized answer does not end in the end-of-turn token '" + eot + "' (id " +
-                            std::to_string(eot_id) + ")");
+      fail("tokenizer", "a tokenized answer does not end in the end-of-turn token '" + eot +
+                            "' (id " + std::to_string(eot_id) + ")");
   return out;
 }
 
@@ -219,7 +230,8 @@ bool truncate_pair(TokenizedPair& p, int64_t bos_id, const DataOptions& opts, Da
       p.prompt_ids = std::move(cut);
       if (stats) ++stats->prompts_truncated;
     }
-    const size_t room = static_cast<size_t>(opts.max_length - static_cast<int64_t>(p.prompt_ids.size()));
+    const size_t room =
+        static_cast<size_t>(opts.max_length - static_cast<int64_t>(p.prompt_ids.size()));
     if (p.chosen_ids.size() > room) {
       p.chosen_ids.resize(room);
       if (stats) ++stats->chosen_truncated;
@@ -293,10 +305,10 @@ PreferenceData load_preference_data(const std::string& path, const Tokenizer& to
       report += json{{"file", b.file}, {"line", b.line}, {"reason", b.reason}}.dump() + "\n";
     write_file_atomic(opts.bad_rows_report, report);
     if (!data.bad_rows.empty())
-      spdlog::warn("{}: skipped {} bad rows (listed in {})", path, data.bad_rows.size(), opts.bad_rows_report);
+      spdlog::warn("{}: skipped {} bad rows (listed in {})", path, data.bad_rows.size(),
+                   opts.bad_rows_report);
   }
-  if (data.pairs.empty())
-    fail(path, "no usable preference pairs (" + st.summary() + ")");
+  if (data.pairs.empty()) fail(path, "no usable preference pairs (" + st.summary() + ")");
   return data;
 }
 

@@ -48,11 +48,14 @@ std::string role_label(const std::string& role) {
 }  // namespace
 
 const std::vector<std::string>& revision_placeholders() {
-  static const std::vector<std::string> names = {"instruction", "answer", "direction", "detailed_description"};
+  static const std::vector<std::string> names = {"instruction", "answer", "direction",
+                                                 "detailed_description"};
   return names;
 }
 
-std::string default_revision_prompt_path() { return path_join(TREG_SOURCE_DIR, "configs/prompts/revision.txt"); }
+std::string default_revision_prompt_path() {
+  return path_join(TREG_SOURCE_DIR, "configs/prompts/revision.txt");
+}
 
 void check_revision_template(const std::string& text, const std::string& where) {
   const auto& known = revision_placeholders();
@@ -61,7 +64,8 @@ void check_revision_template(const std::string& text, const std::string& where) 
   scan_template(
       text, [](const std::string&) {},
       [&](const std::string& name, size_t) {
-        if (std::find(known.begin(), known.end(), name) == known.end()) unknown.push_back("{" + name + "}");
+        if (std::find(known.begin(), known.end(), name) == known.end())
+          unknown.push_back("{" + name + "}");
         seen.insert(name);
       });
   std::string missing;
@@ -71,31 +75,40 @@ void check_revision_template(const std::string& text, const std::string& where) 
     std::string list;
     for (const auto& u : unknown) list += (list.empty() ? "" : ", ") + u;
     fail(where, "revision prompt has unknown placeholder(s) " + list,
-         "the placeholders are {instruction}, {answer}, {direction}, {detailed_description}; write literal braces as {{ and }}");
+         "the placeholders are {instruction}, {answer}, {direction}, {detailed_description}; write "
+         "literal braces as {{ and }}");
   }
   if (!missing.empty())
     fail(where, "revision prompt is missing placeholder(s) " + missing,
-         "every one of {instruction}, {answer}, {direction}, {detailed_description} must appear (see configs/prompts/revision.txt)");
+         "every one of {instruction}, {answer}, {direction}, {detailed_description} must appear "
+         "(see configs/prompts/revision.txt)");
 }
 
 std::string load_revision_template(const std::string& path) {
-  if (!file_exists(path)) fail(path, "revision prompt file not found", "check `revision_prompt` in the config");
+  if (!file_exists(path))
+    fail(path, "revision prompt file not found", "check `revision_prompt` in the config");
   std::string text = read_file(path);
   check_revision_template(text, path);
   return text;
 }
 
-std::string render_revision_prompt(const std::string& tmpl, const std::string& instruction, const std::string& answer,
-                                   const std::string& direction, const std::string& detailed_description) {
+std::string render_revision_prompt(const std::string& tmpl, const std::string& instruction,
+                                   const std::string& answer, const std::string& direction,
+                                   const std::string& detailed_description) {
   std::string out;
   scan_template(
       tmpl, [&](const std::string& text) { out += text; },
       [&](const std::string& name, size_t) {
-        if (name == "instruction") out += instruction;
-        else if (name == "answer") out += answer;
-        else if (name == "direction") out += direction;
-        else if (name == "detailed_description") out += detailed_description;
-        else fail("revision prompt", "unknown placeholder {" + name + "}");
+        if (name == "instruction")
+          out += instruction;
+        else if (name == "answer")
+          out += answer;
+        else if (name == "direction")
+          out += direction;
+        else if (name == "detailed_description")
+          out += detailed_description;
+        else
+          fail("revision prompt", "unknown placeholder {" + name + "}");
       });
   return out;
 }
@@ -127,13 +140,16 @@ std::string render_assistant_prefix(const std::string& prefix, const std::string
 std::vector<int64_t> revision_context_ids(const TokenizedPair& pair, const std::string& answer,
                                           const std::string& direction, const RevisionSpec& spec,
                                           const Tokenizer& tok, const ChatTemplate& chat) {
-  const std::string& desc = direction == "better" ? spec.better_description : spec.worse_description;
-  const std::string user = render_revision_prompt(spec.template_text, instruction_text(pair.prompt), answer,
-                                                  direction, desc);
-  std::vector<int64_t> ids = tok.encode(chat.render({{"user", user}}, /*add_generation_prompt=*/true),
-                                        /*add_special=*/false);
-  std::vector<int64_t> prefix = tok.encode(render_assistant_prefix(spec.assistant_prefix, direction),
-                                           /*add_special=*/false);
+  const std::string& desc =
+      direction == "better" ? spec.better_description : spec.worse_description;
+  const std::string user = render_revision_prompt(spec.template_text, instruction_text(pair.prompt),
+                                                  answer, direction, desc);
+  std::vector<int64_t> ids =
+      tok.encode(chat.render({{"user", user}}, /*add_generation_prompt=*/true),
+                 /*add_special=*/false);
+  std::vector<int64_t> prefix =
+      tok.encode(render_assistant_prefix(spec.assistant_prefix, direction),
+                 /*add_special=*/false);
   ids.insert(ids.end(), prefix.begin(), prefix.end());
   return ids;
 }
@@ -149,8 +165,10 @@ ScoreContexts build_score_contexts(const TokenizedPair& pair, bool chosen, const
     return ctx;
   };
   c.plain = with_response(pair.prompt_ids, &c.plain_start);
-  c.better = with_response(revision_context_ids(pair, answer, "better", spec, tok, chat), &c.better_start);
-  c.worse = with_response(revision_context_ids(pair, answer, "worse", spec, tok, chat), &c.worse_start);
+  c.better =
+      with_response(revision_context_ids(pair, answer, "better", spec, tok, chat), &c.better_start);
+  c.worse =
+      with_response(revision_context_ids(pair, answer, "worse", spec, tok, chat), &c.worse_start);
   return c;
 }
 

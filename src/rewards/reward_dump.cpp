@@ -4,10 +4,9 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <spdlog/spdlog.h>
 #include <sys/stat.h>
 #include <unistd.h>
-
-#include <spdlog/spdlog.h>
 
 #include <algorithm>
 #include <array>
@@ -25,7 +24,7 @@ using nlohmann::json;
 
 constexpr char kMagic[8] = {'T', 'R', 'E', 'G', 'R', 'W', 'D', '\0'};
 constexpr char kEndMagic[8] = {'T', 'R', 'E', 'G', 'E', 'N', 'D', '\0'};
-constexpr uint32_t kRecordMagic = 0x52494150;  // "PAIR" little-endian
+constexpr uint32_t kRecordMagic = 0x52494150;   // "PAIR" little-endian
 constexpr size_t kHeaderFixed = 8 + 4 + 4 + 8;  // magic, version, reserved, metadata length
 constexpr size_t kFooterSize = 8 + 8 + 4 + 4 + 8;
 constexpr uint64_t kMaxMetadata = 64ull << 20;
@@ -51,13 +50,15 @@ struct Out {
   void put_ids(const std::vector<int64_t>& ids, const std::string& what) {
     put<uint32_t>(static_cast<uint32_t>(ids.size()));
     for (int64_t id : ids) {
-      if (id < 0 || id > INT32_MAX) fail("reward dump", what + ": token id " + std::to_string(id) + " out of int32 range");
+      if (id < 0 || id > INT32_MAX)
+        fail("reward dump", what + ": token id " + std::to_string(id) + " out of int32 range");
       put<int32_t>(static_cast<int32_t>(id));
     }
   }
   void put_floats(const std::vector<float>& v, size_t n, const std::string& what) {
     if (v.size() != n)
-      fail("reward dump", what + " has " + std::to_string(v.size()) + " values for " + std::to_string(n) + " tokens");
+      fail("reward dump", what + " has " + std::to_string(v.size()) + " values for " +
+                              std::to_string(n) + " tokens");
     buf.append(reinterpret_cast<const char*>(v.data()), n * sizeof(float));
   }
 };
@@ -151,8 +152,9 @@ void pread_exact(int fd, void* dst, size_t n, uint64_t off, const std::string& w
   while (n > 0) {
     ssize_t got = ::pread(fd, d, n, static_cast<off_t>(off));
     if (got < 0 && errno == EINTR) continue;
-    if (got <= 0) fail(where, "file ends early at byte " + std::to_string(off) + " (truncated file)",
-                       "re-run `treg score-tokens` to regenerate it");
+    if (got <= 0)
+      fail(where, "file ends early at byte " + std::to_string(off) + " (truncated file)",
+           "re-run `treg score-tokens` to regenerate it");
     d += got;
     n -= static_cast<size_t>(got);
     off += static_cast<uint64_t>(got);
@@ -164,7 +166,8 @@ void write_all(int fd, const std::string& bytes, const std::string& where) {
   while (off < bytes.size()) {
     ssize_t n = ::write(fd, bytes.data() + off, bytes.size() - off);
     if (n < 0 && errno == EINTR) continue;
-    if (n < 0) fail(where, std::string("write failed: ") + std::strerror(errno), "check free disk space");
+    if (n < 0)
+      fail(where, std::string("write failed: ") + std::strerror(errno), "check free disk space");
     off += static_cast<size_t>(n);
   }
 }
@@ -179,29 +182,35 @@ uint64_t file_size(int fd) {
 json read_header(int fd, const std::string& where, uint64_t* records_start) {
   uint64_t size = file_size(fd);
   if (size < kHeaderFixed)
-    fail(where, "not a treg reward dump: " + std::to_string(size) + " bytes is shorter than the header",
+    fail(where,
+         "not a treg reward dump: " + std::to_string(size) + " bytes is shorter than the header",
          "re-run `treg score-tokens` to regenerate it");
   char fixed[kHeaderFixed];
   pread_exact(fd, fixed, kHeaderFixed, 0, where);
   if (std::memcmp(fixed, kMagic, 8) != 0)
-    fail(where, "not a treg reward dump (bad magic number)", "pass the file `treg score-tokens` wrote");
+    fail(where, "not a treg reward dump (bad magic number)",
+         "pass the file `treg score-tokens` wrote");
   uint32_t version;
   uint64_t meta_len;
   std::memcpy(&version, fixed + 8, 4);
   std::memcpy(&meta_len, fixed + 16, 8);
   if (version != kRewardDumpVersion)
-    fail(where, "reward dump format version " + std::to_string(version) + ", this treg reads version " +
-                    std::to_string(kRewardDumpVersion),
+    fail(where,
+         "reward dump format version " + std::to_string(version) + ", this treg reads version " +
+             std::to_string(kRewardDumpVersion),
          "re-run `treg score-tokens` with this treg to regenerate it");
   if (meta_len > kMaxMetadata || kHeaderFixed + meta_len + 4 > size)
-    fail(where, "metadata block of " + std::to_string(meta_len) + " bytes does not fit the file (truncated or corrupt)",
+    fail(where,
+         "metadata block of " + std::to_string(meta_len) +
+             " bytes does not fit the file (truncated or corrupt)",
          "re-run `treg score-tokens` to regenerate it");
   std::string meta(meta_len, '\0');
   pread_exact(fd, meta.data(), meta_len, kHeaderFixed, where);
   uint32_t crc;
   pread_exact(fd, &crc, 4, kHeaderFixed + meta_len, where);
   if (crc != crc32_update(0, meta.data(), meta.size()))
-    fail(where, "metadata checksum mismatch (corrupt file)", "re-run `treg score-tokens` to regenerate it");
+    fail(where, "metadata checksum mismatch (corrupt file)",
+         "re-run `treg score-tokens` to regenerate it");
   *records_start = kHeaderFixed + meta_len + 4;
   try {
     return json::parse(meta);
@@ -211,7 +220,8 @@ json read_header(int fd, const std::string& where, uint64_t* records_start) {
 }
 
 // Flattens {"a": {"b": 1}} into {"a.b": 1} (leaves only).
-void flatten(const json& j, const std::string& prefix, std::vector<std::pair<std::string, json>>* out) {
+void flatten(const json& j, const std::string& prefix,
+             std::vector<std::pair<std::string, json>>* out) {
   if (j.is_object() && !j.empty()) {
     for (auto it = j.begin(); it != j.end(); ++it)
       flatten(it.value(), prefix.empty() ? it.key() : prefix + "." + it.key(), out);
@@ -225,7 +235,8 @@ const json* lookup(const json& j, const std::string& dotted) {
   size_t start = 0;
   while (true) {
     size_t dot = dotted.find('.', start);
-    std::string key = dotted.substr(start, dot == std::string::npos ? std::string::npos : dot - start);
+    std::string key =
+        dotted.substr(start, dot == std::string::npos ? std::string::npos : dot - start);
     if (!cur->is_object() || !cur->contains(key)) return nullptr;
     cur = &(*cur)[key];
     if (dot == std::string::npos) return cur;
@@ -266,7 +277,8 @@ RewardDumpReader::RewardDumpReader(const std::string& path) : impl_(std::make_un
   impl_->fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (impl_->fd < 0) {
     std::string hint = file_exists(path + ".partial")
-                           ? "only an unfinished " + path + ".partial exists: re-run `treg score-tokens` to finish it"
+                           ? "only an unfinished " + path +
+                                 ".partial exists: re-run `treg score-tokens` to finish it"
                            : "run `treg score-tokens --config <your config>` to create it";
     fail(path, std::string("cannot open reward dump: ") + std::strerror(errno), hint);
   }
@@ -274,11 +286,14 @@ RewardDumpReader::RewardDumpReader(const std::string& path) : impl_(std::make_un
   uint64_t records_start = 0;
   impl_->metadata = read_header(fd, path, &records_start);
   const uint64_t size = file_size(fd);
-  const std::string regen = "the file is truncated or was not finished: re-run `treg score-tokens` to regenerate it";
-  if (size < records_start + kFooterSize) fail(path, "no footer (truncated or unfinished dump)", regen);
+  const std::string regen =
+      "the file is truncated or was not finished: re-run `treg score-tokens` to regenerate it";
+  if (size < records_start + kFooterSize)
+    fail(path, "no footer (truncated or unfinished dump)", regen);
   char footer[kFooterSize];
   pread_exact(fd, footer, kFooterSize, size - kFooterSize, path);
-  if (std::memcmp(footer + 24, kEndMagic, 8) != 0) fail(path, "no footer (truncated or unfinished dump)", regen);
+  if (std::memcmp(footer + 24, kEndMagic, 8) != 0)
+    fail(path, "no footer (truncated or unfinished dump)", regen);
   uint64_t index_offset, count;
   uint32_t index_crc;
   std::memcpy(&index_offset, footer, 8);
@@ -294,7 +309,8 @@ RewardDumpReader::RewardDumpReader(const std::string& path) : impl_(std::make_un
   for (uint64_t i = 0; i < count; ++i)
     if (impl_->offsets[i] < records_start || impl_->offsets[i] + 16 > index_offset ||
         (i > 0 && impl_->offsets[i] <= impl_->offsets[i - 1]))
-      fail(path, "index entry " + std::to_string(i) + " points outside the records (corrupt file)", regen);
+      fail(path, "index entry " + std::to_string(i) + " points outside the records (corrupt file)",
+           regen);
   impl_->index_offset = index_offset;
 }
 
@@ -308,10 +324,12 @@ int64_t RewardDumpReader::size() const { return static_cast<int64_t>(impl_->offs
 
 PairRecord RewardDumpReader::read(int64_t i) const {
   if (i < 0 || i >= size())
-    fail(impl_->path, "pair " + std::to_string(i) + " out of range [0, " + std::to_string(size()) + ")");
+    fail(impl_->path,
+         "pair " + std::to_string(i) + " out of range [0, " + std::to_string(size()) + ")");
   const std::string where = impl_->path + ": pair " + std::to_string(i);
   const uint64_t off = impl_->offsets[static_cast<size_t>(i)];
-  const uint64_t limit = (i + 1 < size()) ? impl_->offsets[static_cast<size_t>(i + 1)] : impl_->index_offset;
+  const uint64_t limit =
+      (i + 1 < size()) ? impl_->offsets[static_cast<size_t>(i + 1)] : impl_->index_offset;
   char head[12];
   pread_exact(impl_->fd, head, 12, off, where);
   uint32_t magic;
@@ -325,9 +343,11 @@ PairRecord RewardDumpReader::read(int64_t i) const {
   uint32_t crc;
   std::memcpy(&crc, payload.data() + len, 4);
   if (crc != crc32_update(0, payload.data(), len))
-    fail(where, "record checksum mismatch (corrupt file)", "re-run `treg score-tokens` to regenerate the dump");
+    fail(where, "record checksum mismatch (corrupt file)",
+         "re-run `treg score-tokens` to regenerate the dump");
   PairRecord r = decode_payload(payload.data(), len, where);
-  if (r.index != i) fail(where, "record says it is pair " + std::to_string(r.index) + " (corrupt file)");
+  if (r.index != i)
+    fail(where, "record says it is pair " + std::to_string(r.index) + " (corrupt file)");
   return r;
 }
 
@@ -343,8 +363,8 @@ struct RewardDumpWriter::Impl {
   bool finished = false;
 };
 
-RewardDumpWriter::RewardDumpWriter(const std::string& path, const nlohmann::json& metadata, int64_t align,
-                                   int64_t fsync_every)
+RewardDumpWriter::RewardDumpWriter(const std::string& path, const nlohmann::json& metadata,
+                                   int64_t align, int64_t fsync_every)
     : impl_(std::make_unique<Impl>()) {
   if (!little_endian()) fail(path, "reward dumps are little-endian; this machine is not");
   Impl& w = *impl_;
@@ -367,7 +387,8 @@ RewardDumpWriter::RewardDumpWriter(const std::string& path, const nlohmann::json
         same = head == header;
       }
       if (same) {
-        // Keep every record whose header, checksum and index are intact; stop at the first that is not.
+        // Keep every record whose header, checksum and index are intact; stop at the first that is
+        // not.
         pos = header.size();
         std::vector<uint64_t> offs;
         while (pos + 16 <= size) {
@@ -394,7 +415,8 @@ RewardDumpWriter::RewardDumpWriter(const std::string& path, const nlohmann::json
         pos = keep < offs.size() ? offs[keep] : valid_end;
         offs.resize(keep);
         if (pos < size)
-          spdlog::info("{}: dropping {} bytes after the last complete batch", w.partial, size - pos);
+          spdlog::info("{}: dropping {} bytes after the last complete batch", w.partial,
+                       size - pos);
         w.offsets = std::move(offs);
       }
     } catch (const Error& e) {
@@ -409,7 +431,8 @@ RewardDumpWriter::RewardDumpWriter(const std::string& path, const nlohmann::json
       spdlog::info("{}: resuming after {} scored pairs", w.partial, w.resumed);
     } else {
       ::close(fd);
-      spdlog::warn("{}: left by a run with different metadata (or unreadable); starting over", w.partial);
+      spdlog::warn("{}: left by a run with different metadata (or unreadable); starting over",
+                   w.partial);
     }
   }
   if (w.fd < 0) {
@@ -437,7 +460,8 @@ void RewardDumpWriter::append(const PairRecord& record) {
   Impl& w = *impl_;
   if (w.finished) fail(w.path, "append after finish()");
   if (record.index != size())
-    fail(w.partial, "pair " + std::to_string(record.index) + " appended at position " + std::to_string(size()));
+    fail(w.partial, "pair " + std::to_string(record.index) + " appended at position " +
+                        std::to_string(size()));
   std::string bytes = encode_record(record);
   write_all(w.fd, bytes, w.partial);
   w.offsets.push_back(w.end);
@@ -466,7 +490,8 @@ void RewardDumpWriter::finish() {
   w.fd = -1;
   if (::rename(w.partial.c_str(), w.path.c_str()) != 0)
     fail(w.path, std::string("rename from .partial failed: ") + std::strerror(errno));
-  std::string dir = w.path.find('/') == std::string::npos ? "." : w.path.substr(0, w.path.rfind('/'));
+  std::string dir =
+      w.path.find('/') == std::string::npos ? "." : w.path.substr(0, w.path.rfind('/'));
   if (dir.empty()) dir = "/";
   int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (dfd >= 0) {
@@ -484,20 +509,23 @@ void check_dump_matches(const nlohmann::json& dump_meta, const nlohmann::json& e
   for (const auto& [key, want] : fields) {
     const json* got = lookup(dump_meta, key);
     if (got && *got == want) continue;
-    const std::string regen = "treg score-tokens --config " + (config_path.empty() ? std::string("<your config>") : config_path);
+    const std::string regen = "treg score-tokens --config " +
+                              (config_path.empty() ? std::string("<your config>") : config_path);
     fail("reward dump" + (dump_path.empty() ? std::string() : " " + dump_path),
          "stale: field '" + key + "' is " + (got ? got->dump() : std::string("absent")) +
              " in the dump but " + want.dump() + " for this config",
-         "regenerate it with `" + regen + "` (it replaces the stale dump), or restore the setting the dump was made with");
+         "regenerate it with `" + regen +
+             "` (it replaces the stale dump), or restore the setting the dump was made with");
   }
 }
 
 nlohmann::json model_identity(const std::string& model_dir) {
   const std::string cfg = path_join(model_dir, "config.json");
-  if (!file_exists(cfg)) fail(model_dir, "no config.json: not a model directory", "check `model_name_or_path`");
-  // Weights: every *.safetensors file's JSON header (names, dtypes, shapes, offsets) plus the first and
-  // last MiB of its tensor data, so two checkpoints of one shape but different values differ, without
-  // hashing gigabytes.
+  if (!file_exists(cfg))
+    fail(model_dir, "no config.json: not a model directory", "check `model_name_or_path`");
+  // Weights: every *.safetensors file's JSON header (names, dtypes, shapes, offsets) plus the first
+  // and last MiB of its tensor data, so two checkpoints of one shape but different values differ,
+  // without hashing gigabytes.
   std::vector<std::string> files;
   if (DIR* d = ::opendir(model_dir.c_str())) {
     while (dirent* e = ::readdir(d)) {
@@ -517,7 +545,8 @@ nlohmann::json model_identity(const std::string& model_dir) {
     if (!in.read(reinterpret_cast<char*>(&header_len), 8) || header_len > (100u << 20))
       fail(path, "not a safetensors file (bad header length)");
     std::string header(header_len, '\0');
-    if (!in.read(header.data(), static_cast<std::streamsize>(header_len))) fail(path, "truncated safetensors header");
+    if (!in.read(header.data(), static_cast<std::streamsize>(header_len)))
+      fail(path, "truncated safetensors header");
     in.seekg(0, std::ios::end);
     const uint64_t size = static_cast<uint64_t>(in.tellg());
     const uint64_t data_start = 8 + header_len;

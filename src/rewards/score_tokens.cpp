@@ -1,10 +1,10 @@
-// score-tokens (paper §3.3): for every response token, log pi_ref under the plain prompt and under the
-// two contrastive revision prompts, and the token reward of Eq. 3, written to the reward dump.
-#include <csignal>
-#include <cstdlib>
-
+// score-tokens (paper §3.3): for every response token, log pi_ref under the plain prompt and under
+// the two contrastive revision prompts, and the token reward of Eq. 3, written to the reward dump.
 #include <spdlog/spdlog.h>
 #include <torch/torch.h>
+
+#include <csignal>
+#include <cstdlib>
 
 #include "treg/config.h"
 #include "treg/error.h"
@@ -33,10 +33,14 @@ std::string revision_template_path(const Config& c) {
 }
 
 // The checked part of the metadata, from already-loaded pieces.
-json expected_metadata(const Config& c, const std::string& split, const Tokenizer& tok, ChatFormat format) {
+json expected_metadata(const Config& c, const std::string& split, const Tokenizer& tok,
+                       ChatFormat format) {
   const std::string& data = split_file(c, split);
-  if (data.empty()) fail("config key '" + std::string(split == "train" ? "train_file" : "eval_file") + "'", "is not set");
-  if (!file_exists(data)) fail(data, "data file not found", "check `train_file` / `eval_file` in the config");
+  if (data.empty())
+    fail("config key '" + std::string(split == "train" ? "train_file" : "eval_file") + "'",
+         "is not set");
+  if (!file_exists(data))
+    fail(data, "data file not found", "check `train_file` / `eval_file` in the config");
   json m;
   m["format"] = "treg-reward-dump";
   m["split"] = split;
@@ -49,10 +53,11 @@ json expected_metadata(const Config& c, const std::string& split, const Tokenize
   m["skip_bad_rows"] = c.skip_bad_rows;
   m["reward_source"] = c.reward_source;
   if (c.reward_source == "prompt") {
-    m["revision_prompt"] = {{"sha256", sha256_hex(load_revision_template(revision_template_path(c)))},
-                            {"better_description", c.better_description},
-                            {"worse_description", c.worse_description},
-                            {"assistant_prefix", c.assistant_prefix}};
+    m["revision_prompt"] = {
+        {"sha256", sha256_hex(load_revision_template(revision_template_path(c)))},
+        {"better_description", c.better_description},
+        {"worse_description", c.worse_description},
+        {"assistant_prefix", c.assistant_prefix}};
   } else {
     m["dpo_model"] = model_identity(c.dpo_model);
   }
@@ -61,7 +66,9 @@ json expected_metadata(const Config& c, const std::string& split, const Tokenize
 
 torch::Device resolve_device(const Config& c) {
   if (c.device == "cuda") {
-    if (!torch::cuda::is_available()) fail("config key 'device'", "cuda requested but no CUDA device is available", "set device: cpu");
+    if (!torch::cuda::is_available())
+      fail("config key 'device'", "cuda requested but no CUDA device is available",
+           "set device: cpu");
     return torch::kCUDA;
   }
   if (c.device == "auto" && torch::cuda::is_available()) return torch::kCUDA;
@@ -69,9 +76,12 @@ torch::Device resolve_device(const Config& c) {
 }
 
 // One padded batch -> per-sequence log-probs of the tokens from `starts[s]` on.
-// seqs[s] = context + response; result[s][j] = log p(seqs[s][starts[s] + j] | seqs[s][..starts[s] + j)).
-std::vector<std::vector<float>> response_logps(CausalLM& model, const std::vector<std::vector<int64_t>>& seqs,
-                                               const std::vector<int64_t>& starts, torch::Device device) {
+// seqs[s] = context + response; result[s][j] = log p(seqs[s][starts[s] + j] | seqs[s][..starts[s] +
+// j)).
+std::vector<std::vector<float>> response_logps(CausalLM& model,
+                                               const std::vector<std::vector<int64_t>>& seqs,
+                                               const std::vector<int64_t>& starts,
+                                               torch::Device device) {
   const int64_t S = static_cast<int64_t>(seqs.size());
   int64_t T = 0;
   for (const auto& s : seqs) T = std::max<int64_t>(T, static_cast<int64_t>(s.size()));
@@ -87,14 +97,17 @@ std::vector<std::vector<float>> response_logps(CausalLM& model, const std::vecto
   torch::Tensor logps;  // [S, T-1]: log p(ids[:, t+1] | ids[:, :t+1])
   {
     torch::NoGradGuard no_grad;
-    logps = next_token_logprobs(model, ids.to(device), mask.to(device)).logps.to(torch::kCPU, torch::kFloat32).contiguous();
+    logps = next_token_logprobs(model, ids.to(device), mask.to(device))
+                .logps.to(torch::kCPU, torch::kFloat32)
+                .contiguous();
   }
   auto la = logps.accessor<float, 2>();
   std::vector<std::vector<float>> out(static_cast<size_t>(S));
   for (int64_t s = 0; s < S; ++s) {
     const int64_t start = starts[static_cast<size_t>(s)];
     const int64_t n = static_cast<int64_t>(seqs[s].size()) - start;
-    if (start < 1) fail("score-tokens", "a scoring context is empty (nothing to condition the first token on)");
+    if (start < 1)
+      fail("score-tokens", "a scoring context is empty (nothing to condition the first token on)");
     out[s].resize(static_cast<size_t>(n));
     for (int64_t j = 0; j < n; ++j) out[s][static_cast<size_t>(j)] = la[s][start - 1 + j];
   }
@@ -111,13 +124,16 @@ struct Scorer {
   int64_t context_tokens = 0;
   bool warned_length = false;
 
-  std::vector<std::vector<float>> run(CausalLM& model, const std::vector<std::vector<int64_t>>& seqs,
+  std::vector<std::vector<float>> run(CausalLM& model,
+                                      const std::vector<std::vector<int64_t>>& seqs,
                                       const std::vector<int64_t>& starts) {
     for (const auto& s : seqs) {
       context_tokens += static_cast<int64_t>(s.size());
-      if (!warned_length && static_cast<int64_t>(s.size()) > model->args().max_position_embeddings) {
-        spdlog::warn("a scoring context has {} tokens, more than the model's max_position_embeddings {}", s.size(),
-                     model->args().max_position_embeddings);
+      if (!warned_length &&
+          static_cast<int64_t>(s.size()) > model->args().max_position_embeddings) {
+        spdlog::warn(
+            "a scoring context has {} tokens, more than the model's max_position_embeddings {}",
+            s.size(), model->args().max_position_embeddings);
         warned_length = true;
       }
     }
@@ -137,9 +153,9 @@ struct Scorer {
       recs.push_back(std::move(r));
     }
     if (c.reward_source == "prompt") {
-      // chosen + rejected x (plain, better, worse) of every pair of the batch: the plain contexts in one
-      // padded batch, the (about 5x longer) revision contexts in another, so short rows are not padded
-      // to the revision length.
+      // chosen + rejected x (plain, better, worse) of every pair of the batch: the plain contexts
+      // in one padded batch, the (about 5x longer) revision contexts in another, so short rows are
+      // not padded to the revision length.
       std::vector<std::vector<int64_t>> plain, revision;
       std::vector<int64_t> plain_starts, revision_starts;
       for (size_t i = begin; i < end; ++i)
@@ -163,7 +179,8 @@ struct Scorer {
           r.logp_worse = std::move(lp_rev[2 * s + 1]);
         }
     } else {
-      // Table 2 ablation: the DPO model is the "strong" model, pi_ref the "weak" one, both on the plain prompt.
+      // Table 2 ablation: the DPO model is the "strong" model, pi_ref the "weak" one, both on the
+      // plain prompt.
       std::vector<std::vector<int64_t>> seqs;
       std::vector<int64_t> starts;
       for (size_t i = begin; i < end; ++i)
@@ -187,7 +204,8 @@ struct Scorer {
     for (PairRecord& rec : recs)
       for (ResponseScores* r : {&rec.chosen, &rec.rejected}) {
         r->rewards.resize(r->ids.size());
-        for (size_t t = 0; t < r->ids.size(); ++t) r->rewards[t] = token_reward(r->logp_better[t], r->logp_worse[t]);
+        for (size_t t = 0; t < r->ids.size(); ++t)
+          r->rewards[t] = token_reward(r->logp_better[t], r->logp_worse[t]);
       }
     return recs;
   }
@@ -221,7 +239,8 @@ ScoreSummary score_tokens(const Config& c, const std::string& split, bool progre
   const ChatTemplate chat(resolve_chat_format(c, *tok));
   const json expected = expected_metadata(c, split, *tok, chat.format());
 
-  const std::string dump_dir = dump.find('/') == std::string::npos ? "." : dump.substr(0, dump.rfind('/'));
+  const std::string dump_dir =
+      dump.find('/') == std::string::npos ? "." : dump.substr(0, dump.rfind('/'));
   make_dirs(dump_dir);
   make_dirs(c.output_dir);
   write_file_atomic(dump + ".config.yaml", config_to_yaml(c));
@@ -273,21 +292,23 @@ ScoreSummary score_tokens(const Config& c, const std::string& split, bool progre
   if (!reuse) {
     Scorer scorer{c, *tok, chat, {}, device};
     if (c.reward_source == "prompt")
-      scorer.spec = {load_revision_template(revision_template_path(c)), c.better_description, c.worse_description,
-                     c.assistant_prefix};
+      scorer.spec = {load_revision_template(revision_template_path(c)), c.better_description,
+                     c.worse_description, c.assistant_prefix};
     scorer.ref = load_model(c.model_name_or_path, device, dtype);
     scorer.ref->eval();
-    // Fused attention wherever a layer allows it (softcapped Gemma-2 layers keep the reference path):
-    // the revision contexts are long, and the reference path materialises [B, H, T, T] scores.
+    // Fused attention wherever a layer allows it (softcapped Gemma-2 layers keep the reference
+    // path): the revision contexts are long, and the reference path materialises [B, H, T, T]
+    // scores.
     scorer.ref->set_attention_impl(AttentionImpl::kSdpa);
     if (c.reward_source == "dpo") {
       scorer.dpo = load_model(c.dpo_model, device, dtype);
       scorer.dpo->eval();
       scorer.dpo->set_attention_impl(AttentionImpl::kSdpa);
       if (scorer.dpo->args().vocab_size != scorer.ref->args().vocab_size)
-        fail("config key 'dpo_model'", "vocabulary " + std::to_string(scorer.dpo->args().vocab_size) +
-                                           " differs from the reference model's " +
-                                           std::to_string(scorer.ref->args().vocab_size),
+        fail("config key 'dpo_model'",
+             "vocabulary " + std::to_string(scorer.dpo->args().vocab_size) +
+                 " differs from the reference model's " +
+                 std::to_string(scorer.ref->args().vocab_size),
              "the DPO model must share the reference model's tokenizer");
     }
     const int64_t bs = c.score_batch_size;
@@ -297,14 +318,16 @@ ScoreSummary score_tokens(const Config& c, const std::string& split, bool progre
       fail(dump + ".partial", "holds more pairs than the data has", "delete it and re-run");
     const int64_t kill_after = kill_after_pairs();
     int64_t written = 0;
-    ProgressBar bar("score-tokens " + split, static_cast<int64_t>(n), writer.size(), "pairs", progress);
+    ProgressBar bar("score-tokens " + split, static_cast<int64_t>(n), writer.size(), "pairs",
+                    progress);
     for (size_t b = static_cast<size_t>(writer.size()); b < n; b += static_cast<size_t>(bs)) {
       const size_t e = std::min(n, b + static_cast<size_t>(bs));
       int64_t tokens = 0;
       for (PairRecord& rec : scorer.score(data.pairs, b, e)) {
         tokens += static_cast<int64_t>(rec.chosen.ids.size() + rec.rejected.ids.size());
         writer.append(rec);
-        if (kill_after >= 0 && ++written >= kill_after) std::raise(SIGKILL);  // tests: interrupted run
+        if (kill_after >= 0 && ++written >= kill_after)
+          std::raise(SIGKILL);  // tests: interrupted run
       }
       sum.scored += static_cast<int64_t>(e - b);
       sum.response_tokens += tokens;
@@ -338,7 +361,8 @@ void ensure_reward_dumps(const Config& c, const std::string& config_path) {
     if (file_exists(dump)) {
       RewardDumpReader r(dump);  // a corrupt complete dump is an error naming it
       check_dump_matches(r.metadata(), expected_dump_metadata(c, split), dump, config_path);
-      spdlog::info("reward dump {} ({}): {} pairs, matches the config; reusing it", dump, split, r.size());
+      spdlog::info("reward dump {} ({}): {} pairs, matches the config; reusing it", dump, split,
+                   r.size());
       continue;
     }
     spdlog::info("reward dump {} ({}) {}; scoring now", dump, split,

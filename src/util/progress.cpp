@@ -12,16 +12,25 @@ std::string format_duration(double s) {
   if (!std::isfinite(s) || s < 0) return "--:--";
   long t = std::lround(s);
   char buf[32];
-  if (t >= 3600) std::snprintf(buf, sizeof buf, "%ld:%02ld:%02ld", t / 3600, (t / 60) % 60, t % 60);
-  else std::snprintf(buf, sizeof buf, "%02ld:%02ld", t / 60, t % 60);
+  if (t >= 3600)
+    std::snprintf(buf, sizeof buf, "%ld:%02ld:%02ld", t / 3600, (t / 60) % 60, t % 60);
+  else
+    std::snprintf(buf, sizeof buf, "%02ld:%02ld", t / 60, t % 60);
   return buf;
 }
 
-ProgressBar::ProgressBar(std::string label, int64_t total, int64_t start, std::string unit, bool enabled,
-                         double log_every_s)
-    : label_(std::move(label)), unit_(std::move(unit)), total_(total), start_(start), done_(start),
-      enabled_(enabled), tty_(::isatty(STDERR_FILENO) == 1), log_every_s_(log_every_s),
-      t0_(std::chrono::steady_clock::now()), last_draw_(t0_) {
+ProgressBar::ProgressBar(std::string label, int64_t total, int64_t start, std::string unit,
+                         bool enabled, double log_every_s)
+    : label_(std::move(label)),
+      unit_(std::move(unit)),
+      total_(total),
+      start_(start),
+      done_(start),
+      enabled_(enabled),
+      tty_(::isatty(STDERR_FILENO) == 1),
+      log_every_s_(log_every_s),
+      t0_(std::chrono::steady_clock::now()),
+      last_draw_(t0_) {
   draw(true);
 }
 
@@ -43,16 +52,18 @@ double ProgressBar::tokens_per_s() const {
 
 std::string ProgressBar::line() const {
   const int width = 24;
-  double frac = total_ > 0 ? std::min(1.0, static_cast<double>(done_) / static_cast<double>(total_)) : 1.0;
+  double frac =
+      total_ > 0 ? std::min(1.0, static_cast<double>(done_) / static_cast<double>(total_)) : 1.0;
   int fill = static_cast<int>(frac * width);
   std::string bar(static_cast<size_t>(fill), '#');
   bar.append(static_cast<size_t>(width - fill), '.');
   double rate = items_per_s();
   double eta = rate > 0 ? static_cast<double>(total_ - done_) / rate : NAN;
   char buf[256];
-  std::snprintf(buf, sizeof buf, "%s [%s] %lld/%lld %s  %.2f %s/s  %.0f tok/s  elapsed %s  ETA %s", label_.c_str(),
-                bar.c_str(), static_cast<long long>(done_), static_cast<long long>(total_), unit_.c_str(), rate,
-                unit_.c_str(), tokens_per_s(), format_duration(elapsed_s()).c_str(),
+  std::snprintf(buf, sizeof buf, "%s [%s] %lld/%lld %s  %.2f %s/s  %.0f tok/s  elapsed %s  ETA %s",
+                label_.c_str(), bar.c_str(), static_cast<long long>(done_),
+                static_cast<long long>(total_), unit_.c_str(), rate, unit_.c_str(), tokens_per_s(),
+                format_duration(elapsed_s()).c_str(),
                 done_ >= total_ ? "00:00" : format_duration(eta).c_str());
   return buf;
 }
@@ -63,8 +74,10 @@ void ProgressBar::draw(bool force) {
   double since = std::chrono::duration<double>(now - last_draw_).count();
   if (!force && since < (tty_ ? 0.2 : log_every_s_)) return;
   last_draw_ = now;
-  if (tty_) std::fprintf(stderr, "\r%s\x1b[K", line().c_str());
-  else std::fprintf(stderr, "%s\n", line().c_str());
+  if (tty_)
+    std::fprintf(stderr, "\r%s\x1b[K", line().c_str());
+  else
+    std::fprintf(stderr, "%s\n", line().c_str());
   std::fflush(stderr);
 }
 
