@@ -1,6 +1,10 @@
 #include "test_util.h"
 
 #include <dirent.h>
+#include <fcntl.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <array>
@@ -51,13 +55,32 @@ std::string source_path(const std::string& rel) { return path_join(TREG_SOURCE_D
 std::string python_with_torch() { return "/usr/bin/python3"; }
 
 std::string tiny_model(const std::string& arch) {
+  // Shared by every test process (ctest runs each test in its own process, in parallel): made once
+  // under an flock, marked complete by a file written last.
   static std::map<std::string, std::string> made;
   auto it = made.find(arch);
   if (it != made.end()) return it->second;
-  std::string dir = path_join(TREG_TEST_TMP, "tiny-" + arch + "-" + std::to_string(::getpid()));
-  std::string out;
-  int rc = run_command(treg_binary() + " make-tiny --arch " + arch + " --seed 0 --out '" + dir + "'", &out);
-  if (rc != 0) throw std::runtime_error("make-tiny failed for " + arch + ":\n" + out);
+  make_dirs(TREG_TEST_TMP);
+  std::string dir = path_join(TREG_TEST_TMP, "tiny-" + arch);
+  std::string done = dir + ".done";
+  int lock = ::open((dir + ".lock").c_str(), O_CREAT | O_RDWR, 0644);
+  if (lock < 0 || ::flock(lock, LOCK_EX) != 0) throw std::runtime_error("cannot lock " + dir);
+  // A rebuilt treg may make a different tiny model: the marker records which binary made it.
+  struct stat st {};
+  ::stat(treg_binary().c_str(), &st);
+  const std::string stamp = std::to_string(st.st_mtime) + ":" + std::to_string(st.st_size);
+  if (!file_exists(done) || read_file(done) != stamp) {
+    std::string out;
+    int rc = run_command("rm -rf '" + dir + "' && " + treg_binary() + " make-tiny --arch " + arch +
+                             " --seed 0 --out '" + dir + "'",
+                         &out);
+    if (rc != 0) {
+      ::close(lock);
+      throw std::runtime_error("make-tiny failed for " + arch + ":\n" + out);
+    }
+    write_file_atomic(done, stamp);
+  }
+  ::close(lock);
   made[arch] = dir;
   return dir;
 }

@@ -16,7 +16,8 @@ std::string treg_binary();
 std::string source_path(const std::string& rel);
 // Debian's python3 with torch (not the python3 first on PATH).
 std::string python_with_torch();
-// A tiny checkpoint made once per test process with `treg make-tiny --arch <arch>` (seed 0).
+// A tiny checkpoint made once per build tree with `treg make-tiny --arch <arch> --seed 0`, shared by
+// all test processes. Tests must not modify it: copy it first.
 std::string tiny_model(const std::string& arch);
 
 }  // namespace treg::test

@@ -2,7 +2,10 @@
 #pragma once
 #include <string>
 
-namespace c10 { enum class ScalarType : int8_t; }
+namespace c10 {
+enum class ScalarType : int8_t;
+struct Device;
+}  // namespace c10
 
 namespace treg {
 
@@ -10,5 +13,12 @@ namespace treg {
 // OMP_NUM_THREADS) says otherwise.
 void init_runtime();
 int configured_threads();
+
+// `--device cpu|cuda|cuda:N`; an unknown name, or cuda without a GPU, is a treg::Error naming `flag`.
+c10::Device parse_device(const std::string& name, const std::string& flag = "--device");
+// `--dtype float32|bfloat16|float16` (also fp32/bf16/fp16, and HF's "float32"/"bfloat16" torch_dtype).
+c10::ScalarType parse_dtype(const std::string& name, const std::string& flag = "--dtype");
+// The HF `torch_dtype` spelling: "float32", "bfloat16", "float16".
+std::string dtype_name(c10::ScalarType type);
 
 }  // namespace treg

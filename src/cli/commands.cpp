@@ -20,7 +20,12 @@ std::map<CLI::App*, Action>& actions() {
 
 void set_action(CLI::App* sub, Action action) { actions()[sub] = std::move(action); }
 
+void add_make_tiny_command(CLI::App& app);
+void add_logprobs_command(CLI::App& app);
+
 void add_all_commands(CLI::App& app) {
+  add_make_tiny_command(app);
+  add_logprobs_command(app);
 }
 
 int run_selected(CLI::App& app) {

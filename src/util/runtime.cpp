@@ -6,6 +6,8 @@
 #include <cstdlib>
 #include <thread>
 
+#include "treg/error.h"
+
 namespace treg {
 
 int configured_threads() {
@@ -25,6 +27,44 @@ void init_runtime() {
   done = true;
   spdlog::set_pattern("[%H:%M:%S] %^%l%$ %v");
   torch::set_num_threads(configured_threads());
+}
+
+c10::Device parse_device(const std::string& name, const std::string& flag) {
+  if (name == "cpu") return torch::kCPU;
+  if (name == "cuda" || name.rfind("cuda:", 0) == 0) {
+    if (!torch::cuda::is_available())
+      fail(flag, "'" + name + "' requested but no CUDA device is available",
+           "use --device cpu, or a LibTorch build with CUDA on a GPU machine");
+    int index = 0;
+    if (name.size() > 5) {
+      try {
+        index = std::stoi(name.substr(5));
+      } catch (const std::exception&) {
+        fail(flag, "bad device '" + name + "'", "expected cpu, cuda or cuda:N");
+      }
+    }
+    if (index < 0 || index >= static_cast<int>(torch::cuda::device_count()))
+      fail(flag, "'" + name + "': there are " + std::to_string(torch::cuda::device_count()) + " CUDA devices");
+    return c10::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(index));
+  }
+  fail(flag, "unknown device '" + name + "'", "expected cpu, cuda or cuda:N");
+}
+
+c10::ScalarType parse_dtype(const std::string& name, const std::string& flag) {
+  if (name == "float32" || name == "fp32" || name == "float") return torch::kFloat32;
+  if (name == "bfloat16" || name == "bf16") return torch::kBFloat16;
+  if (name == "float16" || name == "fp16" || name == "half") return torch::kFloat16;
+  fail(flag, "unknown dtype '" + name + "'", "expected float32, bfloat16 or float16");
+}
+
+std::string dtype_name(c10::ScalarType type) {
+  switch (type) {
+    case torch::kFloat32: return "float32";
+    case torch::kBFloat16: return "bfloat16";
+    case torch::kFloat16: return "float16";
+    case torch::kFloat64: return "float64";
+    default: return std::string(c10::toString(type));
+  }
 }
 
 }  // namespace treg

@@ -1,0 +1,148 @@
+// The decoder-only language models treg trains: Llama-3 (3.1/3.2), Mistral, Qwen2 and Gemma-2 as ONE
+// decoder whose architectural differences are fields of ModelArgs. Submodules are registered under the
+// Hugging Face names, so `named_parameters()` keys equal the safetensors keys of a HF checkpoint.
+//
+// Letters in shape comments: B batch, T tokens, D hidden, H query heads, K key/value heads,
+// E head dim, F MLP width, V vocabulary, N selected tokens.
+#pragma once
+#include <torch/torch.h>
+
+#include <cstdint>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+namespace treg {
+
+enum class HiddenAct { kSilu, kGeluTanh, kGeluErf };
+
+// rope_scaling of config.json. type "" (none), "linear" or "llama3".
+struct RopeScaling {
+  std::string type;
+  double factor = 1.0;
+  double low_freq_factor = 1.0;                      // llama3
+  double high_freq_factor = 4.0;                     // llama3
+  int64_t original_max_position_embeddings = 8192;   // llama3
+};
+
+struct ModelArgs {
+  std::string model_type;  // "llama" | "mistral" | "qwen2" | "gemma2"
+  int64_t vocab_size = 0;
+  int64_t hidden_size = 0;        // D
+  int64_t intermediate_size = 0;  // F
+  int64_t num_layers = 0;
+  int64_t num_heads = 0;     // H
+  int64_t num_kv_heads = 0;  // K (GQA: H % K == 0)
+  int64_t head_dim = 0;      // E (explicit in Gemma-2 / Mistral-Nemo configs)
+  int64_t max_position_embeddings = 0;
+  double rms_norm_eps = 1e-6;
+  double rope_theta = 10000.0;
+  RopeScaling rope_scaling;
+  HiddenAct hidden_act = HiddenAct::kSilu;
+  bool qkv_bias = false;        // Qwen2: q/k/v projections carry a bias
+  bool o_bias = false;          // Llama `attention_bias` also adds one to o_proj
+  bool mlp_bias = false;        // Llama `mlp_bias`
+  bool tie_embeddings = false;  // lm_head shares model.embed_tokens.weight (no lm_head.weight key)
+  // Gemma-2: embeddings are multiplied by sqrt(D) rounded to the hidden dtype; 1 elsewhere.
+  double embed_scale = 1.0;
+  // Gemma-2 RMSNorm scales by (norm_offset + w) in fp32; Llama-style norms have offset 0 and scale
+  // by w after casting back to the hidden dtype.
+  double norm_offset = 0.0;
+  // Gemma-2: post_attention_layernorm is applied to the attention output, and the MLP gets its own
+  // pre_feedforward_layernorm / post_feedforward_layernorm.
+  bool post_norms = false;
+  double attn_softcap = 0.0;   // 0 = off; else scores = c * tanh(scores / c)
+  double final_softcap = 0.0;  // 0 = off; else logits = c * tanh(logits / c)
+  double query_scale = 0.0;    // softmax scale: query_pre_attn_scalar^-0.5 (Gemma-2) or E^-0.5
+  int64_t sliding_window = 0;  // 0 = none; else query i sees keys j with i - j < sliding_window
+  std::vector<bool> layer_sliding;  // [num_layers]: which layers use sliding_window
+  int64_t bos_token_id = -1;
+  std::vector<int64_t> eos_token_ids;
+  nlohmann::json raw;  // config.json as read; save_model writes it back with torch_dtype/vocab updated
+
+  bool uses_sliding_window(int64_t layer) const {
+    return sliding_window > 0 && layer_sliding.at(static_cast<size_t>(layer));
+  }
+};
+
+// The architectures ModelArgs can describe, for error messages ("llama, mistral, qwen2, gemma2").
+std::string supported_model_types();
+// Parses <model_dir>/config.json (or a path to a config.json). The only place `model_type` is read.
+ModelArgs load_model_args(const std::string& model_dir);
+// The same from an already-parsed config; `where` names it in errors.
+ModelArgs model_args_from_json(const nlohmann::json& config, const std::string& where);
+
+// Attention kernel: kReference is plain matmul + fp32 softmax (what CPU fp32 tests compare to);
+// kSdpa uses LibTorch's fused scaled-dot-product attention (not with attention softcapping);
+// kAuto picks kSdpa on CUDA when the layer allows it, else kReference.
+enum class AttentionImpl { kAuto, kReference, kSdpa };
+
+class CausalLMImpl : public torch::nn::Module {
+ public:
+  // Parameters are allocated with `options` (device, dtype) but NOT initialised: load_model fills them
+  // from a checkpoint, init_model_weights draws them.
+  explicit CausalLMImpl(const ModelArgs& args, torch::TensorOptions options = torch::kFloat32);
+  // ids [B, T] int64, mask [B, T] (1 = token, 0 = right padding) -> final-normed hidden [B, T, D]
+  torch::Tensor forward(const torch::Tensor& ids, const torch::Tensor& mask);
+  // hidden [.., D] -> logits [.., V] in fp32, incl. the final softcap.
+  torch::Tensor lm_logits(const torch::Tensor& hidden);
+  // The [V, D] output projection (model.embed_tokens.weight when tied).
+  torch::Tensor lm_head_weight();
+  void set_gradient_checkpointing(bool on);
+  bool gradient_checkpointing() const { return checkpointing_; }
+  void set_attention_impl(AttentionImpl impl) { attention_impl_ = impl; }
+  AttentionImpl attention_impl() const { return attention_impl_; }
+  const ModelArgs& args() const { return args_; }
+
+ private:
+  ModelArgs args_;
+  bool checkpointing_ = false;
+  AttentionImpl attention_impl_ = AttentionImpl::kAuto;
+  torch::nn::Module* body_ = nullptr;  // "model": embed_tokens, layers, norm
+  torch::Tensor lm_head_;              // lm_head.weight, undefined when tied
+};
+TORCH_MODULE(CausalLM);
+
+// Loads <dir>/config.json and model.safetensors (or the shards of model.safetensors.index.json)
+// strictly: missing, unexpected and mis-shaped keys are an error that lists them.
+CausalLM load_model(const std::string& dir, torch::Device device, torch::ScalarType dtype);
+// HF layout: config.json (args.raw with torch_dtype/vocab_size updated), model.safetensors or
+// model-0000i-of-0000n.safetensors + model.safetensors.index.json when larger than max_shard_bytes;
+// generation_config.json is left untouched if present. Every file is written atomically.
+void save_model(CausalLM& model, const std::string& dir, torch::ScalarType dtype,
+                int64_t max_shard_bytes = 2LL << 30);
+// HF-like random init: N(0, std) for linear/embedding weights and biases; RMSNorm weights are their
+// neutral value (1, or 0 with norm_offset 1) plus N(0, std). Deterministic in `seed`.
+void init_model_weights(CausalLM& model, uint64_t seed, double std = 0.02);
+
+struct TokenLogprobs {
+  torch::Tensor logps;        // [B, T-1] fp32: log p(ids[:, t+1] | ids[:, :t+1]); 0 where mask[:, t+1] == 0
+  torch::Tensor log_sq_mass;  // [B, T-1] fp32: log sum_v p(v | ctx)^2 (WPO), undefined unless requested
+};
+// Chunked over tokens so a [B, T, V] fp32 tensor is never materialised: each chunk of at most
+// `chunk_tokens` positions goes logits -> fp32 -> log_softmax, and its backward recomputes the chunk.
+// Differentiable w.r.t. the model parameters.
+TokenLogprobs next_token_logprobs(CausalLM& model, const torch::Tensor& ids, const torch::Tensor& mask,
+                                  bool with_sq_mass = false, int64_t chunk_tokens = 1024);
+// The same from final hidden states [B, T, D] (e.g. to share one forward between losses).
+TokenLogprobs next_token_logprobs_from_hidden(CausalLM& model, const torch::Tensor& hidden,
+                                              const torch::Tensor& ids, const torch::Tensor& mask,
+                                              bool with_sq_mass = false, int64_t chunk_tokens = 1024);
+
+// make-tiny: a random-init checkpoint of `arch` ("llama" | "gemma2" | "qwen2") with vocabulary
+// `vocab_size`, written in the HF layout (config.json, model.safetensors, generation_config.json).
+// Special-token ids go into config.json / generation_config.json.
+struct TinySpec {
+  std::string arch;
+  int64_t vocab_size = 0;
+  uint64_t seed = 0;
+  double init_std = 0.02;
+  int64_t bos_token_id = 1;
+  std::vector<int64_t> eos_token_ids = {2};
+  int64_t pad_token_id = -1;  // -1: none
+};
+void write_tiny_weights(const TinySpec& spec, const std::string& out_dir);
+// The config.json make-tiny writes for `spec` (real HF field names of that architecture).
+nlohmann::json tiny_config(const TinySpec& spec);
+
+}  // namespace treg

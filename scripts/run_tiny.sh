@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# The main job on the built-in default: installs, builds, makes the tiny llama checkpoint, scores the
+# bundled preference pairs with contrastive prompts (score-tokens) and trains DPO-REG on them
+# (configs/tiny.yaml). Results: out/tiny/{metrics.jsonl,report.html,token_rewards.html,checkpoint-*}.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+bash scripts/build.sh
+TREG=${TREG_BUILD_DIR:-build}/treg
+[ -f out/tiny-model/config.json ] || "$TREG" make-tiny --arch llama --seed 0 --out out/tiny-model
+"$TREG" score-tokens --config configs/tiny.yaml "$@"
+"$TREG" view-rewards --dump out/tiny/token_rewards.bin --out out/tiny/token_rewards.html --pairs 8
+"$TREG" train --config configs/tiny.yaml "$@"
+echo "Done. Open out/tiny/report.html (training curves, token rewards) and out/tiny/token_rewards.html."
