@@ -62,6 +62,7 @@ struct ResponseTokens {
 struct LossOutput {
   torch::Tensor loss;  // scalar: mean over pairs of the per-pair objective (differentiable)
   // Per pair [B], detached, for metrics:
+  torch::Tensor losses;           // the per-pair objective whose mean is `loss`
   torch::Tensor pref_losses;      // preference loss alone
   torch::Tensor reg_losses;       // L_reg(y_w) + L_reg(y_l) (before α and w)
   torch::Tensor treg_weights;     // w (1 when static)

@@ -77,6 +77,7 @@ LossOutput preference_loss(const LossConfig& cfg, const ResponseTokens& chosen,
   }
 
   out.loss = per_pair.mean();
+  out.losses = per_pair.detach();
   out.pref_losses = pref.detach();
   out.reg_losses = reg;
   out.treg_weights = w.detach();
