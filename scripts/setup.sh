@@ -18,7 +18,7 @@ fi
 PACKAGES=(build-essential cmake pkg-config ccache git
   libtorch-dev libgloo-dev libopenblas0-openmp
   libyaml-cpp-dev nlohmann-json3-dev libcli11-dev libspdlog-dev libgtest-dev libgmock-dev
-  libpcre2-dev libprotobuf-dev protobuf-compiler
+  libpcre2-dev libicu-dev libprotobuf-dev protobuf-compiler
   python3-torch python3-numpy dpkg-dev)
 
 missing=()

@@ -1,6 +1,7 @@
-// The decoder-only language models treg trains: Llama-3 (3.1/3.2), Mistral, Qwen2 and Gemma-2 as ONE
-// decoder whose architectural differences are fields of ModelArgs. Submodules are registered under the
-// Hugging Face names, so `named_parameters()` keys equal the safetensors keys of a HF checkpoint.
+// The decoder-only language models treg trains: Llama-3 (3.1/3.2), Mistral, Qwen2 and Gemma-2 as
+// ONE decoder whose architectural differences are fields of ModelArgs. Submodules are registered
+// under the Hugging Face names, so `named_parameters()` keys equal the safetensors keys of a HF
+// checkpoint.
 //
 // Letters in shape comments: B batch, T tokens, D hidden, H query heads, K key/value heads,
 // E head dim, F MLP width, V vocabulary, N selected tokens.
@@ -20,9 +21,9 @@ enum class HiddenAct { kSilu, kGeluTanh, kGeluErf };
 struct RopeScaling {
   std::string type;
   double factor = 1.0;
-  double low_freq_factor = 1.0;                      // llama3
-  double high_freq_factor = 4.0;                     // llama3
-  int64_t original_max_position_embeddings = 8192;   // llama3
+  double low_freq_factor = 1.0;                     // llama3
+  double high_freq_factor = 4.0;                    // llama3
+  int64_t original_max_position_embeddings = 8192;  // llama3
 };
 
 struct ModelArgs {
@@ -58,7 +59,8 @@ struct ModelArgs {
   std::vector<bool> layer_sliding;  // [num_layers]: which layers use sliding_window
   int64_t bos_token_id = -1;
   std::vector<int64_t> eos_token_ids;
-  nlohmann::json raw;  // config.json as read; save_model writes it back with torch_dtype/vocab updated
+  nlohmann::json
+      raw;  // config.json as read; save_model writes it back with torch_dtype/vocab updated
 
   bool uses_sliding_window(int64_t layer) const {
     return sliding_window > 0 && layer_sliding.at(static_cast<size_t>(layer));
@@ -79,8 +81,8 @@ enum class AttentionImpl { kAuto, kReference, kSdpa };
 
 class CausalLMImpl : public torch::nn::Module {
  public:
-  // Parameters are allocated with `options` (device, dtype) but NOT initialised: load_model fills them
-  // from a checkpoint, init_model_weights draws them.
+  // Parameters are allocated with `options` (device, dtype) but NOT initialised: load_model fills
+  // them from a checkpoint, init_model_weights draws them.
   explicit CausalLMImpl(const ModelArgs& args, torch::TensorOptions options = torch::kFloat32);
   // ids [B, T] int64, mask [B, T] (1 = token, 0 = right padding) -> final-normed hidden [B, T, D]
   torch::Tensor forward(const torch::Tensor& ids, const torch::Tensor& mask);
@@ -116,18 +118,22 @@ void save_model(CausalLM& model, const std::string& dir, torch::ScalarType dtype
 void init_model_weights(CausalLM& model, uint64_t seed, double std = 0.02);
 
 struct TokenLogprobs {
-  torch::Tensor logps;        // [B, T-1] fp32: log p(ids[:, t+1] | ids[:, :t+1]); 0 where mask[:, t+1] == 0
-  torch::Tensor log_sq_mass;  // [B, T-1] fp32: log sum_v p(v | ctx)^2 (WPO), undefined unless requested
+  torch::Tensor logps;  // [B, T-1] fp32 (fp64 for fp64 models): log p(ids[:, t+1] | ids[:, :t+1]);
+                        // 0 where mask[:, t+1] == 0
+  torch::Tensor
+      log_sq_mass;  // [B, T-1] fp32: log sum_v p(v | ctx)^2 (WPO), undefined unless requested
 };
 // Chunked over tokens so a [B, T, V] fp32 tensor is never materialised: each chunk of at most
-// `chunk_tokens` positions goes logits -> fp32 -> log_softmax, and its backward recomputes the chunk.
-// Differentiable w.r.t. the model parameters.
-TokenLogprobs next_token_logprobs(CausalLM& model, const torch::Tensor& ids, const torch::Tensor& mask,
-                                  bool with_sq_mass = false, int64_t chunk_tokens = 1024);
+// `chunk_tokens` positions goes logits -> fp32 -> log_softmax, and its backward recomputes the
+// chunk. Differentiable w.r.t. the model parameters.
+TokenLogprobs next_token_logprobs(CausalLM& model, const torch::Tensor& ids,
+                                  const torch::Tensor& mask, bool with_sq_mass = false,
+                                  int64_t chunk_tokens = 1024);
 // The same from final hidden states [B, T, D] (e.g. to share one forward between losses).
 TokenLogprobs next_token_logprobs_from_hidden(CausalLM& model, const torch::Tensor& hidden,
                                               const torch::Tensor& ids, const torch::Tensor& mask,
-                                              bool with_sq_mass = false, int64_t chunk_tokens = 1024);
+                                              bool with_sq_mass = false,
+                                              int64_t chunk_tokens = 1024);
 
 // make-tiny: a random-init checkpoint of `arch` ("llama" | "gemma2" | "qwen2") with vocabulary
 // `vocab_size`, written in the HF layout (config.json, model.safetensors, generation_config.json).

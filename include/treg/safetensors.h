@@ -1,7 +1,8 @@
 // safetensors (https://huggingface.co/docs/safetensors): 8-byte little-endian header length, a JSON
 // header {name: {dtype, shape, data_offsets}, "__metadata__": {...}}, then the raw tensor bytes.
-// Reading is memory-mapped and bounds-checked: a malformed file is a treg::Error naming the file and
-// tensor, never a crash. Writing is atomic and produces files Hugging Face's `safetensors` loads.
+// Reading is memory-mapped and bounds-checked: a malformed file is a treg::Error naming the file
+// and tensor, never a crash. Writing is atomic and produces files Hugging Face's `safetensors`
+// loads.
 #pragma once
 #include <torch/torch.h>
 
@@ -69,14 +70,15 @@ using NamedTensors = std::vector<std::pair<std::string, torch::Tensor>>;
 torch::ScalarType safetensors_dtype(const std::string& name, const std::string& where);
 std::string safetensors_dtype_name(torch::ScalarType type);
 
-// Writes one file atomically (temp file + rename). Tensors are copied to CPU contiguous bytes as they
-// are (convert dtypes first); offsets follow the sorted names; header padded with spaces to 8 bytes.
-// `metadata` defaults to {"format": "pt"}.
+// Writes one file atomically (temp file + rename). Tensors are copied to CPU contiguous bytes as
+// they are (convert dtypes first); offsets follow the sorted names; header padded with spaces to 8
+// bytes. `metadata` defaults to {"format": "pt"}.
 void save_safetensors(const std::string& path, const NamedTensors& tensors,
                       const std::map<std::string, std::string>& metadata = {{"format", "pt"}});
 // Writes <dir>/model.safetensors when everything fits into max_shard_bytes, else
 // model-0000i-of-0000n.safetensors plus model.safetensors.index.json. Returns the files written.
-std::vector<std::string> save_safetensors_sharded(const std::string& dir, const NamedTensors& tensors,
+std::vector<std::string> save_safetensors_sharded(const std::string& dir,
+                                                  const NamedTensors& tensors,
                                                   int64_t max_shard_bytes);
 
 }  // namespace treg

@@ -10,6 +10,12 @@
 namespace treg::cli {
 
 // Subcommands, in data-flow order. Each is defined in src/cli/<name>.cpp.
+void add_make_tiny_command(CLI::App& app);
+void add_logprobs_command(CLI::App& app);
+void add_tokenize_command(CLI::App& app);
+void add_score_tokens_command(CLI::App& app);
+void add_export_rewards_command(CLI::App& app);
+void add_view_rewards_command(CLI::App& app);
 
 namespace {
 std::map<CLI::App*, Action>& actions() {
@@ -20,12 +26,13 @@ std::map<CLI::App*, Action>& actions() {
 
 void set_action(CLI::App* sub, Action action) { actions()[sub] = std::move(action); }
 
-void add_make_tiny_command(CLI::App& app);
-void add_logprobs_command(CLI::App& app);
-
 void add_all_commands(CLI::App& app) {
   add_make_tiny_command(app);
   add_logprobs_command(app);
+  add_tokenize_command(app);
+  add_score_tokens_command(app);
+  add_export_rewards_command(app);
+  add_view_rewards_command(app);
 }
 
 int run_selected(CLI::App& app) {

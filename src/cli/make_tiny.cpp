@@ -1,9 +1,16 @@
 // treg make-tiny: a tiny random-init checkpoint (tokenizer + weights) in the Hugging Face layout.
+// The tokenizer is written first: its vocabulary size and special-token ids go into config.json and
+// generation_config.json, so model and tokenizer agree as they do on the Hub.
+#include <sentencepiece_processor.h>
 #include <spdlog/spdlog.h>
+
+#include <nlohmann/json.hpp>
 
 #include "cli/commands.h"
 #include "treg/error.h"
+#include "treg/io.h"
 #include "treg/model.h"
+#include "treg/tiny_tokenizer.h"
 
 namespace treg::cli {
 
@@ -13,17 +20,61 @@ struct MakeTinyOptions {
   std::string arch, out;
   uint64_t seed = 0;
   double init_std = 0.02;
-  int64_t vocab_size = 256;
+  int64_t vocab_size = 0;  // > 0: weights only, no tokenizer
 };
+
+// The tokenizer family of a model arch (llama3.2 and mistral tiny models reuse the Llama-3 one).
+std::string tokenizer_arch(const std::string& arch) {
+  if (arch == "llama3.2" || arch == "mistral") return "llama";
+  return arch;
+}
+
+// Special-token ids of the tiny tokenizer in `dir`: the tokens tokenizer_config.json names, looked
+// up in tokenizer.model. EOS also lists the family's end-of-turn / end-of-text tokens, as the real
+// configs do (Llama-3: <|end_of_text|> + <|eot_id|>, Gemma-2: <eos> + <end_of_turn>, Qwen2:
+// <|im_end|> + <|endoftext|>).
+void read_special_ids(const std::string& dir, TinySpec* spec) {
+  sentencepiece::SentencePieceProcessor sp;
+  const std::string model_path = path_join(dir, "tokenizer.model");
+  if (!sp.Load(model_path).ok()) fail(model_path, "cannot load the tiny tokenizer");
+  const std::string config_path = path_join(dir, "tokenizer_config.json");
+  nlohmann::json config = nlohmann::json::parse(read_file(config_path));
+  auto id_of = [&](const std::string& piece) -> int64_t {
+    const int id = sp.PieceToId(piece);
+    return id == sp.unk_id() && piece != sp.IdToPiece(sp.unk_id()) ? -1 : id;
+  };
+  auto token = [&](const char* key) {
+    return config.contains(key) && config[key].is_string() ? config[key].get<std::string>() : "";
+  };
+  spec->bos_token_id = token("bos_token").empty() ? -1 : id_of(token("bos_token"));
+  spec->pad_token_id = token("pad_token").empty() ? -1 : id_of(token("pad_token"));
+  spec->eos_token_ids.clear();
+  std::vector<std::string> eos = {token("eos_token"), "<|end_of_text|>", "<|eot_id|>",   "<eos>",
+                                  "<end_of_turn>",    "<|im_end|>",      "<|endoftext|>"};
+  for (const auto& piece : eos) {
+    const int64_t id = piece.empty() ? -1 : id_of(piece);
+    if (id >= 0 && std::find(spec->eos_token_ids.begin(), spec->eos_token_ids.end(), id) ==
+                       spec->eos_token_ids.end())
+      spec->eos_token_ids.push_back(id);
+  }
+  if (spec->eos_token_ids.empty()) fail(config_path, "no EOS token found in the tiny tokenizer");
+}
 
 int run_make_tiny(const MakeTinyOptions& o) {
   TinySpec spec;
   spec.arch = o.arch;
   spec.seed = o.seed;
   spec.init_std = o.init_std;
-  spec.vocab_size = o.vocab_size;
+  tiny_config(TinySpec{o.arch, 1});  // rejects an unknown --arch before anything is written
+  if (o.vocab_size > 0) {
+    spec.vocab_size = o.vocab_size;
+  } else {
+    spec.vocab_size = write_tiny_tokenizer(tokenizer_arch(o.arch), o.out);
+    read_special_ids(o.out, &spec);
+  }
   write_tiny_weights(spec, o.out);
-  spdlog::info("make-tiny: {} model (vocab {}, seed {}) written to {}", o.arch, spec.vocab_size, o.seed, o.out);
+  spdlog::info("make-tiny: {} model (vocab {}, seed {}) written to {}", o.arch, spec.vocab_size,
+               o.seed, o.out);
   return 0;
 }
 
@@ -31,12 +82,17 @@ int run_make_tiny(const MakeTinyOptions& o) {
 
 void add_make_tiny_command(CLI::App& app) {
   auto opts = std::make_shared<MakeTinyOptions>();
-  CLI::App* sub = app.add_subcommand("make-tiny", "Write a tiny random-init model in the Hugging Face layout");
-  sub->add_option("--arch", opts->arch, "llama | llama3.2 | mistral | qwen2 | gemma2")->required();
+  CLI::App* sub = app.add_subcommand(
+      "make-tiny", "Write a tiny random-init model + tokenizer in the Hugging Face layout");
+  sub->add_option("--arch", opts->arch,
+                  "llama | llama3.2 (tied, llama3 RoPE scaling) | mistral | qwen2 | gemma2")
+      ->required();
   sub->add_option("--out", opts->out, "output directory")->required();
   sub->add_option("--seed", opts->seed, "seed of the weight init")->capture_default_str();
-  sub->add_option("--init-std", opts->init_std, "std of the normal init (HF initializer_range)")->capture_default_str();
-  sub->add_option("--vocab-size", opts->vocab_size, "vocabulary size")->capture_default_str();
+  sub->add_option("--init-std", opts->init_std, "std of the normal init (HF initializer_range)")
+      ->capture_default_str();
+  sub->add_option("--vocab-size", opts->vocab_size,
+                  "weights only, with this vocabulary (no tokenizer files)");
   set_action(sub, [opts] { return run_make_tiny(*opts); });
 }
 

@@ -14,9 +14,11 @@ using torch::autograd::AutogradContext;
 using torch::autograd::variable_list;
 
 struct CheckpointedLayer : public torch::autograd::Function<CheckpointedLayer> {
-  // x [B, T, D]; cos/sin [T, E]; allowed_* [B, 1, T, T]; params: the layer's parameters (for the graph).
-  static torch::Tensor forward(AutogradContext* ctx, torch::Tensor x, torch::Tensor cos, torch::Tensor sin,
-                               torch::Tensor allowed_full, torch::Tensor allowed_window, at::TensorList params,
+  // x [B, T, D]; cos/sin [T, E]; allowed_* [B, 1, T, T]; params: the layer's parameters (for the
+  // graph).
+  static torch::Tensor forward(AutogradContext* ctx, torch::Tensor x, torch::Tensor cos,
+                               torch::Tensor sin, torch::Tensor allowed_full,
+                               torch::Tensor allowed_window, at::TensorList params,
                                int64_t layer_address, int64_t impl) {
     ctx->save_for_backward({x, cos, sin, allowed_full, allowed_window});
     ctx->saved_data["layer"] = layer_address;
@@ -29,7 +31,8 @@ struct CheckpointedLayer : public torch::autograd::Function<CheckpointedLayer> {
 
   static variable_list backward(AutogradContext* ctx, variable_list grad_out) {
     variable_list saved = ctx->get_saved_variables();
-    auto* layer = reinterpret_cast<DecoderLayerImpl*>(static_cast<intptr_t>(ctx->saved_data["layer"].toInt()));
+    auto* layer = reinterpret_cast<DecoderLayerImpl*>(
+        static_cast<intptr_t>(ctx->saved_data["layer"].toInt()));
     const auto impl = static_cast<AttentionImpl>(ctx->saved_data["impl"].toInt());
     const int64_t num_params = ctx->saved_data["num_params"].toInt();
     LayerInputs in{saved[1], saved[2], saved[3], saved[4], impl};
@@ -51,9 +54,12 @@ struct CheckpointedLayer : public torch::autograd::Function<CheckpointedLayer> {
       }
     variable_list grads = torch::autograd::grad({y}, inputs, {grad_out[0]}, /*retain_graph=*/false,
                                                 /*create_graph=*/false, /*allow_unused=*/true);
-    // One gradient per forward argument: x, cos, sin, allowed_full, allowed_window, params..., address, impl.
-    variable_list out = {grads[0], torch::Tensor(), torch::Tensor(), torch::Tensor(), torch::Tensor()};
-    for (int64_t i = 0; i < num_params; ++i) out.push_back(slot[i] >= 0 ? grads[slot[i]] : torch::Tensor());
+    // One gradient per forward argument: x, cos, sin, allowed_full, allowed_window, params...,
+    // address, impl.
+    variable_list out = {grads[0], torch::Tensor(), torch::Tensor(), torch::Tensor(),
+                         torch::Tensor()};
+    for (int64_t i = 0; i < num_params; ++i)
+      out.push_back(slot[i] >= 0 ? grads[slot[i]] : torch::Tensor());
     out.push_back(torch::Tensor());
     out.push_back(torch::Tensor());
     return out;
@@ -62,16 +68,18 @@ struct CheckpointedLayer : public torch::autograd::Function<CheckpointedLayer> {
 
 }  // namespace
 
-torch::Tensor checkpointed_layer_forward(DecoderLayerImpl& layer, const torch::Tensor& x, const LayerInputs& in) {
+torch::Tensor checkpointed_layer_forward(DecoderLayerImpl& layer, const torch::Tensor& x,
+                                         const LayerInputs& in) {
   std::vector<torch::Tensor> params = layer.parameters();
   bool any_grad = x.requires_grad();
   for (const auto& p : params) any_grad = any_grad || p.requires_grad();
   if (!torch::GradMode::is_enabled() || !any_grad) return layer.forward(x, in);  // nothing to save
   // An undefined window mask cannot be saved as an input; an empty tensor stands in for it.
-  torch::Tensor window = in.allowed_window.defined() ? in.allowed_window : torch::empty({0}, torch::kBool);
-  return CheckpointedLayer::apply(x, in.cos, in.sin, in.allowed_full, window, at::TensorList(params),
-                                  static_cast<int64_t>(reinterpret_cast<intptr_t>(&layer)),
-                                  static_cast<int64_t>(in.impl));
+  torch::Tensor window =
+      in.allowed_window.defined() ? in.allowed_window : torch::empty({0}, torch::kBool);
+  return CheckpointedLayer::apply(
+      x, in.cos, in.sin, in.allowed_full, window, at::TensorList(params),
+      static_cast<int64_t>(reinterpret_cast<intptr_t>(&layer)), static_cast<int64_t>(in.impl));
 }
 
 }  // namespace treg::model

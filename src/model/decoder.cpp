@@ -12,14 +12,16 @@ namespace {
 class DecoderBodyImpl : public torch::nn::Module {
  public:
   DecoderBodyImpl(const ModelArgs& a, const torch::TensorOptions& options) {
-    embed_tokens = register_module("embed_tokens", model::Embedding(a.vocab_size, a.hidden_size, options));
+    embed_tokens =
+        register_module("embed_tokens", model::Embedding(a.vocab_size, a.hidden_size, options));
     layers = register_module("layers", torch::nn::ModuleList());
     for (int64_t i = 0; i < a.num_layers; ++i) {
       auto layer = model::DecoderLayer(a, i, options);
       layers->push_back(layer);
       decoder_layers.push_back(layer);
     }
-    norm = register_module("norm", model::RMSNorm(a.hidden_size, a.rms_norm_eps, a.norm_offset, options));
+    norm = register_module("norm",
+                           model::RMSNorm(a.hidden_size, a.rms_norm_eps, a.norm_offset, options));
   }
   model::Embedding embed_tokens{nullptr};
   torch::nn::ModuleList layers{nullptr};
@@ -34,7 +36,8 @@ CausalLMImpl::CausalLMImpl(const ModelArgs& args, torch::TensorOptions options) 
   auto body = register_module("model", DecoderBody(args, options));
   body_ = body.get();
   if (!args.tie_embeddings) {
-    auto head = register_module("lm_head", model::Linear(args.hidden_size, args.vocab_size, /*bias=*/false, options));
+    auto head = register_module(
+        "lm_head", model::Linear(args.hidden_size, args.vocab_size, /*bias=*/false, options));
     lm_head_ = head->weight;
   }
 }
@@ -49,22 +52,27 @@ void CausalLMImpl::set_gradient_checkpointing(bool on) { checkpointing_ = on; }
 torch::Tensor CausalLMImpl::forward(const torch::Tensor& ids, const torch::Tensor& mask) {
   auto* body = static_cast<DecoderBodyImpl*>(body_);
   if (ids.dim() != 2 || ids.scalar_type() != torch::kInt64)
-    fail("CausalLM::forward", "ids must be a [B, T] int64 tensor, got " + std::string(c10::toString(ids.scalar_type())) +
-                                  " with " + std::to_string(ids.dim()) + " dims");
+    fail("CausalLM::forward", "ids must be a [B, T] int64 tensor, got " +
+                                  std::string(c10::toString(ids.scalar_type())) + " with " +
+                                  std::to_string(ids.dim()) + " dims");
   if (mask.sizes() != ids.sizes())
-    fail("CausalLM::forward", "mask shape " + c10::str(mask.sizes()) + " differs from ids shape " + c10::str(ids.sizes()));
+    fail("CausalLM::forward", "mask shape " + c10::str(mask.sizes()) + " differs from ids shape " +
+                                  c10::str(ids.sizes()));
   const int64_t B = ids.size(0), T = ids.size(1);
   const torch::Tensor& w_embed = body->embed_tokens->weight;
   const auto device = w_embed.device();
 
   torch::Tensor h = body->embed_tokens(ids.to(device));  // [B, T, D]
-  if (args_.embed_scale != 1.0) h = h * torch::scalar_tensor(args_.embed_scale, h.options());  // rounded to the hidden dtype, as HF
+  if (args_.embed_scale != 1.0)
+    h = h *
+        torch::scalar_tensor(args_.embed_scale, h.options());  // rounded to the hidden dtype, as HF
 
   // Rotary tables for positions 0..T-1 (right padding keeps every sequence at position 0 first).
-  torch::Tensor inv_freq = model::rope_inv_freq(args_).to(device);                    // [E/2]
-  torch::Tensor positions = torch::arange(T, torch::TensorOptions().dtype(torch::kFloat32).device(device));
-  torch::Tensor freqs = torch::outer(positions, inv_freq);                            // [T, E/2]
-  torch::Tensor angles = torch::cat({freqs, freqs}, -1);                              // [T, E]
+  torch::Tensor inv_freq = model::rope_inv_freq(args_).to(device);  // [E/2]
+  torch::Tensor positions =
+      torch::arange(T, torch::TensorOptions().dtype(torch::kFloat32).device(device));
+  torch::Tensor freqs = torch::outer(positions, inv_freq);  // [T, E/2]
+  torch::Tensor angles = torch::cat({freqs, freqs}, -1);    // [T, E]
   model::LayerInputs in;
   in.cos = angles.cos().to(h.scalar_type());
   in.sin = angles.sin().to(h.scalar_type());
@@ -76,16 +84,21 @@ torch::Tensor CausalLMImpl::forward(const torch::Tensor& ids, const torch::Tenso
   torch::Tensor key_ok = mask.to(device).to(torch::kBool).view({B, 1, 1, T});
   in.allowed_full = (kj <= qi).view({1, 1, T, T}).logical_and(key_ok);  // [B, 1, T, T]
   if (args_.sliding_window > 0)
-    in.allowed_window = in.allowed_full.logical_and((qi - kj < args_.sliding_window).view({1, 1, T, T}));
+    in.allowed_window =
+        in.allowed_full.logical_and((qi - kj < args_.sliding_window).view({1, 1, T, T}));
 
   for (auto& layer : body->decoder_layers)
-    h = checkpointing_ ? model::checkpointed_layer_forward(*layer, h, in) : layer->forward(h, in);  // [B, T, D]
-  return body->norm(h);  // [B, T, D]
+    h = checkpointing_ ? model::checkpointed_layer_forward(*layer, h, in)
+                       : layer->forward(h, in);  // [B, T, D]
+  return body->norm(h);                          // [B, T, D]
 }
 
 torch::Tensor CausalLMImpl::lm_logits(const torch::Tensor& hidden) {
-  torch::Tensor logits = torch::nn::functional::linear(hidden, lm_head_weight()).to(torch::kFloat32);  // [.., V]
-  if (args_.final_softcap > 0) logits = torch::tanh(logits / args_.final_softcap) * args_.final_softcap;
+  torch::Tensor logits =
+      torch::nn::functional::linear(hidden, lm_head_weight())
+          .to(at::promote_types(hidden.scalar_type(), torch::kFloat32));  // [.., V]
+  if (args_.final_softcap > 0)
+    logits = torch::tanh(logits / args_.final_softcap) * args_.final_softcap;
   return logits;
 }
 

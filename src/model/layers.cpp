@@ -13,74 +13,96 @@ namespace treg::model {
 
 // ---- parameters ----
 
-LinearImpl::LinearImpl(int64_t in, int64_t out, bool has_bias, const torch::TensorOptions& options) {
+LinearImpl::LinearImpl(int64_t in, int64_t out, bool has_bias,
+                       const torch::TensorOptions& options) {
   weight = register_parameter("weight", torch::empty({out, in}, options));
   if (has_bias) bias = register_parameter("bias", torch::empty({out}, options));
 }
 
-torch::Tensor LinearImpl::forward(const torch::Tensor& x) { return torch::nn::functional::linear(x, weight, bias); }
+torch::Tensor LinearImpl::forward(const torch::Tensor& x) {
+  return torch::nn::functional::linear(x, weight, bias);
+}
 
 EmbeddingImpl::EmbeddingImpl(int64_t vocab, int64_t dim, const torch::TensorOptions& options) {
   weight = register_parameter("weight", torch::empty({vocab, dim}, options));
 }
 
-torch::Tensor EmbeddingImpl::forward(const torch::Tensor& ids) { return torch::embedding(weight, ids); }
+torch::Tensor EmbeddingImpl::forward(const torch::Tensor& ids) {
+  return torch::embedding(weight, ids);
+}
 
-RMSNormImpl::RMSNormImpl(int64_t dim, double eps_, double offset_, const torch::TensorOptions& options)
+RMSNormImpl::RMSNormImpl(int64_t dim, double eps_, double offset_,
+                         const torch::TensorOptions& options)
     : eps(eps_), offset(offset_) {
   weight = register_parameter("weight", torch::empty({dim}, options));
 }
 
-torch::Tensor RMSNormImpl::forward(const torch::Tensor& x) { return rms_norm_reference(x, weight, eps, offset); }
+torch::Tensor RMSNormImpl::forward(const torch::Tensor& x) {
+  return rms_norm_reference(x, weight, eps, offset);
+}
 
 // ---- reference ops ----
 
-torch::Tensor rms_norm_reference(const torch::Tensor& x, const torch::Tensor& w, double eps, double offset) {
-  torch::Tensor xf = x.to(torch::kFloat32);                                   // [.., D]
+torch::Tensor rms_norm_reference(const torch::Tensor& x, const torch::Tensor& w, double eps,
+                                 double offset) {
+  const auto f32 = at::promote_types(x.scalar_type(), torch::kFloat32);  // fp32 (fp64 stays fp64)
+  torch::Tensor xf = x.to(f32);                                          // [.., D]
   torch::Tensor normed = xf * torch::rsqrt(xf.pow(2).mean(-1, /*keepdim=*/true) + eps);
-  if (offset != 0.0) return (normed * (w.to(torch::kFloat32) + offset)).to(x.scalar_type());  // Gemma: in fp32
-  return w * normed.to(x.scalar_type());                                      // Llama: cast, then scale
+  if (offset != 0.0) return (normed * (w.to(f32) + offset)).to(x.scalar_type());  // Gemma: in fp32
+  return w * normed.to(x.scalar_type());  // Llama: cast, then scale
 }
 
-torch::Tensor apply_rope(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin) {
+torch::Tensor apply_rope(const torch::Tensor& x, const torch::Tensor& cos,
+                         const torch::Tensor& sin) {
   const int64_t half = x.size(-1) / 2;
   torch::Tensor x1 = x.narrow(-1, 0, half), x2 = x.narrow(-1, half, half);
   torch::Tensor rotated = torch::cat({-x2, x1}, -1);  // rotate_half: [B, H, T, E]
   return x * cos + rotated * sin;                     // cos/sin [T, E] broadcast over B, H
 }
 
-torch::Tensor attention_reference(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
-                                  const torch::Tensor& allowed, double scale, double softcap) {
+torch::Tensor attention_reference(const torch::Tensor& q, const torch::Tensor& k,
+                                  const torch::Tensor& v, const torch::Tensor& allowed,
+                                  double scale, double softcap) {
   torch::Tensor scores = torch::matmul(q, k.transpose(-2, -1)) * scale;  // [B, H, T, T]
   if (softcap > 0) scores = torch::tanh(scores / softcap) * softcap;
-  scores = scores.to(torch::kFloat32).masked_fill(allowed.logical_not(), std::numeric_limits<float>::lowest());
+  scores = scores.to(at::promote_types(q.scalar_type(), torch::kFloat32))
+               .masked_fill(allowed.logical_not(), std::numeric_limits<float>::lowest());
   torch::Tensor probs = torch::softmax(scores, -1).to(q.scalar_type());  // [B, H, T, T]
-  return torch::matmul(probs, v);                                         // [B, H, T, E]
+  return torch::matmul(probs, v);                                        // [B, H, T, E]
 }
 
 torch::Tensor attention_sdpa(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
                              const torch::Tensor& allowed, double scale) {
-  // Additive mask in the query dtype; half the most negative value so scores + mask cannot overflow.
-  const double neg = q.scalar_type() == torch::kFloat16 ? -32752.0 : -static_cast<double>(std::numeric_limits<float>::max()) / 2;
-  torch::Tensor bias = torch::zeros(allowed.sizes(), q.options()).masked_fill(allowed.logical_not(), neg);  // [B, 1, T, T]
+  // Additive mask in the query dtype; half the most negative value so scores + mask cannot
+  // overflow.
+  const double neg = q.scalar_type() == torch::kFloat16
+                         ? -32752.0
+                         : -static_cast<double>(std::numeric_limits<float>::max()) / 2;
+  torch::Tensor bias = torch::zeros(allowed.sizes(), q.options())
+                           .masked_fill(allowed.logical_not(), neg);  // [B, 1, T, T]
   const double default_scale = 1.0 / std::sqrt(static_cast<double>(q.size(-1)));
 #if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 1)
   (void)default_scale;
-  return at::scaled_dot_product_attention(q, k, v, bias, /*dropout_p=*/0.0, /*is_causal=*/false, scale);
+  return at::scaled_dot_product_attention(q, k, v, bias, /*dropout_p=*/0.0, /*is_causal=*/false,
+                                          scale);
 #elif TORCH_VERSION_MAJOR == 2
-  return at::scaled_dot_product_attention(q * (scale / default_scale), k, v, bias, /*dropout_p=*/0.0,
+  return at::scaled_dot_product_attention(q * (scale / default_scale), k, v, bias,
+                                          /*dropout_p=*/0.0,
                                           /*is_causal=*/false);
 #else
-  return std::get<0>(at::_scaled_dot_product_attention(q * (scale / default_scale), k, v, bias, /*dropout_p=*/0.0,
-                                                       /*need_attn_weights=*/false, /*is_causal=*/false));
+  return std::get<0>(
+      at::_scaled_dot_product_attention(q * (scale / default_scale), k, v, bias, /*dropout_p=*/0.0,
+                                        /*need_attn_weights=*/false, /*is_causal=*/false));
 #endif
 }
 
 torch::Tensor rope_inv_freq(const ModelArgs& args) {
   const int64_t dim = args.head_dim;
   // 1 / theta^(2i / E), computed in fp32 as HF does.
-  torch::Tensor exponents = torch::arange(0, dim, 2, torch::kInt64).to(torch::kFloat32) / static_cast<double>(dim);
-  torch::Tensor inv_freq = 1.0 / torch::pow(torch::scalar_tensor(args.rope_theta, torch::kFloat32), exponents);  // [E/2]
+  torch::Tensor exponents =
+      torch::arange(0, dim, 2, torch::kInt64).to(torch::kFloat32) / static_cast<double>(dim);
+  torch::Tensor inv_freq =
+      1.0 / torch::pow(torch::scalar_tensor(args.rope_theta, torch::kFloat32), exponents);  // [E/2]
   const RopeScaling& s = args.rope_scaling;
   if (s.type == "linear") return inv_freq / s.factor;
   if (s.type == "llama3") {
@@ -90,7 +112,8 @@ torch::Tensor rope_inv_freq(const ModelArgs& args) {
     torch::Tensor wavelen = 2 * M_PI / inv_freq;
     // Long wavelengths are slowed down by `factor`, short ones kept, the band between interpolated.
     torch::Tensor scaled = torch::where(wavelen > low_freq_wavelen, inv_freq / s.factor, inv_freq);
-    torch::Tensor smooth = (old_len / wavelen - s.low_freq_factor) / (s.high_freq_factor - s.low_freq_factor);
+    torch::Tensor smooth =
+        (old_len / wavelen - s.low_freq_factor) / (s.high_freq_factor - s.low_freq_factor);
     torch::Tensor smoothed = (1 - smooth) * scaled / s.factor + smooth * scaled;
     torch::Tensor medium = (wavelen >= high_freq_wavelen).logical_and(wavelen <= low_freq_wavelen);
     return torch::where(medium, smoothed, scaled);
@@ -100,31 +123,42 @@ torch::Tensor rope_inv_freq(const ModelArgs& args) {
 
 // ---- attention ----
 
-SelfAttentionImpl::SelfAttentionImpl(const ModelArgs& a, int64_t layer, const torch::TensorOptions& options)
+SelfAttentionImpl::SelfAttentionImpl(const ModelArgs& a, int64_t layer,
+                                     const torch::TensorOptions& options)
     : num_heads_(a.num_heads),
       num_kv_heads_(a.num_kv_heads),
       head_dim_(a.head_dim),
       scale_(a.query_scale),
       softcap_(a.attn_softcap),
       sliding_(a.uses_sliding_window(layer)) {
-  q_proj = register_module("q_proj", Linear(a.hidden_size, a.num_heads * a.head_dim, a.qkv_bias, options));
-  k_proj = register_module("k_proj", Linear(a.hidden_size, a.num_kv_heads * a.head_dim, a.qkv_bias, options));
-  v_proj = register_module("v_proj", Linear(a.hidden_size, a.num_kv_heads * a.head_dim, a.qkv_bias, options));
-  o_proj = register_module("o_proj", Linear(a.num_heads * a.head_dim, a.hidden_size, a.o_bias, options));
+  q_proj = register_module("q_proj",
+                           Linear(a.hidden_size, a.num_heads * a.head_dim, a.qkv_bias, options));
+  k_proj = register_module("k_proj",
+                           Linear(a.hidden_size, a.num_kv_heads * a.head_dim, a.qkv_bias, options));
+  v_proj = register_module("v_proj",
+                           Linear(a.hidden_size, a.num_kv_heads * a.head_dim, a.qkv_bias, options));
+  o_proj =
+      register_module("o_proj", Linear(a.num_heads * a.head_dim, a.hidden_size, a.o_bias, options));
 }
 
 torch::Tensor SelfAttentionImpl::forward(const torch::Tensor& x, const LayerInputs& in) {
   const int64_t B = x.size(0), T = x.size(1);
-  torch::Tensor q = q_proj(x).view({B, T, num_heads_, head_dim_}).transpose(1, 2);     // [B, H, T, E]
-  torch::Tensor k = k_proj(x).view({B, T, num_kv_heads_, head_dim_}).transpose(1, 2);  // [B, K, T, E]
-  torch::Tensor v = v_proj(x).view({B, T, num_kv_heads_, head_dim_}).transpose(1, 2);  // [B, K, T, E]
+  torch::Tensor q = q_proj(x).view({B, T, num_heads_, head_dim_}).transpose(1, 2);  // [B, H, T, E]
+  torch::Tensor k =
+      k_proj(x).view({B, T, num_kv_heads_, head_dim_}).transpose(1, 2);  // [B, K, T, E]
+  torch::Tensor v =
+      v_proj(x).view({B, T, num_kv_heads_, head_dim_}).transpose(1, 2);  // [B, K, T, E]
   q = apply_rope(q, in.cos, in.sin);
   k = apply_rope(k, in.cos, in.sin);
   if (num_kv_heads_ != num_heads_) {
     // GQA: query head h reads key/value head h / (H / K).
     const int64_t rep = num_heads_ / num_kv_heads_;
-    k = k.unsqueeze(2).expand({B, num_kv_heads_, rep, T, head_dim_}).reshape({B, num_heads_, T, head_dim_});  // [B, H, T, E]
-    v = v.unsqueeze(2).expand({B, num_kv_heads_, rep, T, head_dim_}).reshape({B, num_heads_, T, head_dim_});
+    k = k.unsqueeze(2)
+            .expand({B, num_kv_heads_, rep, T, head_dim_})
+            .reshape({B, num_heads_, T, head_dim_});  // [B, H, T, E]
+    v = v.unsqueeze(2)
+            .expand({B, num_kv_heads_, rep, T, head_dim_})
+            .reshape({B, num_heads_, T, head_dim_});
   }
   const torch::Tensor& allowed = sliding_ ? in.allowed_window : in.allowed_full;  // [B, 1, T, T]
   bool fused = false;
@@ -133,43 +167,57 @@ torch::Tensor SelfAttentionImpl::forward(const torch::Tensor& x, const LayerInpu
     if (in.impl == AttentionImpl::kAuto) fused = x.is_cuda();
   }
   // (The fused kernel has no softcapping: softcapped layers always take the reference path.)
-  torch::Tensor out = fused ? attention_sdpa(q, k, v, allowed, scale_)
-                            : attention_reference(q, k, v, allowed, scale_, softcap_);  // [B, H, T, E]
-  out = out.transpose(1, 2).reshape({B, T, num_heads_ * head_dim_});                   // [B, T, H*E]
-  return o_proj(out);                                                                    // [B, T, D]
+  torch::Tensor out =
+      fused ? attention_sdpa(q, k, v, allowed, scale_)
+            : attention_reference(q, k, v, allowed, scale_, softcap_);  // [B, H, T, E]
+  out = out.transpose(1, 2).reshape({B, T, num_heads_ * head_dim_});    // [B, T, H*E]
+  return o_proj(out);                                                   // [B, T, D]
 }
 
 // ---- MLP ----
 
 MLPImpl::MLPImpl(const ModelArgs& a, const torch::TensorOptions& options) : act_(a.hidden_act) {
-  gate_proj = register_module("gate_proj", Linear(a.hidden_size, a.intermediate_size, a.mlp_bias, options));
-  up_proj = register_module("up_proj", Linear(a.hidden_size, a.intermediate_size, a.mlp_bias, options));
-  down_proj = register_module("down_proj", Linear(a.intermediate_size, a.hidden_size, a.mlp_bias, options));
+  gate_proj =
+      register_module("gate_proj", Linear(a.hidden_size, a.intermediate_size, a.mlp_bias, options));
+  up_proj =
+      register_module("up_proj", Linear(a.hidden_size, a.intermediate_size, a.mlp_bias, options));
+  down_proj =
+      register_module("down_proj", Linear(a.intermediate_size, a.hidden_size, a.mlp_bias, options));
 }
 
 torch::Tensor MLPImpl::forward(const torch::Tensor& x) {
   torch::Tensor g = gate_proj(x);  // [B, T, F]
   switch (act_) {
-    case HiddenAct::kSilu: g = torch::silu(g); break;
-    case HiddenAct::kGeluTanh: g = torch::gelu(g, "tanh"); break;
-    case HiddenAct::kGeluErf: g = torch::gelu(g); break;
+    case HiddenAct::kSilu:
+      g = torch::silu(g);
+      break;
+    case HiddenAct::kGeluTanh:
+      g = torch::gelu(g, "tanh");
+      break;
+    case HiddenAct::kGeluErf:
+      g = torch::gelu(g);
+      break;
   }
   return down_proj(g * up_proj(x));  // [B, T, D]
 }
 
 // ---- decoder layer ----
 
-DecoderLayerImpl::DecoderLayerImpl(const ModelArgs& a, int64_t layer, const torch::TensorOptions& options) {
+DecoderLayerImpl::DecoderLayerImpl(const ModelArgs& a, int64_t layer,
+                                   const torch::TensorOptions& options) {
   self_attn = register_module("self_attn", SelfAttention(a, layer, options));
   mlp = register_module("mlp", MLP(a, options));
-  input_layernorm = register_module("input_layernorm", RMSNorm(a.hidden_size, a.rms_norm_eps, a.norm_offset, options));
-  post_attention_layernorm =
-      register_module("post_attention_layernorm", RMSNorm(a.hidden_size, a.rms_norm_eps, a.norm_offset, options));
+  input_layernorm = register_module("input_layernorm",
+                                    RMSNorm(a.hidden_size, a.rms_norm_eps, a.norm_offset, options));
+  post_attention_layernorm = register_module(
+      "post_attention_layernorm", RMSNorm(a.hidden_size, a.rms_norm_eps, a.norm_offset, options));
   if (a.post_norms) {
     pre_feedforward_layernorm =
-        register_module("pre_feedforward_layernorm", RMSNorm(a.hidden_size, a.rms_norm_eps, a.norm_offset, options));
+        register_module("pre_feedforward_layernorm",
+                        RMSNorm(a.hidden_size, a.rms_norm_eps, a.norm_offset, options));
     post_feedforward_layernorm =
-        register_module("post_feedforward_layernorm", RMSNorm(a.hidden_size, a.rms_norm_eps, a.norm_offset, options));
+        register_module("post_feedforward_layernorm",
+                        RMSNorm(a.hidden_size, a.rms_norm_eps, a.norm_offset, options));
   }
 }
 

@@ -1,5 +1,5 @@
-// Building blocks of the decoder (private to src/model). Each module registers its tensors under the
-// Hugging Face names, so `named_parameters()` of the whole model equals the safetensors keys.
+// Building blocks of the decoder (private to src/model). Each module registers its tensors under
+// the Hugging Face names, so `named_parameters()` of the whole model equals the safetensors keys.
 #pragma once
 #include <torch/torch.h>
 
@@ -7,7 +7,8 @@
 
 namespace treg::model {
 
-// y = x W^T (+ b). Parameters are allocated, not initialised (load_model / init_model_weights fill them).
+// y = x W^T (+ b). Parameters are allocated, not initialised (load_model / init_model_weights fill
+// them).
 class LinearImpl : public torch::nn::Module {
  public:
   LinearImpl(int64_t in, int64_t out, bool bias, const torch::TensorOptions& options);
@@ -24,7 +25,8 @@ class EmbeddingImpl : public torch::nn::Module {
 };
 TORCH_MODULE(Embedding);
 
-// RMSNorm in fp32. offset 0 (Llama): w * (x / rms(x)).to(dtype); offset 1 (Gemma-2): ((x / rms(x)) * (1 + w)).to(dtype).
+// RMSNorm in fp32. offset 0 (Llama): w * (x / rms(x)).to(dtype); offset 1 (Gemma-2): ((x / rms(x))
+// * (1 + w)).to(dtype).
 class RMSNormImpl : public torch::nn::Module {
  public:
   RMSNormImpl(int64_t dim, double eps, double offset, const torch::TensorOptions& options);
@@ -35,12 +37,15 @@ class RMSNormImpl : public torch::nn::Module {
 TORCH_MODULE(RMSNorm);
 
 // Plain reference ops (fp32 softmax, no fusion); the fused path is tested against these.
-torch::Tensor rms_norm_reference(const torch::Tensor& x, const torch::Tensor& w, double eps, double offset);
+torch::Tensor rms_norm_reference(const torch::Tensor& x, const torch::Tensor& w, double eps,
+                                 double offset);
 // x [B, H, T, E], cos/sin [T, E] -> x * cos + rotate_half(x) * sin (HF's non-interleaved layout)
-torch::Tensor apply_rope(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin);
+torch::Tensor apply_rope(const torch::Tensor& x, const torch::Tensor& cos,
+                         const torch::Tensor& sin);
 // q [B, H, T, E], k/v [B, H, T, E], allowed [B, 1, T, T] bool -> [B, H, T, E]
-torch::Tensor attention_reference(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
-                                  const torch::Tensor& allowed, double scale, double softcap);
+torch::Tensor attention_reference(const torch::Tensor& q, const torch::Tensor& k,
+                                  const torch::Tensor& v, const torch::Tensor& allowed,
+                                  double scale, double softcap);
 torch::Tensor attention_sdpa(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
                              const torch::Tensor& allowed, double scale);
 // Inverse RoPE frequencies [E/2] in fp32, with linear or llama3 scaling applied.
@@ -48,9 +53,10 @@ torch::Tensor rope_inv_freq(const ModelArgs& args);
 
 // What a layer needs besides its input: rotary tables and the attention masks.
 struct LayerInputs {
-  torch::Tensor cos, sin;        // [T, E] in the hidden dtype
-  torch::Tensor allowed_full;    // [B, 1, T, T] bool: causal & key not padding
-  torch::Tensor allowed_window;  // [B, 1, T, T] bool: the above & i - j < sliding_window (or undefined)
+  torch::Tensor cos, sin;      // [T, E] in the hidden dtype
+  torch::Tensor allowed_full;  // [B, 1, T, T] bool: causal & key not padding
+  torch::Tensor
+      allowed_window;  // [B, 1, T, T] bool: the above & i - j < sliding_window (or undefined)
   AttentionImpl impl = AttentionImpl::kAuto;
 };
 
@@ -70,7 +76,8 @@ TORCH_MODULE(SelfAttention);
 class MLPImpl : public torch::nn::Module {
  public:
   MLPImpl(const ModelArgs& args, const torch::TensorOptions& options);
-  torch::Tensor forward(const torch::Tensor& x);  // down(act(gate(x)) * up(x)): [B, T, D] -> [B, T, D]
+  torch::Tensor forward(
+      const torch::Tensor& x);  // down(act(gate(x)) * up(x)): [B, T, D] -> [B, T, D]
   Linear gate_proj{nullptr}, up_proj{nullptr}, down_proj{nullptr};
 
  private:
@@ -85,11 +92,14 @@ class DecoderLayerImpl : public torch::nn::Module {
   SelfAttention self_attn{nullptr};
   MLP mlp{nullptr};
   RMSNorm input_layernorm{nullptr}, post_attention_layernorm{nullptr};
-  RMSNorm pre_feedforward_layernorm{nullptr}, post_feedforward_layernorm{nullptr};  // post_norms only
+  RMSNorm pre_feedforward_layernorm{nullptr},
+      post_feedforward_layernorm{nullptr};  // post_norms only
 };
 TORCH_MODULE(DecoderLayer);
 
-// Runs `layer` without keeping its activations; the backward recomputes them (gradient checkpointing).
-torch::Tensor checkpointed_layer_forward(DecoderLayerImpl& layer, const torch::Tensor& x, const LayerInputs& in);
+// Runs `layer` without keeping its activations; the backward recomputes them (gradient
+// checkpointing).
+torch::Tensor checkpointed_layer_forward(DecoderLayerImpl& layer, const torch::Tensor& x,
+                                         const LayerInputs& in);
 
 }  // namespace treg::model

@@ -1,4 +1,5 @@
-// Strict loading from, and saving to, the Hugging Face checkpoint layout; random init for tiny models.
+// Strict loading from, and saving to, the Hugging Face checkpoint layout; random init for tiny
+// models.
 #include <ATen/CPUGeneratorImpl.h>
 
 #include <algorithm>
@@ -17,7 +18,9 @@ namespace {
 // Keys some HF checkpoints carry that are not parameters (old Llama exports saved the RoPE buffer).
 bool ignorable_key(const std::string& key, const ModelArgs& args) {
   const std::string suffix = "rotary_emb.inv_freq";
-  if (key.size() >= suffix.size() && key.compare(key.size() - suffix.size(), suffix.size(), suffix) == 0) return true;
+  if (key.size() >= suffix.size() &&
+      key.compare(key.size() - suffix.size(), suffix.size(), suffix) == 0)
+    return true;
   // A tied model's checkpoint may still store the (identical) lm_head.weight.
   return args.tie_embeddings && key == "lm_head.weight";
 }
@@ -48,16 +51,23 @@ CausalLM load_model(const std::string& dir, torch::Device device, torch::ScalarT
     }
     const auto& e = ckpt.entry(item.key());
     if (e.shape != item.value().sizes().vec())
-      mismatched.push_back(item.key() + ": model expects " + c10::str(item.value().sizes()) + ", " + ckpt.file_of(item.key()) +
-                           " has " + c10::str(c10::IntArrayRef(e.shape)));
+      mismatched.push_back(item.key() + ": model expects " + c10::str(item.value().sizes()) + ", " +
+                           ckpt.file_of(item.key()) + " has " +
+                           c10::str(c10::IntArrayRef(e.shape)));
   }
   for (const auto& key : ckpt.keys())
     if (!expected.count(key) && !ignorable_key(key, args)) unexpected.push_back(key);
   if (!missing.empty() || !unexpected.empty() || !mismatched.empty()) {
-    std::string msg = "checkpoint does not match the " + args.model_type + " model its config.json describes";
-    if (!missing.empty()) msg += "\n  missing keys (" + std::to_string(missing.size()) + "):" + list_keys(missing);
-    if (!unexpected.empty()) msg += "\n  unexpected keys (" + std::to_string(unexpected.size()) + "):" + list_keys(unexpected);
-    if (!mismatched.empty()) msg += "\n  shape mismatches (" + std::to_string(mismatched.size()) + "):" + list_keys(mismatched);
+    std::string msg =
+        "checkpoint does not match the " + args.model_type + " model its config.json describes";
+    if (!missing.empty())
+      msg += "\n  missing keys (" + std::to_string(missing.size()) + "):" + list_keys(missing);
+    if (!unexpected.empty())
+      msg += "\n  unexpected keys (" + std::to_string(unexpected.size()) +
+             "):" + list_keys(unexpected);
+    if (!mismatched.empty())
+      msg += "\n  shape mismatches (" + std::to_string(mismatched.size()) +
+             "):" + list_keys(mismatched);
     fail(dir, msg, "check that config.json and the safetensors files belong to the same model");
   }
   torch::NoGradGuard no_grad;
@@ -65,7 +75,8 @@ CausalLM load_model(const std::string& dir, torch::Device device, torch::ScalarT
   return model;
 }
 
-void save_model(CausalLM& model, const std::string& dir, torch::ScalarType dtype, int64_t max_shard_bytes) {
+void save_model(CausalLM& model, const std::string& dir, torch::ScalarType dtype,
+                int64_t max_shard_bytes) {
   const ModelArgs& args = model->args();
   if (!args.raw.is_object() || args.raw.empty())
     fail(dir, "cannot save: the model's ModelArgs has no raw config.json to write back");

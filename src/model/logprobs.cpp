@@ -10,9 +10,15 @@ namespace {
 using torch::autograd::AutogradContext;
 using torch::autograd::variable_list;
 
-// logits [n, V] fp32 (after the final softcap) for rows h [n, D].
+// fp32 for fp32/bf16/fp16 models; fp64 stays fp64 (finite-difference tests).
+torch::ScalarType softmax_dtype(const torch::Tensor& t) {
+  return at::promote_types(t.scalar_type(), torch::kFloat32);
+}
+
+// logits [n, V] in softmax_dtype (after the final softcap) for rows h [n, D].
 torch::Tensor chunk_logits(const torch::Tensor& h, const torch::Tensor& weight, double softcap) {
-  torch::Tensor logits = torch::nn::functional::linear(h, weight).to(torch::kFloat32);  // [n, V]
+  torch::Tensor logits =
+      torch::nn::functional::linear(h, weight).to(softmax_dtype(weight));  // [n, V]
   if (softcap > 0) logits = torch::tanh(logits / softcap) * softcap;
   return logits;
 }
@@ -22,11 +28,13 @@ struct ChunkedLogprobs : public torch::autograd::Function<ChunkedLogprobs> {
   static variable_list forward(AutogradContext* ctx, torch::Tensor hidden, torch::Tensor weight,
                                torch::Tensor targets, double softcap, int64_t chunk, bool with_sq) {
     const int64_t N = hidden.size(0);
-    torch::Tensor logps = torch::empty({N}, hidden.options().dtype(torch::kFloat32));
-    torch::Tensor sq = with_sq ? torch::empty({N}, logps.options()) : torch::empty({0}, logps.options());
+    torch::Tensor logps = torch::empty({N}, hidden.options().dtype(softmax_dtype(weight)));
+    torch::Tensor sq =
+        with_sq ? torch::empty({N}, logps.options()) : torch::empty({0}, logps.options());
     for (int64_t s = 0; s < N; s += chunk) {
       const int64_t n = std::min(chunk, N - s);
-      torch::Tensor lsm = torch::log_softmax(chunk_logits(hidden.narrow(0, s, n), weight, softcap), -1);  // [n, V]
+      torch::Tensor lsm =
+          torch::log_softmax(chunk_logits(hidden.narrow(0, s, n), weight, softcap), -1);  // [n, V]
       logps.narrow(0, s, n).copy_(lsm.gather(1, targets.narrow(0, s, n).unsqueeze(1)).squeeze(1));
       // log sum_v p_v^2 = logsumexp_v(2 log p_v)
       if (with_sq) sq.narrow(0, s, n).copy_(torch::logsumexp(2 * lsm, -1));
@@ -56,28 +64,33 @@ struct ChunkedLogprobs : public torch::autograd::Function<ChunkedLogprobs> {
     // With several chunks, accumulate dW in fp32 even for bf16 weights.
     const bool multi = N > chunk;
     torch::Tensor grad_w;
-    if (need_w) grad_w = torch::zeros(weight.sizes(), weight.options().dtype(multi ? torch::kFloat32 : weight.scalar_type()));
+    if (need_w)
+      grad_w = torch::zeros(weight.sizes(), weight.options().dtype(multi ? softmax_dtype(weight)
+                                                                         : weight.scalar_type()));
     for (int64_t s = 0; s < N; s += chunk) {
       const int64_t n = std::min(chunk, N - s);
-      torch::Tensor h = hidden.narrow(0, s, n);                 // [n, D]
-      torch::Tensor z = chunk_logits(h, weight, softcap);       // [n, V] fp32
-      torch::Tensor p = torch::softmax(z, -1);                  // [n, V]
+      torch::Tensor h = hidden.narrow(0, s, n);            // [n, D]
+      torch::Tensor z = chunk_logits(h, weight, softcap);  // [n, V] fp32
+      torch::Tensor p = torch::softmax(z, -1);             // [n, V]
       // d logp_target / dz = onehot(target) - p
-      torch::Tensor g_lp_c = g_lp.defined() ? g_lp.narrow(0, s, n).to(torch::kFloat32) : torch::zeros({n}, z.options());
+      torch::Tensor g_lp_c = g_lp.defined() ? g_lp.narrow(0, s, n).to(z.scalar_type())
+                                            : torch::zeros({n}, z.options());
       torch::Tensor gz = -p * g_lp_c.unsqueeze(1);
       gz.scatter_add_(1, targets.narrow(0, s, n).unsqueeze(1), g_lp_c.unsqueeze(1));
       if (with_sq && g_sq.defined() && g_sq.numel() == N) {
         // d log sum p^2 / dz = 2 (q - p) with q = softmax(2 z)
         torch::Tensor q = torch::softmax(2 * z, -1);
-        gz += 2 * (q - p) * g_sq.narrow(0, s, n).to(torch::kFloat32).unsqueeze(1);
+        gz += 2 * (q - p) * g_sq.narrow(0, s, n).to(z.scalar_type()).unsqueeze(1);
       }
       // softcap: z = c tanh(l / c)  =>  dz/dl = 1 - (z / c)^2
       if (softcap > 0) gz *= 1 - (z / softcap).pow(2);
-      torch::Tensor gl = gz.to(weight.scalar_type());           // [n, V]
+      torch::Tensor gl = gz.to(weight.scalar_type());                       // [n, V]
       if (need_h) grad_h.narrow(0, s, n).copy_(torch::matmul(gl, weight));  // [n, D]
       if (need_w) {
-        if (multi) grad_w.addmm_(gz.t(), h.to(torch::kFloat32));  // [V, D]
-        else grad_w = torch::matmul(gl.t(), h);
+        if (multi)
+          grad_w.addmm_(gz.t(), h.to(gz.scalar_type()));  // [V, D]
+        else
+          grad_w = torch::matmul(gl.t(), h);
       }
     }
     if (need_w && multi) grad_w = grad_w.to(weight.scalar_type());
@@ -87,14 +100,20 @@ struct ChunkedLogprobs : public torch::autograd::Function<ChunkedLogprobs> {
 
 }  // namespace
 
-TokenLogprobs next_token_logprobs_from_hidden(CausalLM& model, const torch::Tensor& hidden, const torch::Tensor& ids,
-                                              const torch::Tensor& mask, bool with_sq_mass, int64_t chunk_tokens) {
-  if (chunk_tokens <= 0) fail("next_token_logprobs", "chunk_tokens must be positive, got " + std::to_string(chunk_tokens));
+TokenLogprobs next_token_logprobs_from_hidden(CausalLM& model, const torch::Tensor& hidden,
+                                              const torch::Tensor& ids, const torch::Tensor& mask,
+                                              bool with_sq_mass, int64_t chunk_tokens) {
+  if (chunk_tokens <= 0)
+    fail("next_token_logprobs",
+         "chunk_tokens must be positive, got " + std::to_string(chunk_tokens));
   const int64_t B = ids.size(0), T = ids.size(1), D = hidden.size(-1);
   if (hidden.dim() != 3 || hidden.size(0) != B || hidden.size(1) != T)
-    fail("next_token_logprobs", "hidden shape " + c10::str(hidden.sizes()) + " does not match ids " + c10::str(ids.sizes()));
+    fail("next_token_logprobs", "hidden shape " + c10::str(hidden.sizes()) +
+                                    " does not match ids " + c10::str(ids.sizes()));
   const auto device = hidden.device();
-  auto f32 = torch::TensorOptions().dtype(torch::kFloat32).device(device);
+  auto f32 = torch::TensorOptions()
+                 .dtype(softmax_dtype(hidden))
+                 .device(device);  // fp32 (fp64 for fp64 models)
   TokenLogprobs out;
   if (T < 2) {
     out.logps = torch::zeros({B, 0}, f32);
@@ -102,26 +121,31 @@ TokenLogprobs next_token_logprobs_from_hidden(CausalLM& model, const torch::Tens
     return out;
   }
   // Position t (0..T-2) predicts ids[:, t+1]; only positions whose target is a token are computed.
-  torch::Tensor valid = mask.to(device).narrow(1, 1, T - 1).to(torch::kBool).reshape({-1});  // [B*(T-1)]
-  torch::Tensor rows = valid.nonzero().squeeze(1);                                         // [N]
-  torch::Tensor h = hidden.narrow(1, 0, T - 1).reshape({-1, D}).index_select(0, rows);      // [N, D]
-  torch::Tensor targets = ids.to(device).narrow(1, 1, T - 1).reshape({-1}).index_select(0, rows);  // [N]
+  torch::Tensor valid =
+      mask.to(device).narrow(1, 1, T - 1).to(torch::kBool).reshape({-1});               // [B*(T-1)]
+  torch::Tensor rows = valid.nonzero().squeeze(1);                                      // [N]
+  torch::Tensor h = hidden.narrow(1, 0, T - 1).reshape({-1, D}).index_select(0, rows);  // [N, D]
+  torch::Tensor targets =
+      ids.to(device).narrow(1, 1, T - 1).reshape({-1}).index_select(0, rows);  // [N]
   const int64_t V = model->args().vocab_size;
   if (targets.numel() > 0) {
     const int64_t lo = targets.min().item<int64_t>(), hi = targets.max().item<int64_t>();
     if (lo < 0 || hi >= V)
-      fail("next_token_logprobs", "token id " + std::to_string(lo < 0 ? lo : hi) + " outside the vocabulary [0, " +
-                                      std::to_string(V) + ")");
+      fail("next_token_logprobs", "token id " + std::to_string(lo < 0 ? lo : hi) +
+                                      " outside the vocabulary [0, " + std::to_string(V) + ")");
   }
-  variable_list res = ChunkedLogprobs::apply(h, model->lm_head_weight(), targets, model->args().final_softcap,
-                                             chunk_tokens, with_sq_mass);
-  out.logps = torch::zeros({B * (T - 1)}, f32).index_copy(0, rows, res[0]).view({B, T - 1});  // [B, T-1]
-  if (with_sq_mass) out.log_sq_mass = torch::zeros({B * (T - 1)}, f32).index_copy(0, rows, res[1]).view({B, T - 1});
+  variable_list res = ChunkedLogprobs::apply(
+      h, model->lm_head_weight(), targets, model->args().final_softcap, chunk_tokens, with_sq_mass);
+  out.logps =
+      torch::zeros({B * (T - 1)}, f32).index_copy(0, rows, res[0]).view({B, T - 1});  // [B, T-1]
+  if (with_sq_mass)
+    out.log_sq_mass = torch::zeros({B * (T - 1)}, f32).index_copy(0, rows, res[1]).view({B, T - 1});
   return out;
 }
 
-TokenLogprobs next_token_logprobs(CausalLM& model, const torch::Tensor& ids, const torch::Tensor& mask,
-                                  bool with_sq_mass, int64_t chunk_tokens) {
+TokenLogprobs next_token_logprobs(CausalLM& model, const torch::Tensor& ids,
+                                  const torch::Tensor& mask, bool with_sq_mass,
+                                  int64_t chunk_tokens) {
   torch::Tensor hidden = model->forward(ids, mask);  // [B, T, D]
   return next_token_logprobs_from_hidden(model, hidden, ids, mask, with_sq_mass, chunk_tokens);
 }

@@ -30,9 +30,9 @@ struct DtypeInfo {
 
 const std::vector<DtypeInfo>& dtype_table() {
   static const std::vector<DtypeInfo> table = {
-      {"F64", torch::kFloat64, 8}, {"F32", torch::kFloat32, 4},  {"F16", torch::kFloat16, 2},
-      {"BF16", torch::kBFloat16, 2}, {"I64", torch::kInt64, 8},  {"I32", torch::kInt32, 4},
-      {"I16", torch::kInt16, 2},   {"I8", torch::kInt8, 1},      {"U8", torch::kUInt8, 1},
+      {"F64", torch::kFloat64, 8},   {"F32", torch::kFloat32, 4}, {"F16", torch::kFloat16, 2},
+      {"BF16", torch::kBFloat16, 2}, {"I64", torch::kInt64, 8},   {"I32", torch::kInt32, 4},
+      {"I16", torch::kInt16, 2},     {"I8", torch::kInt8, 1},     {"U8", torch::kUInt8, 1},
       {"BOOL", torch::kBool, 1}};
   return table;
 }
@@ -81,7 +81,8 @@ struct SafetensorsFile::Mapping {
   const uint8_t* bytes() const { return static_cast<const uint8_t*>(addr); }
 };
 
-SafetensorsFile::SafetensorsFile(const std::string& path) : path_(path), map_(std::make_shared<Mapping>()) {
+SafetensorsFile::SafetensorsFile(const std::string& path)
+    : path_(path), map_(std::make_shared<Mapping>()) {
   int fd = ::open(path.c_str(), O_RDONLY);
   if (fd < 0) fail(path, std::string("cannot open safetensors file: ") + std::strerror(errno));
   struct stat st;
@@ -107,8 +108,9 @@ SafetensorsFile::SafetensorsFile(const std::string& path) : path_(path), map_(st
   uint64_t header_len = 0;
   for (int i = 7; i >= 0; --i) header_len = (header_len << 8) | p[i];
   if (header_len > file_size - 8)
-    fail(path, "header length " + std::to_string(header_len) + " runs past the end of the file (" +
-                   std::to_string(file_size) + " bytes)",
+    fail(path,
+         "header length " + std::to_string(header_len) + " runs past the end of the file (" +
+             std::to_string(file_size) + " bytes)",
          "the file is truncated or not a safetensors file");
   if (header_len > kMaxHeaderBytes)
     fail(path, "header length " + std::to_string(header_len) + " exceeds the 100 MB limit");
@@ -136,7 +138,8 @@ SafetensorsFile::SafetensorsFile(const std::string& path) : path_(path), map_(st
       continue;
     }
     const nlohmann::json& v = *it;
-    if (!v.is_object() || !v.contains("dtype") || !v.contains("shape") || !v.contains("data_offsets"))
+    if (!v.is_object() || !v.contains("dtype") || !v.contains("shape") ||
+        !v.contains("data_offsets"))
       fail(where, "entry must be an object with dtype, shape and data_offsets");
     if (!v["dtype"].is_string()) fail(where, "dtype is not a string");
     SafetensorsEntry e;
@@ -147,7 +150,8 @@ SafetensorsFile::SafetensorsFile(const std::string& path) : path_(path), map_(st
     uint64_t numel = 1;
     bool overflow = false;
     for (const auto& d : v["shape"]) {
-      if (!d.is_number_unsigned()) fail(where, "shape " + v["shape"].dump() + " has a non-integer or negative dimension");
+      if (!d.is_number_unsigned())
+        fail(where, "shape " + v["shape"].dump() + " has a non-integer or negative dimension");
       uint64_t dim = d.get<uint64_t>();
       if (dim > static_cast<uint64_t>(std::numeric_limits<int64_t>::max())) overflow = true;
       if (dim != 0 && numel > std::numeric_limits<uint64_t>::max() / dim) overflow = true;
@@ -155,19 +159,23 @@ SafetensorsFile::SafetensorsFile(const std::string& path) : path_(path), map_(st
       e.shape.push_back(static_cast<int64_t>(dim));
     }
     const auto& off = v["data_offsets"];
-    if (!off.is_array() || off.size() != 2 || !off[0].is_number_unsigned() || !off[1].is_number_unsigned())
-      fail(where, "data_offsets must be [begin, end] with non-negative integers, got " + off.dump());
+    if (!off.is_array() || off.size() != 2 || !off[0].is_number_unsigned() ||
+        !off[1].is_number_unsigned())
+      fail(where,
+           "data_offsets must be [begin, end] with non-negative integers, got " + off.dump());
     e.begin = off[0].get<uint64_t>();
     e.end = off[1].get<uint64_t>();
     if (e.begin > e.end) fail(where, "data_offsets " + off.dump() + ": begin after end");
     if (e.end > data_size)
-      fail(where, "data_offsets " + off.dump() + " out of range: the data section has " +
-                      std::to_string(data_size) + " bytes",
+      fail(where,
+           "data_offsets " + off.dump() + " out of range: the data section has " +
+               std::to_string(data_size) + " bytes",
            "the file is truncated or its header is corrupt");
     const uint64_t elem = dtype_bytes(e.scalar_type);
-    if (overflow || numel > std::numeric_limits<uint64_t>::max() / elem || numel * elem != e.end - e.begin)
-      fail(where, "byte size " + std::to_string(e.end - e.begin) + " does not match dtype " + e.dtype +
-                      " x shape " + shape_str(e.shape) + " (expected " +
+    if (overflow || numel > std::numeric_limits<uint64_t>::max() / elem ||
+        numel * elem != e.end - e.begin)
+      fail(where, "byte size " + std::to_string(e.end - e.begin) + " does not match dtype " +
+                      e.dtype + " x shape " + shape_str(e.shape) + " (expected " +
                       (overflow ? std::string("overflow") : std::to_string(numel * elem)) + ")");
     entries_.emplace(name, std::move(e));
   }
@@ -176,16 +184,17 @@ SafetensorsFile::SafetensorsFile(const std::string& path) : path_(path), map_(st
   std::vector<const SafetensorsEntry*> by_offset;
   for (const auto& [name, e] : entries_)
     if (e.end > e.begin) by_offset.push_back(&e);  // empty tensors occupy no bytes
-  std::sort(by_offset.begin(), by_offset.end(), [](const SafetensorsEntry* a, const SafetensorsEntry* b) {
-    return a->begin != b->begin ? a->begin < b->begin : a->end < b->end;
-  });
+  std::sort(by_offset.begin(), by_offset.end(),
+            [](const SafetensorsEntry* a, const SafetensorsEntry* b) {
+              return a->begin != b->begin ? a->begin < b->begin : a->end < b->end;
+            });
   for (size_t i = 1; i < by_offset.size(); ++i) {
     const auto* prev = by_offset[i - 1];
     const auto* cur = by_offset[i];
     if (cur->begin < prev->end)
       fail(path, "tensors '" + prev->name + "' [" + std::to_string(prev->begin) + ", " +
-                     std::to_string(prev->end) + ") and '" + cur->name + "' [" + std::to_string(cur->begin) +
-                     ", " + std::to_string(cur->end) + ") overlap");
+                     std::to_string(prev->end) + ") and '" + cur->name + "' [" +
+                     std::to_string(cur->begin) + ", " + std::to_string(cur->end) + ") overlap");
   }
 }
 
@@ -208,11 +217,12 @@ torch::Tensor SafetensorsFile::view(const std::string& name) const {
     return t;
   }
   std::shared_ptr<Mapping> keep = map_;
-  return torch::from_blob(const_cast<uint8_t*>(src), e.shape, [keep](void*) mutable { keep.reset(); },
-                          options);
+  return torch::from_blob(
+      const_cast<uint8_t*>(src), e.shape, [keep](void*) mutable { keep.reset(); }, options);
 }
 
-torch::Tensor SafetensorsFile::load(const std::string& name, const torch::TensorOptions& options) const {
+torch::Tensor SafetensorsFile::load(const std::string& name,
+                                    const torch::TensorOptions& options) const {
   torch::Tensor v = view(name);
   auto dtype = options.has_dtype() ? c10::typeMetaToScalarType(options.dtype()) : v.scalar_type();
   auto device = options.has_device() ? options.device() : v.device();
@@ -250,16 +260,19 @@ SafetensorsCheckpoint::SafetensorsCheckpoint(const std::string& dir_or_file) : r
       if (!it->is_string()) fail(index_path, "weight_map['" + it.key() + "'] is not a file name");
       const std::string shard = it->get<std::string>();
       if (shard.find('/') != std::string::npos || shard.empty())
-        fail(index_path, "weight_map['" + it.key() + "'] = '" + shard + "' is not a plain file name");
+        fail(index_path,
+             "weight_map['" + it.key() + "'] = '" + shard + "' is not a plain file name");
       auto s = shard_index.find(shard);
       if (s == shard_index.end()) {
         const std::string shard_path = path_join(dir_or_file, shard);
         if (!file_exists(shard_path))
-          fail(index_path, "shard '" + shard + "' (holding '" + it.key() + "') does not exist in " + dir_or_file);
+          fail(index_path, "shard '" + shard + "' (holding '" + it.key() + "') does not exist in " +
+                               dir_or_file);
         s = shard_index.emplace(shard, add_file(shard_path)).first;
       }
       if (!files_[s->second]->contains(it.key()))
-        fail(index_path, "weight_map says '" + it.key() + "' is in " + shard + ", but that shard has no such tensor");
+        fail(index_path, "weight_map says '" + it.key() + "' is in " + shard +
+                             ", but that shard has no such tensor");
       where_[it.key()] = s->second;
     }
     return;
@@ -285,7 +298,8 @@ const std::string& SafetensorsCheckpoint::file_of(const std::string& name) const
   return files_[where_index(name)]->path();
 }
 
-torch::Tensor SafetensorsCheckpoint::load(const std::string& name, const torch::TensorOptions& options) const {
+torch::Tensor SafetensorsCheckpoint::load(const std::string& name,
+                                          const torch::TensorOptions& options) const {
   return files_[where_index(name)]->load(name, options);
 }
 
@@ -302,7 +316,8 @@ namespace {
 // Streams `parts` to "<path>.tmp.<pid>", fsyncs and renames, so readers never see half a file.
 class AtomicWriter {
  public:
-  explicit AtomicWriter(const std::string& path) : path_(path), tmp_(path + ".tmp." + std::to_string(::getpid())) {
+  explicit AtomicWriter(const std::string& path)
+      : path_(path), tmp_(path + ".tmp." + std::to_string(::getpid())) {
     fd_ = ::open(tmp_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
     if (fd_ < 0) fail(tmp_, std::string("cannot open for writing: ") + std::strerror(errno));
   }
@@ -372,7 +387,8 @@ void save_safetensors(const std::string& path, const NamedTensors& tensors,
   // Pad with spaces so the data section starts 8-byte aligned (as HF's writer does).
   while ((8 + text.size()) % 8 != 0) text.push_back(' ');
   uint8_t len[8];
-  for (int i = 0; i < 8; ++i) len[i] = static_cast<uint8_t>((static_cast<uint64_t>(text.size()) >> (8 * i)) & 0xff);
+  for (int i = 0; i < 8; ++i)
+    len[i] = static_cast<uint8_t>((static_cast<uint64_t>(text.size()) >> (8 * i)) & 0xff);
   AtomicWriter out(path);
   out.write(len, 8);
   out.write(text.data(), text.size());
@@ -383,9 +399,11 @@ void save_safetensors(const std::string& path, const NamedTensors& tensors,
   out.commit();
 }
 
-std::vector<std::string> save_safetensors_sharded(const std::string& dir, const NamedTensors& tensors,
+std::vector<std::string> save_safetensors_sharded(const std::string& dir,
+                                                  const NamedTensors& tensors,
                                                   int64_t max_shard_bytes) {
-  if (max_shard_bytes <= 0) fail(dir, "max shard size must be positive, got " + std::to_string(max_shard_bytes));
+  if (max_shard_bytes <= 0)
+    fail(dir, "max shard size must be positive, got " + std::to_string(max_shard_bytes));
   make_dirs(dir);
   std::map<std::string, torch::Tensor> sorted(tensors.begin(), tensors.end());
   // Greedy in name order: a shard closes when the next tensor would push it past the limit
@@ -407,14 +425,16 @@ std::vector<std::string> save_safetensors_sharded(const std::string& dir, const 
   if (shards.size() == 1) {
     const std::string path = path_join(dir, "model.safetensors");
     save_safetensors(path, shards[0]);
-    if (file_exists(index_path)) ::unlink(index_path.c_str());  // a stale index would shadow the file
+    if (file_exists(index_path))
+      ::unlink(index_path.c_str());  // a stale index would shadow the file
     written.push_back(path);
     return written;
   }
   nlohmann::json weight_map = nlohmann::json::object();
   char name_buf[64];
   for (size_t i = 0; i < shards.size(); ++i) {
-    std::snprintf(name_buf, sizeof(name_buf), "model-%05zu-of-%05zu.safetensors", i + 1, shards.size());
+    std::snprintf(name_buf, sizeof(name_buf), "model-%05zu-of-%05zu.safetensors", i + 1,
+                  shards.size());
     save_safetensors(path_join(dir, name_buf), shards[i]);
     for (const auto& [name, t] : shards[i]) weight_map[name] = name_buf;
     written.push_back(path_join(dir, name_buf));

@@ -15,7 +15,8 @@ nlohmann::json eos_json(const std::vector<int64_t>& eos) {
 }  // namespace
 
 nlohmann::json tiny_config(const TinySpec& s) {
-  if (s.vocab_size <= 0) fail("make-tiny", "vocab_size must be positive, got " + std::to_string(s.vocab_size));
+  if (s.vocab_size <= 0)
+    fail("make-tiny", "vocab_size must be positive, got " + std::to_string(s.vocab_size));
   using nlohmann::json;
   // Shapes shared by all: D 64, 4 query heads, 2 key/value heads (GQA), head_dim 16, F 128.
   json c = {{"vocab_size", s.vocab_size},
@@ -29,12 +30,12 @@ nlohmann::json tiny_config(const TinySpec& s) {
             {"use_cache", true},
             {"torch_dtype", "float32"},
             {"transformers_version", "4.44.2"},
-            {"bos_token_id", s.bos_token_id},
+            {"bos_token_id", s.bos_token_id >= 0 ? json(s.bos_token_id) : json(nullptr)},
             {"eos_token_id", eos_json(s.eos_token_ids)}};
   if (s.pad_token_id >= 0) c["pad_token_id"] = s.pad_token_id;
   if (s.arch == "llama" || s.arch == "llama3.2") {
-    // llama: Llama-3-8B style (untied, no scaling). llama3.2: tied embeddings + llama3 RoPE scaling with a
-    // short original context so the scaled, interpolated and kept frequency bands all occur.
+    // llama: Llama-3-8B style (untied, no scaling). llama3.2: tied embeddings + llama3 RoPE scaling
+    // with a short original context so the scaled, interpolated and kept frequency bands all occur.
     c.update({{"architectures", {"LlamaForCausalLM"}},
               {"model_type", "llama"},
               {"num_hidden_layers", 2},
@@ -98,7 +99,8 @@ nlohmann::json tiny_config(const TinySpec& s) {
               {"cache_implementation", "hybrid"},
               {"tie_word_embeddings", true}});
   } else {
-    fail("make-tiny", "unknown --arch '" + s.arch + "'", "supported: llama, llama3.2, mistral, qwen2, gemma2");
+    fail("make-tiny", "unknown --arch '" + s.arch + "'",
+         "supported: llama, llama3.2, mistral, qwen2, gemma2");
   }
   return c;
 }
@@ -111,7 +113,8 @@ void write_tiny_weights(const TinySpec& spec, const std::string& out_dir) {
   make_dirs(out_dir);
   save_model(model, out_dir, torch::kFloat32);
   nlohmann::json gen = {{"_from_model_config", true},
-                        {"bos_token_id", spec.bos_token_id},
+                        {"bos_token_id", spec.bos_token_id >= 0 ? nlohmann::json(spec.bos_token_id)
+                                                                : nlohmann::json(nullptr)},
                         {"eos_token_id", eos_json(spec.eos_token_ids)},
                         {"transformers_version", "4.44.2"}};
   if (spec.pad_token_id >= 0) gen["pad_token_id"] = spec.pad_token_id;

@@ -1,0 +1,93 @@
+// bench_score_tokens: throughput of `treg score-tokens` (3 forward passes per response: plain,
+// better, worse) on CPU, on the tiny llama model and on a ~100M-parameter random Llama-style model,
+// over the bundled preference data.
+//
+// Usage: bench_score_tokens [WORK_DIR] [PAIRS_TINY=64] [PAIRS_100M=8]
+#include <spdlog/spdlog.h>
+#include <torch/torch.h>
+
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+
+#include "treg/config.h"
+#include "treg/io.h"
+#include "treg/model.h"
+#include "treg/rewards.h"
+#include "treg/runtime.h"
+#include "treg/tiny_tokenizer.h"
+#include "treg/tokenizer.h"
+
+namespace {
+
+using namespace treg;
+
+// A random checkpoint + the tiny llama tokenizer. hidden/layers/ffn/vocab give the size.
+std::string make_model(const std::string& dir, int64_t hidden, int64_t layers, int64_t ffn, int64_t heads,
+                       int64_t vocab) {
+  make_dirs(dir);
+  const int64_t tok_vocab = write_tiny_tokenizer("llama", dir);
+  auto tok = load_tokenizer(dir);
+  TinySpec spec;
+  spec.arch = "llama";
+  spec.vocab_size = std::max(vocab, tok_vocab);
+  spec.seed = 0;
+  spec.bos_token_id = tok->special().bos_id;
+  spec.eos_token_ids = tok->special().eos_ids;
+  nlohmann::json cfg = tiny_config(spec);
+  if (hidden > 0) {
+    cfg["hidden_size"] = hidden;
+    cfg["num_hidden_layers"] = layers;
+    cfg["intermediate_size"] = ffn;
+    cfg["num_attention_heads"] = heads;
+    cfg["num_key_value_heads"] = heads;
+    cfg["head_dim"] = hidden / heads;
+    cfg["max_position_embeddings"] = 2048;
+  }
+  CausalLM model(model_args_from_json(cfg, dir + "/config.json"));
+  init_model_weights(model, 0, 0.02);
+  save_model(model, dir, torch::kFloat32);
+  int64_t params = 0;
+  for (const auto& p : model->parameters()) params += p.numel();
+  std::printf("  model %s: %.1fM parameters (hidden %lld, layers %lld, vocab %lld)\n", dir.c_str(), params / 1e6,
+              static_cast<long long>(cfg["hidden_size"].get<int64_t>()),
+              static_cast<long long>(cfg["num_hidden_layers"].get<int64_t>()),
+              static_cast<long long>(cfg["vocab_size"].get<int64_t>()));
+  return dir;
+}
+
+void bench(const std::string& name, const std::string& model, const std::string& work, int pairs, int64_t batch) {
+  // The first `pairs` bundled pairs.
+  std::ifstream in(path_join(TREG_SOURCE_DIR, "configs/data/tiny_prefs.train.jsonl"));
+  std::string line, rows;
+  for (int i = 0; i < pairs && std::getline(in, line); ++i) rows += line + "\n";
+  const std::string data = path_join(work, name + ".jsonl");
+  write_file_atomic(data, rows);
+  Config c = parse_config("model_name_or_path: " + model + "\ntrain_file: " + data + "\noutput_dir: " + work + "/" + name +
+                              "\ndevice: cpu\nscore_batch_size: " + std::to_string(batch) + "\n",
+                          "bench");
+  std::remove(c.reward_dump_path().c_str());
+  std::remove((c.reward_dump_path() + ".partial").c_str());
+  ScoreSummary s = score_tokens(c, "train", /*progress=*/false);
+  std::printf("  %-6s %3lld pairs  %6.2f s  %7.2f pairs/s  %9.0f response tok/s  %9.0f model tok/s (all 6 contexts)\n",
+              name.c_str(), static_cast<long long>(s.scored), s.seconds, s.scored / s.seconds,
+              s.response_tokens / s.seconds, s.context_tokens / s.seconds);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  init_runtime();
+  spdlog::set_level(spdlog::level::warn);
+  const std::string work = argc > 1 ? argv[1] : "bench-score-tokens";
+  const int tiny_pairs = argc > 2 ? std::atoi(argv[2]) : 64;
+  const int big_pairs = argc > 3 ? std::atoi(argv[3]) : 8;
+  make_dirs(work);
+  std::printf("bench_score_tokens: CPU, %d threads, fp32, score_batch_size 4\n", configured_threads());
+  std::string tiny = make_model(work + "/tiny", 0, 0, 0, 0, 0);
+  // ~100M: D 768, 12 layers, F 2048, 12 heads, V 16384 -> 12 * (4 * 768^2 + 3 * 768 * 2048) + 2 * 16384 * 768.
+  std::string big = make_model(work + "/m100", 768, 12, 2048, 12, 16384);
+  bench("tiny", tiny, work, tiny_pairs, 4);
+  bench("100M", big, work, big_pairs, 4);
+  return 0;
+}

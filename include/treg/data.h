@@ -1,0 +1,93 @@
+// Preference data: JSONL rows in the UltraFeedback shapes (princeton-nlp / HuggingFaceH4) become
+// token ids laid out exactly as training and scoring use them.
+//
+// Layout of one pair (all ids, no text reaches the model):
+//   prompt_ids   = encode(render(prompt messages, add_generation_prompt=true))   (BOS from the template)
+//   chosen_ids   = the chosen answer's content tokens + the template's end-of-turn token
+//   rejected_ids = the same for the rejected answer
+// prompt_ids + chosen_ids equals encode(render(prompt + chosen answer)) cut right after the answer's
+// end-of-turn token. Where the tokenizer merges a token across the prompt/answer boundary, the split
+// is moved to the last token that lies wholly in the prompt (counted as a boundary merge).
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "treg/chat_template.h"
+#include "treg/tokenizer.h"
+
+namespace treg {
+
+// A row as read from JSONL, before tokenization.
+struct RawPair {
+  int64_t line = 0;               // 1-based line number in the file
+  std::vector<Message> prompt;    // system? (user assistant)* user
+  std::string chosen, rejected;   // the answers' text
+};
+
+// A bad row: what is wrong with it, where.
+struct BadRow {
+  std::string file;
+  int64_t line = 0;
+  std::string reason;
+};
+
+// Parses one JSONL line. Throws treg::Error "<file>:<line>: <reason>" for a bad row.
+RawPair parse_pair_line(const std::string& text, const std::string& file, int64_t line);
+
+struct DataOptions {
+  int64_t max_length = 2048;         // prompt + longer response, in tokens
+  int64_t max_prompt_length = 1800;  // the prompt keeps its end (and its BOS)
+  bool skip_bad_rows = false;        // false: the first bad row is an error
+  std::string bad_rows_report;       // skip mode: JSONL report of skipped rows ("" = none written)
+};
+
+struct TokenizedPair {
+  int64_t source_line = 0;
+  std::vector<Message> prompt;                  // for the revision prompt's {instruction}
+  std::string chosen_text, rejected_text;       // the answers' text as in the data ({answer})
+  std::vector<int64_t> prompt_ids;              // [P]
+  std::vector<int64_t> chosen_ids, rejected_ids;  // [C], [R], each ending in end-of-turn unless cut
+};
+
+// Everything that happened to the rows; nothing disappears without being counted here.
+struct DataStats {
+  int64_t rows = 0;               // non-blank lines read
+  int64_t bad_rows = 0;           // skipped (skip_bad_rows) rows
+  int64_t kept = 0;               // pairs produced
+  int64_t prompts_truncated = 0;  // prompts cut to max_prompt_length (keeping their end)
+  int64_t chosen_truncated = 0;   // responses cut to fit max_length
+  int64_t rejected_truncated = 0;
+  int64_t dropped_empty = 0;      // pairs dropped because a response was empty after truncation
+  int64_t boundary_merges = 0;    // responses whose first token merged with the prompt's last
+  int64_t prompt_tokens = 0, response_tokens = 0;  // after truncation
+  std::string summary() const;
+};
+
+struct PreferenceData {
+  std::vector<TokenizedPair> pairs;
+  std::vector<BadRow> bad_rows;
+  DataStats stats;
+};
+
+// The end-of-turn token id of `chat`; an error when the tokenizer does not have it as one token.
+int64_t end_of_turn_id(const Tokenizer& tok, const ChatTemplate& chat);
+
+// Tokenizes one row (no truncation). `stats` gets boundary merges. Throws treg::Error on rows the
+// template or tokenizer cannot lay out (e.g. a role the template refuses).
+TokenizedPair tokenize_pair(const RawPair& row, const Tokenizer& tok, const ChatTemplate& chat,
+                            DataStats* stats);
+
+// SimPO/WPO truncation: when prompt + longer response > max_length the prompt keeps its last
+// max_prompt_length tokens (BOS stays first), then each response is cut to max_length - prompt.
+// Returns false when the pair must be dropped (a response is empty after truncation).
+bool truncate_pair(TokenizedPair& pair, int64_t bos_id, const DataOptions& opts, DataStats* stats);
+
+// Reads, validates, tokenizes and truncates a whole JSONL file.
+PreferenceData load_preference_data(const std::string& path, const Tokenizer& tok,
+                                    const ChatTemplate& chat, const DataOptions& opts);
+
+// Number of non-blank lines of a JSONL file (the "rows" recorded in reward-dump metadata).
+int64_t count_rows(const std::string& path);
+
+}  // namespace treg

@@ -1,0 +1,303 @@
+// JSONL preference pairs -> token ids (see include/treg/data.h for the layout).
+#include "treg/data.h"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "treg/error.h"
+#include "treg/io.h"
+
+namespace treg {
+namespace {
+
+using nlohmann::json;
+
+// A row-level problem; the caller adds file and line.
+struct RowError {
+  std::string reason;
+};
+[[noreturn]] void bad(const std::string& reason) { throw RowError{reason}; }
+
+bool is_blank(const std::string& s) {
+  return std::all_of(s.begin(), s.end(), [](unsigned char c) { return std::isspace(c); });
+}
+
+std::vector<Message> parse_messages(const json& v, const std::string& field) {
+  std::vector<Message> out;
+  for (size_t i = 0; i < v.size(); ++i) {
+    const json& m = v[i];
+    std::string at = "'" + field + "'[" + std::to_string(i) + "]";
+    if (!m.is_object()) bad(at + " must be a message object {\"role\": ..., \"content\": ...}");
+    if (!m.contains("role") || !m["role"].is_string()) bad(at + " has no string 'role'");
+    if (!m.contains("content") || !m["content"].is_string()) bad(at + " has no string 'content'");
+    std::string role = m["role"].get<std::string>();
+    if (role != "system" && role != "user" && role != "assistant")
+      bad("wrong role '" + role + "' in " + at + " (expected system, user or assistant)");
+    out.push_back({role, m["content"].get<std::string>()});
+  }
+  return out;
+}
+
+// The answer of `field` (a string, or a message list ending in the assistant's answer); `context`
+// gets the messages before it when the field is a list.
+std::string parse_answer(const json& row, const std::string& field, std::vector<Message>* context) {
+  if (!row.contains(field)) bad("missing field '" + field + "'");
+  const json& v = row[field];
+  std::string answer;
+  if (v.is_string()) {
+    answer = v.get<std::string>();
+  } else if (v.is_array()) {
+    if (v.empty()) bad("field '" + field + "' is an empty message list");
+    std::vector<Message> msgs = parse_messages(v, field);
+    if (msgs.back().role != "assistant")
+      bad("wrong roles: the last message of '" + field + "' must be the assistant's answer, got '" +
+          msgs.back().role + "'");
+    answer = msgs.back().content;
+    msgs.pop_back();
+    if (context) *context = std::move(msgs);
+  } else {
+    bad("field '" + field + "' must be a string or a list of messages, got " + v.type_name());
+  }
+  if (is_blank(answer)) bad("empty " + field + " answer");
+  return answer;
+}
+
+// system? then user, assistant, user, ... ending with user.
+void check_prompt_roles(const std::vector<Message>& prompt) {
+  if (prompt.empty()) bad("the prompt has no messages");
+  size_t i = prompt[0].role == "system" ? 1 : 0;
+  if (i == prompt.size()) bad("wrong roles: the prompt has only a system message");
+  for (size_t k = i; k < prompt.size(); ++k) {
+    const char* want = (k - i) % 2 == 0 ? "user" : "assistant";
+    if (prompt[k].role != want)
+      bad("wrong roles: prompt message " + std::to_string(k) + " should be '" + want + "', got '" +
+          prompt[k].role + "'");
+  }
+  if (prompt.back().role != "user")
+    bad("wrong roles: the prompt must end with a user message, got '" + prompt.back().role + "'");
+  if (is_blank(prompt.back().content)) bad("empty prompt (the last user message is blank)");
+}
+
+RawPair parse_row(const std::string& text, int64_t line) {
+  json row;
+  try {
+    row = json::parse(text);
+  } catch (const json::parse_error& e) {
+    bad(std::string("invalid JSON: ") + e.what());
+  }
+  if (!row.is_object()) bad(std::string("a row must be a JSON object, got ") + row.type_name());
+  RawPair out;
+  out.line = line;
+  std::vector<Message> chosen_ctx, rejected_ctx;
+  out.chosen = parse_answer(row, "chosen", &chosen_ctx);
+  out.rejected = parse_answer(row, "rejected", &rejected_ctx);
+  if (row.contains("prompt") && !row["prompt"].is_null()) {
+    const json& p = row["prompt"];
+    if (p.is_string()) {
+      out.prompt = {{"user", p.get<std::string>()}};
+    } else if (p.is_array()) {
+      out.prompt = parse_messages(p, "prompt");
+    } else {
+      bad(std::string("field 'prompt' must be a string or a list of messages, got ") + p.type_name());
+    }
+  } else {
+    if (!row["chosen"].is_array()) bad("missing field 'prompt' (and 'chosen' is not a message list)");
+    out.prompt = chosen_ctx;
+    if (rejected_ctx.size() != chosen_ctx.size() ||
+        !std::equal(chosen_ctx.begin(), chosen_ctx.end(), rejected_ctx.begin(),
+                    [](const Message& a, const Message& b) { return a.role == b.role && a.content == b.content; }))
+      bad("without a 'prompt' field, 'chosen' and 'rejected' must share the messages before the answer");
+  }
+  check_prompt_roles(out.prompt);
+  if (out.chosen == out.rejected) bad("chosen and rejected answers are identical");
+  return out;
+}
+
+std::string where(const std::string& file, int64_t line) { return file + ":" + std::to_string(line); }
+
+const char* kBadRowHint =
+    "fix the row, or set `skip_bad_rows: true` to skip bad rows (they are then counted and listed "
+    "in <output_dir>/bad_rows.<split>.jsonl)";
+
+}  // namespace
+
+std::string DataStats::summary() const {
+  std::ostringstream s;
+  s << rows << " rows -> " << kept << " pairs; bad rows skipped " << bad_rows << ", prompts truncated "
+    << prompts_truncated << ", chosen cut " << chosen_truncated << ", rejected cut " << rejected_truncated
+    << ", dropped (empty after truncation) " << dropped_empty << ", boundary merges " << boundary_merges
+    << "; tokens: prompt " << prompt_tokens << ", responses " << response_tokens;
+  return s.str();
+}
+
+RawPair parse_pair_line(const std::string& text, const std::string& file, int64_t line) {
+  try {
+    return parse_row(text, line);
+  } catch (const RowError& e) {
+    fail(where(file, line), e.reason, kBadRowHint);
+  }
+}
+
+int64_t end_of_turn_id(const Tokenizer& tok, const ChatTemplate& chat) {
+  std::string eot = chat.end_of_turn();
+  std::vector<int64_t> ids = tok.encode(eot, false);
+  if (ids.size() != 1)
+    fail("tokenizer", "the end-of-turn marker '" + eot + "' of chat template '" +
+                          chat_format_name(chat.format()) + "' is " + std::to_string(ids.size()) +
+                          " tokens, expected 1",
+         "set `chat_template:` to the model's real chat format");
+  return ids[0];
+}
+
+TokenizedPair tokenize_pair(const RawPair& row, const Tokenizer& tok, const ChatTemplate& chat,
+                            DataStats* stats) {
+  const std::string eot = chat.end_of_turn();
+  const int64_t eot_id = end_of_turn_id(tok, chat);
+  const std::string prompt_text = chat.render(row.prompt, /*add_generation_prompt=*/true);
+  std::vector<int64_t> prompt_ids = tok.encode(prompt_text, /*add_special=*/false);  // BOS is in the text
+  const int64_t bos = tok.special().bos_id;
+  if (bos >= 0 && prompt_ids.size() >= 2 && prompt_ids[0] == bos && prompt_ids[1] == bos)
+    fail("chat template", "the prompt starts with BOS twice", "report this: the template text carries BOS");
+
+  // The whole conversation, cut right after the answer's end-of-turn marker.
+  auto conversation_ids = [&](const std::string& answer) {
+    std::vector<Message> msgs = row.prompt;
+    msgs.push_back({"assistant", answer});
+    std::string full = chat.render(msgs, /*add_generation_prompt=*/false);
+    if (full.compare(0, prompt_text.size(), prompt_text) != 0)
+      fail("chat template '" + chat_format_name(chat.format()) + "'",
+           "rendering prompt+answer does not start with the rendered prompt (with generation prompt)");
+    size_t pos = full.rfind(eot);
+    if (pos == std::string::npos || pos < prompt_text.size())
+      fail("chat template '" + chat_format_name(chat.format()) + "'",
+           "the rendered answer is not closed by '" + eot + "'");
+    return tok.encode(full.substr(0, pos + eot.size()), /*add_special=*/false);
+  };
+  std::vector<int64_t> full_c = conversation_ids(row.chosen);
+  std::vector<int64_t> full_r = conversation_ids(row.rejected);
+
+  // Split at the last token that lies wholly in the prompt for both answers.
+  auto common = [&](const std::vector<int64_t>& full) {
+    size_t k = 0;
+    while (k < prompt_ids.size() && k < full.size() && prompt_ids[k] == full[k]) ++k;
+    return k;
+  };
+  const size_t kc = common(full_c), kr = common(full_r);
+  const size_t k = std::min(kc, kr);
+  if (stats) stats->boundary_merges += (kc < prompt_ids.size()) + (kr < prompt_ids.size());
+
+  TokenizedPair out;
+  out.source_line = row.line;
+  out.prompt = row.prompt;
+  out.chosen_text = row.chosen;
+  out.rejected_text = row.rejected;
+  out.prompt_ids.assign(prompt_ids.begin(), prompt_ids.begin() + static_cast<std::ptrdiff_t>(k));
+  out.chosen_ids.assign(full_c.begin() + static_cast<std::ptrdiff_t>(k), full_c.end());
+  out.rejected_ids.assign(full_r.begin() + static_cast<std::ptrdiff_t>(k), full_r.end());
+  for (const auto* ids : {&out.chosen_ids, &out.rejected_ids})
+    if (ids->size() < 2 || ids->back() != eot_id)
+      fail("tokenizer", "a tokenized answer does not end in the end-of-turn token '" + eot + "' (id " +
+                            std::to_string(eot_id) + ")");
+  return out;
+}
+
+bool truncate_pair(TokenizedPair& p, int64_t bos_id, const DataOptions& opts, DataStats* stats) {
+  const int64_t longer = static_cast<int64_t>(std::max(p.chosen_ids.size(), p.rejected_ids.size()));
+  if (static_cast<int64_t>(p.prompt_ids.size()) + longer > opts.max_length) {
+    const int64_t P = static_cast<int64_t>(p.prompt_ids.size());
+    if (P > opts.max_prompt_length) {
+      // Keep the end of the prompt (the question nearest the answer), and BOS in front.
+      const bool keep_bos = bos_id >= 0 && p.prompt_ids[0] == bos_id;
+      const int64_t tail = opts.max_prompt_length - (keep_bos ? 1 : 0);
+      std::vector<int64_t> cut;
+      if (keep_bos) cut.push_back(bos_id);
+      cut.insert(cut.end(), p.prompt_ids.end() - tail, p.prompt_ids.end());
+      p.prompt_ids = std::move(cut);
+      if (stats) ++stats->prompts_truncated;
+    }
+    const size_t room = static_cast<size_t>(opts.max_length - static_cast<int64_t>(p.prompt_ids.size()));
+    if (p.chosen_ids.size() > room) {
+      p.chosen_ids.resize(room);
+      if (stats) ++stats->chosen_truncated;
+    }
+    if (p.rejected_ids.size() > room) {
+      p.rejected_ids.resize(room);
+      if (stats) ++stats->rejected_truncated;
+    }
+  }
+  if (p.chosen_ids.empty() || p.rejected_ids.empty()) {
+    if (stats) ++stats->dropped_empty;
+    return false;
+  }
+  return true;
+}
+
+int64_t count_rows(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) fail(path, "cannot open data file");
+  int64_t n = 0;
+  std::string line;
+  while (std::getline(in, line))
+    if (!is_blank(line)) ++n;
+  return n;
+}
+
+PreferenceData load_preference_data(const std::string& path, const Tokenizer& tok,
+                                    const ChatTemplate& chat, const DataOptions& opts) {
+  std::ifstream in(path);
+  if (!in) fail(path, "cannot open data file", "check `train_file` / `eval_file` in the config");
+  PreferenceData data;
+  DataStats& st = data.stats;
+  std::string text;
+  int64_t line = 0;
+  while (std::getline(in, text)) {
+    ++line;
+    if (is_blank(text)) continue;
+    ++st.rows;
+    try {
+      RawPair row;
+      try {
+        row = parse_row(text, line);
+      } catch (const RowError& e) {
+        fail(where(path, line), e.reason, kBadRowHint);
+      }
+      TokenizedPair pair;
+      try {
+        pair = tokenize_pair(row, tok, chat, &st);
+      } catch (const Error& e) {
+        fail(where(path, line), e.what(), kBadRowHint);
+      }
+      if (!truncate_pair(pair, tok.special().bos_id, opts, &st)) continue;
+      st.prompt_tokens += static_cast<int64_t>(pair.prompt_ids.size());
+      st.response_tokens += static_cast<int64_t>(pair.chosen_ids.size() + pair.rejected_ids.size());
+      data.pairs.push_back(std::move(pair));
+    } catch (const Error& e) {
+      if (!opts.skip_bad_rows) throw;
+      std::string msg = e.what();
+      std::string prefix = where(path, line) + ": ";
+      if (msg.compare(0, prefix.size(), prefix) == 0) msg = msg.substr(prefix.size());
+      auto hint = msg.find("\n  HINT:");
+      if (hint != std::string::npos) msg = msg.substr(0, hint);
+      data.bad_rows.push_back({path, line, msg});
+      ++st.bad_rows;
+    }
+  }
+  st.kept = static_cast<int64_t>(data.pairs.size());
+  if (opts.skip_bad_rows && !opts.bad_rows_report.empty()) {
+    std::string report;
+    for (const BadRow& b : data.bad_rows)
+      report += json{{"file", b.file}, {"line", b.line}, {"reason", b.reason}}.dump() + "\n";
+    write_file_atomic(opts.bad_rows_report, report);
+    if (!data.bad_rows.empty())
+      spdlog::warn("{}: skipped {} bad rows (listed in {})", path, data.bad_rows.size(), opts.bad_rows_report);
+  }
+  if (data.pairs.empty())
+    fail(path, "no usable preference pairs (" + st.summary() + ")");
+  return data;
+}
+
+}  // namespace treg

@@ -1,0 +1,344 @@
+// score-tokens (paper §3.3): for every response token, log pi_ref under the plain prompt and under the
+// two contrastive revision prompts, and the token reward of Eq. 3, written to the reward dump.
+#include <csignal>
+#include <cstdlib>
+
+#include <spdlog/spdlog.h>
+#include <torch/torch.h>
+
+#include "treg/config.h"
+#include "treg/error.h"
+#include "treg/io.h"
+#include "treg/model.h"
+#include "treg/progress.h"
+#include "treg/rewards.h"
+
+namespace treg {
+namespace {
+
+using nlohmann::json;
+
+const std::string& split_file(const Config& c, const std::string& split) {
+  if (split == "train") return c.train_file;
+  if (split == "eval") return c.eval_file;
+  fail("score-tokens", "unknown split '" + split + "' (expected train or eval)");
+}
+
+std::string split_dump_path(const Config& c, const std::string& split) {
+  return split == "train" ? c.reward_dump_path() : c.eval_reward_dump_path();
+}
+
+std::string revision_template_path(const Config& c) {
+  return c.revision_prompt.empty() ? default_revision_prompt_path() : c.revision_prompt;
+}
+
+// The checked part of the metadata, from already-loaded pieces.
+json expected_metadata(const Config& c, const std::string& split, const Tokenizer& tok, ChatFormat format) {
+  const std::string& data = split_file(c, split);
+  if (data.empty()) fail("config key '" + std::string(split == "train" ? "train_file" : "eval_file") + "'", "is not set");
+  if (!file_exists(data)) fail(data, "data file not found", "check `train_file` / `eval_file` in the config");
+  json m;
+  m["format"] = "treg-reward-dump";
+  m["split"] = split;
+  m["model"] = model_identity(c.model_name_or_path);
+  m["tokenizer"] = tok.fingerprint();
+  m["data"] = {{"sha256", sha256_file(data)}, {"rows", count_rows(data)}};
+  m["chat_template"] = chat_format_name(format);
+  m["max_length"] = c.max_length;
+  m["max_prompt_length"] = c.max_prompt_length;
+  m["skip_bad_rows"] = c.skip_bad_rows;
+  m["reward_source"] = c.reward_source;
+  if (c.reward_source == "prompt") {
+    m["revision_prompt"] = {{"sha256", sha256_hex(load_revision_template(revision_template_path(c)))},
+                            {"better_description", c.better_description},
+                            {"worse_description", c.worse_description},
+                            {"assistant_prefix", c.assistant_prefix}};
+  } else {
+    m["dpo_model"] = model_identity(c.dpo_model);
+  }
+  return m;
+}
+
+torch::Device resolve_device(const Config& c) {
+  if (c.device == "cuda") {
+    if (!torch::cuda::is_available()) fail("config key 'device'", "cuda requested but no CUDA device is available", "set device: cpu");
+    return torch::kCUDA;
+  }
+  if (c.device == "auto" && torch::cuda::is_available()) return torch::kCUDA;
+  return torch::kCPU;
+}
+
+// One padded batch -> per-sequence log-probs of the tokens from `starts[s]` on.
+// seqs[s] = context + response; result[s][j] = log p(seqs[s][starts[s] + j] | seqs[s][..starts[s] + j)).
+std::vector<std::vector<float>> response_logps(CausalLM& model, const std::vector<std::vector<int64_t>>& seqs,
+                                               const std::vector<int64_t>& starts, torch::Device device) {
+  const int64_t S = static_cast<int64_t>(seqs.size());
+  int64_t T = 0;
+  for (const auto& s : seqs) T = std::max<int64_t>(T, static_cast<int64_t>(s.size()));
+  torch::Tensor ids = torch::zeros({S, T}, torch::kInt64);   // [S, T], right-padded with 0
+  torch::Tensor mask = torch::zeros({S, T}, torch::kInt64);  // [S, T]
+  auto ia = ids.accessor<int64_t, 2>();
+  auto ma = mask.accessor<int64_t, 2>();
+  for (int64_t s = 0; s < S; ++s)
+    for (size_t t = 0; t < seqs[s].size(); ++t) {
+      ia[s][static_cast<int64_t>(t)] = seqs[s][t];
+      ma[s][static_cast<int64_t>(t)] = 1;
+    }
+  torch::Tensor logps;  // [S, T-1]: log p(ids[:, t+1] | ids[:, :t+1])
+  {
+    torch::NoGradGuard no_grad;
+    logps = next_token_logprobs(model, ids.to(device), mask.to(device)).logps.to(torch::kCPU, torch::kFloat32).contiguous();
+  }
+  auto la = logps.accessor<float, 2>();
+  std::vector<std::vector<float>> out(static_cast<size_t>(S));
+  for (int64_t s = 0; s < S; ++s) {
+    const int64_t start = starts[static_cast<size_t>(s)];
+    const int64_t n = static_cast<int64_t>(seqs[s].size()) - start;
+    if (start < 1) fail("score-tokens", "a scoring context is empty (nothing to condition the first token on)");
+    out[s].resize(static_cast<size_t>(n));
+    for (int64_t j = 0; j < n; ++j) out[s][static_cast<size_t>(j)] = la[s][start - 1 + j];
+  }
+  return out;
+}
+
+struct Scorer {
+  const Config& c;
+  const Tokenizer& tok;
+  const ChatTemplate& chat;
+  RevisionSpec spec;
+  torch::Device device;
+  CausalLM ref{nullptr}, dpo{nullptr};
+  int64_t context_tokens = 0;
+  bool warned_length = false;
+
+  std::vector<std::vector<float>> run(CausalLM& model, const std::vector<std::vector<int64_t>>& seqs,
+                                      const std::vector<int64_t>& starts) {
+    for (const auto& s : seqs) {
+      context_tokens += static_cast<int64_t>(s.size());
+      if (!warned_length && static_cast<int64_t>(s.size()) > model->args().max_position_embeddings) {
+        spdlog::warn("a scoring context has {} tokens, more than the model's max_position_embeddings {}", s.size(),
+                     model->args().max_position_embeddings);
+        warned_length = true;
+      }
+    }
+    return response_logps(model, seqs, starts, device);
+  }
+
+  // Scores pairs [begin, end) of `pairs`; record i gets index begin + i.
+  std::vector<PairRecord> score(const std::vector<TokenizedPair>& pairs, size_t begin, size_t end) {
+    std::vector<PairRecord> recs;
+    for (size_t i = begin; i < end; ++i) {
+      PairRecord r;
+      r.index = static_cast<int64_t>(i);
+      r.source_line = pairs[i].source_line;
+      r.prompt_ids = pairs[i].prompt_ids;
+      r.chosen.ids = pairs[i].chosen_ids;
+      r.rejected.ids = pairs[i].rejected_ids;
+      recs.push_back(std::move(r));
+    }
+    if (c.reward_source == "prompt") {
+      // chosen + rejected x (plain, better, worse) of every pair in one padded batch.
+      std::vector<std::vector<int64_t>> seqs;
+      std::vector<int64_t> starts;
+      for (size_t i = begin; i < end; ++i)
+        for (bool chosen : {true, false}) {
+          ScoreContexts ctx = build_score_contexts(pairs[i], chosen, spec, tok, chat);
+          seqs.push_back(std::move(ctx.plain));
+          starts.push_back(ctx.plain_start);
+          seqs.push_back(std::move(ctx.better));
+          starts.push_back(ctx.better_start);
+          seqs.push_back(std::move(ctx.worse));
+          starts.push_back(ctx.worse_start);
+        }
+      auto lp = run(ref, seqs, starts);
+      for (size_t k = 0; k < recs.size(); ++k)
+        for (int which = 0; which < 2; ++which) {
+          ResponseScores& r = which == 0 ? recs[k].chosen : recs[k].rejected;
+          const size_t s = k * 6 + static_cast<size_t>(which) * 3;
+          r.ref_logps = std::move(lp[s]);
+          r.logp_better = std::move(lp[s + 1]);
+          r.logp_worse = std::move(lp[s + 2]);
+        }
+    } else {
+      // Table 2 ablation: the DPO model is the "strong" model, pi_ref the "weak" one, both on the plain prompt.
+      std::vector<std::vector<int64_t>> seqs;
+      std::vector<int64_t> starts;
+      for (size_t i = begin; i < end; ++i)
+        for (const auto* resp : {&pairs[i].chosen_ids, &pairs[i].rejected_ids}) {
+          std::vector<int64_t> s = pairs[i].prompt_ids;
+          s.insert(s.end(), resp->begin(), resp->end());
+          seqs.push_back(std::move(s));
+          starts.push_back(static_cast<int64_t>(pairs[i].prompt_ids.size()));
+        }
+      auto lp_ref = run(ref, seqs, starts);
+      auto lp_dpo = run(dpo, seqs, starts);
+      for (size_t k = 0; k < recs.size(); ++k)
+        for (int which = 0; which < 2; ++which) {
+          ResponseScores& r = which == 0 ? recs[k].chosen : recs[k].rejected;
+          const size_t s = k * 2 + static_cast<size_t>(which);
+          r.ref_logps = lp_ref[s];
+          r.logp_better = std::move(lp_dpo[s]);
+          r.logp_worse = std::move(lp_ref[s]);
+        }
+    }
+    for (PairRecord& rec : recs)
+      for (ResponseScores* r : {&rec.chosen, &rec.rejected}) {
+        r->rewards.resize(r->ids.size());
+        for (size_t t = 0; t < r->ids.size(); ++t) r->rewards[t] = token_reward(r->logp_better[t], r->logp_worse[t]);
+      }
+    return recs;
+  }
+};
+
+int64_t kill_after_pairs() {
+  const char* v = std::getenv("TREG_TEST_KILL_AFTER_PAIRS");
+  return v ? std::atoll(v) : -1;
+}
+
+}  // namespace
+
+ChatFormat resolve_chat_format(const Config& c, const Tokenizer& tok) {
+  if (!c.chat_template.empty()) return chat_format_from_name(c.chat_template);
+  if (tok.chat_template_source().empty())
+    fail(c.model_name_or_path, "tokenizer_config.json has no chat_template",
+         "set `chat_template:` (llama3, gemma, chatml, mistral or zephyr) in the config");
+  return detect_chat_format(tok.chat_template_source());
+}
+
+nlohmann::json expected_dump_metadata(const Config& c, const std::string& split) {
+  auto tok = load_tokenizer(c.model_name_or_path);
+  return expected_metadata(c, split, *tok, resolve_chat_format(c, *tok));
+}
+
+ScoreSummary score_tokens(const Config& c, const std::string& split, bool progress) {
+  ScoreSummary sum;
+  const std::string dump = split_dump_path(c, split);
+  const std::string data_path = split_file(c, split);
+  auto tok = load_tokenizer(c.model_name_or_path);
+  const ChatTemplate chat(resolve_chat_format(c, *tok));
+  const json expected = expected_metadata(c, split, *tok, chat.format());
+
+  const std::string dump_dir = dump.find('/') == std::string::npos ? "." : dump.substr(0, dump.rfind('/'));
+  make_dirs(dump_dir);
+  make_dirs(c.output_dir);
+  write_file_atomic(dump + ".config.yaml", config_to_yaml(c));
+
+  DataOptions opts;
+  opts.max_length = c.max_length;
+  opts.max_prompt_length = c.max_prompt_length;
+  opts.skip_bad_rows = c.skip_bad_rows;
+  opts.bad_rows_report = path_join(c.output_dir, "bad_rows." + split + ".jsonl");
+  PreferenceData data = load_preference_data(data_path, *tok, chat, opts);
+  sum.data = data.stats;
+  spdlog::info("{} ({}): {}", data_path, split, data.stats.summary());
+
+  const torch::Device device = resolve_device(c);
+  const torch::ScalarType dtype = device.is_cuda() && c.bf16 ? torch::kBFloat16 : torch::kFloat32;
+
+  json meta = expected;
+  meta["treg_version"] = TREG_VERSION;
+  meta["run"] = {{"model_path", c.model_name_or_path},
+                 {"data_file", data_path},
+                 {"dpo_model_path", c.dpo_model},
+                 {"pairs", data.pairs.size()},
+                 {"score_batch_size", c.score_batch_size},
+                 {"device", device.is_cuda() ? "cuda" : "cpu"},
+                 {"dtype", dtype == torch::kBFloat16 ? "bfloat16" : "float32"},
+                 {"data_stats",
+                  {{"rows", data.stats.rows},
+                   {"bad_rows", data.stats.bad_rows},
+                   {"prompts_truncated", data.stats.prompts_truncated},
+                   {"chosen_truncated", data.stats.chosen_truncated},
+                   {"rejected_truncated", data.stats.rejected_truncated},
+                   {"dropped_empty", data.stats.dropped_empty},
+                   {"boundary_merges", data.stats.boundary_merges}}}};
+
+  // A complete dump that matches is reused; a stale or unreadable one is replaced.
+  bool reuse = false;
+  if (file_exists(dump)) {
+    try {
+      RewardDumpReader r(dump);
+      check_dump_matches(r.metadata(), expected, dump);
+      reuse = r.size() == static_cast<int64_t>(data.pairs.size());
+      if (reuse) spdlog::info("{}: complete and up to date; nothing to score", dump);
+    } catch (const Error& e) {
+      spdlog::warn("{}\n  -> scoring it again", e.what());
+    }
+  }
+
+  auto t0 = std::chrono::steady_clock::now();
+  if (!reuse) {
+    Scorer scorer{c, *tok, chat, {}, device};
+    if (c.reward_source == "prompt")
+      scorer.spec = {load_revision_template(revision_template_path(c)), c.better_description, c.worse_description,
+                     c.assistant_prefix};
+    scorer.ref = load_model(c.model_name_or_path, device, dtype);
+    scorer.ref->eval();
+    if (c.reward_source == "dpo") {
+      scorer.dpo = load_model(c.dpo_model, device, dtype);
+      scorer.dpo->eval();
+      if (scorer.dpo->args().vocab_size != scorer.ref->args().vocab_size)
+        fail("config key 'dpo_model'", "vocabulary " + std::to_string(scorer.dpo->args().vocab_size) +
+                                           " differs from the reference model's " +
+                                           std::to_string(scorer.ref->args().vocab_size),
+             "the DPO model must share the reference model's tokenizer");
+    }
+    const int64_t bs = c.score_batch_size;
+    RewardDumpWriter writer(dump, meta, /*align=*/bs);
+    const size_t n = data.pairs.size();
+    if (writer.size() > static_cast<int64_t>(n))
+      fail(dump + ".partial", "holds more pairs than the data has", "delete it and re-run");
+    const int64_t kill_after = kill_after_pairs();
+    int64_t written = 0;
+    ProgressBar bar("score-tokens " + split, static_cast<int64_t>(n), writer.size(), "pairs", progress);
+    for (size_t b = static_cast<size_t>(writer.size()); b < n; b += static_cast<size_t>(bs)) {
+      const size_t e = std::min(n, b + static_cast<size_t>(bs));
+      int64_t tokens = 0;
+      for (PairRecord& rec : scorer.score(data.pairs, b, e)) {
+        tokens += static_cast<int64_t>(rec.chosen.ids.size() + rec.rejected.ids.size());
+        writer.append(rec);
+        if (kill_after >= 0 && ++written >= kill_after) std::raise(SIGKILL);  // tests: interrupted run
+      }
+      sum.scored += static_cast<int64_t>(e - b);
+      sum.response_tokens += tokens;
+      bar.advance(static_cast<int64_t>(e - b), tokens);
+    }
+    writer.finish();
+    bar.finish();
+    sum.context_tokens = scorer.context_tokens;
+  }
+  sum.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+
+  RewardDumpReader reader(dump);
+  sum.pairs = reader.size();
+  double rc = 0, rr = 0;
+  int64_t nc = 0, nr = 0;
+  for (int64_t i = 0; i < reader.size(); ++i) {
+    PairRecord p = reader.read(i);
+    for (float v : p.chosen.rewards) rc += v, ++nc;
+    for (float v : p.rejected.rewards) rr += v, ++nr;
+  }
+  sum.mean_reward_chosen = nc ? rc / static_cast<double>(nc) : 0.0;
+  sum.mean_reward_rejected = nr ? rr / static_cast<double>(nr) : 0.0;
+  return sum;
+}
+
+void ensure_reward_dumps(const Config& c, const std::string& config_path) {
+  std::vector<std::string> splits = {"train"};
+  if (!c.eval_file.empty()) splits.push_back("eval");
+  for (const std::string& split : splits) {
+    const std::string dump = split_dump_path(c, split);
+    if (file_exists(dump)) {
+      RewardDumpReader r(dump);  // a corrupt complete dump is an error naming it
+      check_dump_matches(r.metadata(), expected_dump_metadata(c, split), dump, config_path);
+      spdlog::info("reward dump {} ({}): {} pairs, matches the config; reusing it", dump, split, r.size());
+      continue;
+    }
+    spdlog::info("reward dump {} ({}) {}; scoring now", dump, split,
+                 file_exists(dump + ".partial") ? "is unfinished" : "is missing");
+    ScoreSummary s = score_tokens(c, split);
+    spdlog::info("scored {} pairs ({} tokens) in {:.1f}s", s.scored, s.response_tokens, s.seconds);
+  }
+}
+
+}  // namespace treg

@@ -1,0 +1,415 @@
+// Token rewards end to end on tiny models: the dump's log-probs and rewards equal an independent
+// recomputation through `treg logprobs`; response tokens line up with the training tokens for the
+// llama3, gemma and chatml templates; kill -9 + resume gives a byte-identical dump; stale dumps are
+// refused naming the field; the revision prompt's placeholders are checked.
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <cmath>
+#include <fstream>
+#include <sstream>
+
+#include "test_util.h"
+#include "treg/config.h"
+#include "treg/data.h"
+#include "treg/error.h"
+#include "treg/io.h"
+#include "treg/reward_dump.h"
+#include "treg/rewards.h"
+#include "treg/tokenizer.h"
+
+namespace treg {
+namespace {
+
+using nlohmann::json;
+
+std::string error_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "";
+}
+
+// The first `n` rows of the bundled training data (all four row shapes are in the first four).
+std::string data_subset(const std::string& dir, int n) {
+  std::ifstream in(test::source_path("configs/data/tiny_prefs.train.jsonl"));
+  std::string path = dir + "/train.jsonl", line, out;
+  for (int i = 0; i < n && std::getline(in, line); ++i) out += line + "\n";
+  write_file_atomic(path, out);
+  return path;
+}
+
+std::string write_config(const std::string& dir, const std::string& model, const std::string& train,
+                         const std::string& extra = "") {
+  std::string path = dir + "/cfg.yaml";
+  write_file_atomic(path, "model_name_or_path: " + model + "\ntrain_file: " + train + "\noutput_dir: " + dir +
+                              "/out\ndevice: cpu\nscore_batch_size: 2\n" + extra);
+  return path;
+}
+
+std::string treg() { return test::treg_binary(); }
+
+std::vector<json> read_jsonl(const std::string& path) {
+  std::ifstream in(path);
+  std::vector<json> rows;
+  std::string line;
+  while (std::getline(in, line))
+    if (!line.empty()) rows.push_back(json::parse(line));
+  return rows;
+}
+
+std::string replace_all(std::string s, const std::string& from, const std::string& to) {
+  for (size_t i = s.find(from); i != std::string::npos; i = s.find(from, i + to.size())) s.replace(i, from.size(), to);
+  return s;
+}
+
+// ---- the revision prompt ----
+TEST(Rewards, RevisionTemplateIsFigure2WithItsPlaceholders) {
+  std::string t = load_revision_template(default_revision_prompt_path());
+  EXPECT_NE(t.find("Please rewrite the Assistant's Answer to make it {direction}."), std::string::npos);
+  EXPECT_NE(t.find("[The start of a rewritten {direction} answer]"), std::string::npos);
+  std::string r = render_revision_prompt(t, "What is 2+2?", "It is {answer} 4.", "better", "helpful, correct");
+  EXPECT_NE(r.find("[User Question]\n\nWhat is 2+2?\n\n[The start of Assistant's Answer]\n\nIt is {answer} 4.\n"),
+            std::string::npos);  // values are not substituted again
+  EXPECT_NE(r.find("to be helpful, correct, etc."), std::string::npos);
+  EXPECT_EQ(r.find("{direction}"), std::string::npos);
+  EXPECT_EQ(render_revision_prompt("{{x}} {answer}", "", "A", "", ""), "{x} A");
+}
+
+TEST(Rewards, MissingOrUnknownPlaceholdersAreNamed) {
+  std::string e = error_of([] { check_revision_template("{instruction} {direction} {detailed_description}", "p.txt"); });
+  EXPECT_NE(e.find("p.txt"), std::string::npos) << e;
+  EXPECT_NE(e.find("missing placeholder(s) {answer}"), std::string::npos) << e;
+  e = error_of([] { check_revision_template("{instruction} {answer} {direction} {detailed_description} {question}", "p.txt"); });
+  EXPECT_NE(e.find("unknown placeholder(s) {question}"), std::string::npos) << e;
+}
+
+TEST(Rewards, InstructionOfMultiTurnPromptsIsATranscript) {
+  EXPECT_EQ(instruction_text({{"user", "Q"}}), "Q");
+  EXPECT_EQ(instruction_text({{"system", "S"}, {"user", "A"}, {"assistant", "B"}, {"user", "C"}}),
+            "System: S\n\nUser: A\n\nAssistant: B\n\nUser: C");
+  EXPECT_EQ(render_assistant_prefix("[The start of a rewritten {direction} answer]\n", "worse"),
+            "[The start of a rewritten worse answer]\n");
+}
+
+TEST(Rewards, RewardFormulaByHand) {
+  // sigmoid(1) = 0.7310585786300049, sigmoid(-2) = 0.11920292202211755 (by hand / any calculator).
+  EXPECT_NEAR(token_reward(-1.0f, -2.0f), 0.2310585786300049, 1e-7);
+  EXPECT_NEAR(token_reward(-3.0f, -1.0f), -0.38079707797788245, 1e-7);
+  EXPECT_EQ(token_reward(-5.0f, -5.0f), 0.0f);
+  EXPECT_NEAR(token_reward(0.0f, -100.0f), 0.5, 1e-7);
+}
+
+// ---- scoring on tiny models ----
+struct Scored {
+  std::string dir, model, train, cfg, dump;
+  std::vector<json> rows;  // export-rewards
+  json meta;
+};
+
+Scored score(const std::string& name, const std::string& arch, int n_rows, const std::string& extra = "") {
+  Scored s;
+  s.dir = test::fresh_dir(name);
+  s.model = test::tiny_model(arch);
+  s.train = data_subset(s.dir, n_rows);
+  s.cfg = write_config(s.dir, s.model, s.train, extra);
+  s.dump = s.dir + "/out/token_rewards.bin";
+  std::string out;
+  int rc = test::run_command(treg() + " score-tokens --no-progress --config " + s.cfg, &out);
+  EXPECT_EQ(rc, 0) << out;
+  rc = test::run_command(treg() + " export-rewards --dump " + s.dump + " --out " + s.dir + "/rewards.jsonl --metadata " +
+                             s.dir + "/meta.json",
+                         &out);
+  EXPECT_EQ(rc, 0) << out;
+  s.rows = read_jsonl(s.dir + "/rewards.jsonl");
+  s.meta = json::parse(read_file(s.dir + "/meta.json"));
+  return s;
+}
+
+class RewardsArch : public ::testing::TestWithParam<std::string> {};
+
+// Every log-prob in the dump equals `treg logprobs` on contexts assembled here from text (the revision
+// prompt filled by plain string replacement, rendered as one user turn, plus the assistant prefix).
+TEST_P(RewardsArch, RewardsAndRefLogpsEqualIndependentRecomputation) {
+  Scored s = score("rewards_recompute_" + GetParam(), GetParam(), 6);
+  ASSERT_EQ(s.rows.size(), 6u);
+  auto tok = load_tokenizer(s.model);
+  ChatTemplate chat(detect_chat_format(tok->chat_template_source()));
+  const std::string tmpl = read_file(test::source_path("configs/prompts/revision.txt"));
+  std::vector<json> raw = read_jsonl(s.train);
+
+  std::string in;
+  struct Slice {
+    size_t row;
+    std::string which, field;
+    size_t start;
+  };
+  std::vector<Slice> slices;
+  for (size_t i = 0; i < s.rows.size(); ++i) {
+    const json& row = raw[i];
+    // {instruction} by the documented rule, from the raw row.
+    json prompt = row.contains("prompt") ? row["prompt"] : json();
+    if (!row.contains("prompt")) {
+      prompt = row["chosen"];
+      prompt.erase(prompt.size() - 1);
+    }
+    std::string instruction;
+    if (prompt.is_string()) {
+      instruction = prompt.get<std::string>();
+    } else if (prompt.size() == 1) {
+      instruction = prompt[0]["content"];
+    } else {
+      for (const auto& m : prompt) {
+        std::string role = m["role"] == "system" ? "System" : m["role"] == "user" ? "User" : "Assistant";
+        instruction += (instruction.empty() ? "" : "\n\n") + role + ": " + m["content"].get<std::string>();
+      }
+    }
+    for (std::string which : {"chosen", "rejected"}) {
+      const json& v = row[which];
+      std::string answer = v.is_string() ? v.get<std::string>() : v.back()["content"].get<std::string>();
+      std::vector<int64_t> resp = s.rows[i][which]["ids"];
+      std::vector<int64_t> plain = s.rows[i]["prompt_ids"];
+      slices.push_back({i, which, "ref_logps", plain.size()});
+      plain.insert(plain.end(), resp.begin(), resp.end());
+      in += json{{"ids", plain}}.dump() + "\n";
+      for (std::string dir : {"better", "worse"}) {
+        std::string text = tmpl;
+        text = replace_all(text, "{instruction}", instruction);
+        text = replace_all(text, "{answer}", answer);
+        text = replace_all(text, "{detailed_description}",
+                           dir == "better" ? "helpful, correct, coherent, concise" : "unhelpful, incorrect, incoherent, verbose");
+        text = replace_all(text, "{direction}", dir);
+        std::vector<int64_t> ids = tok->encode(chat.render({{"user", text}}, true), false);
+        std::vector<int64_t> pre = tok->encode("[The start of a rewritten " + dir + " answer]\n", false);
+        ids.insert(ids.end(), pre.begin(), pre.end());
+        slices.push_back({i, which, "logp_" + dir, ids.size()});
+        ids.insert(ids.end(), resp.begin(), resp.end());
+        in += json{{"ids", ids}}.dump() + "\n";
+      }
+    }
+  }
+  write_file_atomic(s.dir + "/ctx.jsonl", in);
+  std::string out;
+  ASSERT_EQ(test::run_command(treg() + " logprobs --model " + s.model + " --input " + s.dir + "/ctx.jsonl --out " + s.dir +
+                                  "/ctx_out.jsonl",
+                              &out),
+            0)
+      << out;
+  std::vector<json> lp = read_jsonl(s.dir + "/ctx_out.jsonl");
+  ASSERT_EQ(lp.size(), slices.size());
+  double max_diff = 0;
+  for (size_t k = 0; k < slices.size(); ++k) {
+    const Slice& sl = slices[k];
+    std::vector<double> all = lp[k]["logprobs"];
+    std::vector<double> got = s.rows[sl.row][sl.which][sl.field];
+    ASSERT_EQ(all.size() + 1, sl.start + got.size());
+    for (size_t j = 0; j < got.size(); ++j) max_diff = std::max(max_diff, std::fabs(all[sl.start - 1 + j] - got[j]));
+  }
+  EXPECT_LE(max_diff, 1e-5);
+  // Eq. 3 from the dump's own two log-probs, in double.
+  for (const json& r : s.rows)
+    for (std::string which : {"chosen", "rejected"}) {
+      std::vector<double> b = r[which]["logp_better"], w = r[which]["logp_worse"], rw = r[which]["rewards"];
+      for (size_t j = 0; j < rw.size(); ++j) EXPECT_NEAR(rw[j], 1.0 / (1.0 + std::exp(-(b[j] - w[j]))) - 0.5, 1e-6);
+    }
+}
+
+// The response ids in the dump are the training tokens: prompt + response == the whole conversation
+// rendered by the model's chat template and cut after the answer's end-of-turn token.
+TEST_P(RewardsArch, ResponseTokensLineUpWithTrainingTokens) {
+  Scored s = score("rewards_align_" + GetParam(), GetParam(), 8);
+  auto tok = load_tokenizer(s.model);
+  ChatTemplate chat(detect_chat_format(tok->chat_template_source()));
+  const std::string expected_format = GetParam() == "llama" ? "llama3" : GetParam() == "gemma2" ? "gemma" : "chatml";
+  EXPECT_EQ(chat_format_name(chat.format()), expected_format);
+  EXPECT_EQ(s.meta["chat_template"], expected_format);
+  PreferenceData data = load_preference_data(s.train, *tok, chat, DataOptions{});
+  ASSERT_EQ(data.pairs.size(), s.rows.size());
+  const int64_t eot = tok->encode(chat.end_of_turn(), false).at(0);
+  for (size_t i = 0; i < s.rows.size(); ++i) {
+    const TokenizedPair& p = data.pairs[i];
+    EXPECT_EQ(s.rows[i]["prompt_ids"].get<std::vector<int64_t>>(), p.prompt_ids);
+    EXPECT_EQ(s.rows[i]["chosen"]["ids"].get<std::vector<int64_t>>(), p.chosen_ids);
+    EXPECT_EQ(s.rows[i]["rejected"]["ids"].get<std::vector<int64_t>>(), p.rejected_ids);
+    for (const auto* ans : {&p.chosen_text, &p.rejected_text}) {
+      std::vector<Message> msgs = p.prompt;
+      msgs.push_back({"assistant", *ans});
+      std::string full = chat.render(msgs, false);
+      full = full.substr(0, full.rfind(chat.end_of_turn()) + chat.end_of_turn().size());
+      std::vector<int64_t> ids = p.prompt_ids;
+      const auto& resp = ans == &p.chosen_text ? p.chosen_ids : p.rejected_ids;
+      ids.insert(ids.end(), resp.begin(), resp.end());
+      EXPECT_EQ(ids, tok->encode(full, false));
+      EXPECT_EQ(resp.back(), eot);
+    }
+    if (tok->special().bos_id >= 0) {
+      EXPECT_EQ(p.prompt_ids[0], tok->special().bos_id);
+      EXPECT_NE(p.prompt_ids[1], tok->special().bos_id);  // never doubled
+    }
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(TinyModels, RewardsArch, ::testing::Values("llama", "gemma2", "qwen2"));
+
+TEST(RewardsCli, ResumeAfterKill9IsByteIdentical) {
+  std::string dir = test::fresh_dir("rewards_kill");
+  std::string model = test::tiny_model("llama");
+  std::string train = data_subset(dir, 11);
+  auto cfg = [&](const std::string& sub) {
+    make_dirs(dir + "/" + sub);
+    std::string p = dir + "/" + sub + "/cfg.yaml";
+    write_file_atomic(p, "model_name_or_path: " + model + "\ntrain_file: " + train + "\noutput_dir: " + dir + "/" + sub +
+                             "/out\ndevice: cpu\nscore_batch_size: 2\n");
+    return p;
+  };
+  std::string out;
+  ASSERT_EQ(test::run_command(treg() + " score-tokens --no-progress --config " + cfg("a"), &out), 0) << out;
+  const std::string want = read_file(dir + "/a/out/token_rewards.bin");
+
+  const std::string killed = dir + "/b/out/token_rewards.bin";
+  int rc = test::run_command("TREG_TEST_KILL_AFTER_PAIRS=5 " + treg() + " score-tokens --no-progress --config " + cfg("b"), &out);
+  EXPECT_NE(rc, 0) << out;  // killed by SIGKILL
+  EXPECT_FALSE(file_exists(killed));
+  ASSERT_TRUE(file_exists(killed + ".partial"));
+  // A torn tail too: half of a record's bytes appended.
+  std::string partial = read_file(killed + ".partial");
+  write_file_atomic(killed + ".partial", partial + partial.substr(partial.size() - 100, 50));
+  ASSERT_EQ(test::run_command(treg() + " score-tokens --no-progress --config " + cfg("b"), &out), 0) << out;
+  EXPECT_NE(out.find("resuming after 4 scored pairs"), std::string::npos) << out;
+  EXPECT_FALSE(file_exists(killed + ".partial"));
+  EXPECT_TRUE(read_file(killed) == want) << "resumed dump differs from the uninterrupted one";
+  EXPECT_EQ(test::run_command("cmp " + killed + " " + dir + "/a/out/token_rewards.bin", &out), 0) << out;
+}
+
+TEST(RewardsCli, StaleDumpIsRefusedNamingTheField) {
+  Scored s = score("rewards_stale", "llama", 4);
+  const std::string before = read_file(s.dump);
+  Config c = load_config(s.cfg);
+  EXPECT_NO_THROW(ensure_reward_dumps(c, s.cfg));  // complete and matching: reused
+  EXPECT_TRUE(read_file(s.dump) == before);
+
+  Config changed = load_config(s.cfg, {"max_length=1024"});
+  std::string e = error_of([&] { ensure_reward_dumps(changed, s.cfg); });
+  EXPECT_NE(e.find("'max_length' is 2048 in the dump but 1024"), std::string::npos) << e;
+  EXPECT_NE(e.find("treg score-tokens --config " + s.cfg), std::string::npos) << e;
+  EXPECT_NE(e.find(s.dump), std::string::npos) << e;
+
+  e = error_of([&] { ensure_reward_dumps(load_config(s.cfg, {"better_description=kind"}), s.cfg); });
+  EXPECT_NE(e.find("'revision_prompt.better_description'"), std::string::npos) << e;
+
+  // Another model (same shapes, other seed) is a different identity.
+  std::string other = s.dir + "/other-model";
+  std::string out;
+  ASSERT_EQ(test::run_command(treg() + " make-tiny --arch llama --seed 3 --out " + other, &out), 0) << out;
+  e = error_of([&] { ensure_reward_dumps(load_config(s.cfg, {"model_name_or_path=" + other}), s.cfg); });
+  EXPECT_NE(e.find("'model.weights_sha256'"), std::string::npos) << e;
+
+  // Edited data.
+  write_file_atomic(s.train, read_file(s.train) + read_file(s.train).substr(0, read_file(s.train).find('\n') + 1));
+  e = error_of([&] { ensure_reward_dumps(c, s.cfg); });
+  EXPECT_NE(e.find("'data."), std::string::npos) << e;
+
+  // score-tokens itself replaces the stale dump; then ensure accepts it.
+  ASSERT_EQ(test::run_command(treg() + " score-tokens --no-progress --config " + s.cfg, &out), 0) << out;
+  EXPECT_NO_THROW(ensure_reward_dumps(c, s.cfg));
+  EXPECT_EQ(RewardDumpReader(s.dump).size(), 5);
+
+  // A missing dump is scored by ensure_reward_dumps.
+  Config fresh = load_config(s.cfg, {"reward_dump=" + s.dir + "/fresh/d.bin"});
+  ensure_reward_dumps(fresh, s.cfg);
+  EXPECT_EQ(RewardDumpReader(s.dir + "/fresh/d.bin").size(), 5);
+
+  // A corrupt complete dump is a named error.
+  std::string bytes = read_file(s.dump);
+  write_file_atomic(s.dump, bytes.substr(0, bytes.size() - 9));
+  e = error_of([&] { ensure_reward_dumps(c, s.cfg); });
+  EXPECT_NE(e.find(s.dump), std::string::npos) << e;
+  EXPECT_NE(e.find("truncated"), std::string::npos) << e;
+}
+
+TEST(RewardsCli, CustomRevisionPromptWithMissingPlaceholderIsAnError) {
+  std::string dir = test::fresh_dir("rewards_badprompt");
+  std::string p = dir + "/rev.txt";
+  write_file_atomic(p, "Rewrite {answer} to be {direction} ({detailed_description}).\n");
+  std::string cfg = write_config(dir, test::tiny_model("llama"), data_subset(dir, 2), "revision_prompt: " + p + "\n");
+  std::string out;
+  EXPECT_NE(test::run_command(treg() + " score-tokens --no-progress --config " + cfg, &out), 0);
+  EXPECT_NE(out.find(p), std::string::npos) << out;
+  EXPECT_NE(out.find("missing placeholder(s) {instruction}"), std::string::npos) << out;
+}
+
+TEST(RewardsCli, DpoRewardSourceUsesTheLogRatioOfTwoModels) {
+  std::string dir = test::fresh_dir("rewards_dpo");
+  std::string dpo = dir + "/dpo-model", out;
+  ASSERT_EQ(test::run_command(treg() + " make-tiny --arch llama --seed 5 --out " + dpo, &out), 0) << out;
+  Scored s = score("rewards_dpo_scored", "llama", 3, "reward_source: dpo\ndpo_model: " + dpo + "\n");
+  ASSERT_EQ(s.rows.size(), 3u);
+  EXPECT_EQ(s.meta["reward_source"], "dpo");
+  EXPECT_TRUE(s.meta.contains("dpo_model"));
+  for (const json& r : s.rows) {
+    std::vector<double> ref = r["chosen"]["ref_logps"], b = r["chosen"]["logp_better"], w = r["chosen"]["logp_worse"],
+                        rw = r["chosen"]["rewards"];
+    EXPECT_EQ(w, ref);  // pi_ref is the "worse" side
+    for (size_t j = 0; j < rw.size(); ++j) EXPECT_NEAR(rw[j], 1.0 / (1.0 + std::exp(-(b[j] - ref[j]))) - 0.5, 1e-6);
+    bool differs = false;
+    for (size_t j = 0; j < b.size(); ++j) differs |= std::fabs(b[j] - ref[j]) > 1e-4;
+    EXPECT_TRUE(differs);  // two different models
+  }
+  // Independent: pi_dpo on the plain context equals `treg logprobs --model dpo`.
+  std::vector<int64_t> ids = s.rows[0]["prompt_ids"];
+  std::vector<int64_t> resp = s.rows[0]["chosen"]["ids"];
+  size_t start = ids.size();
+  ids.insert(ids.end(), resp.begin(), resp.end());
+  write_file_atomic(s.dir + "/in.jsonl", json{{"ids", ids}}.dump() + "\n");
+  ASSERT_EQ(test::run_command(treg() + " logprobs --model " + dpo + " --input " + s.dir + "/in.jsonl --out " + s.dir +
+                                  "/lp.jsonl",
+                              &out),
+            0)
+      << out;
+  std::vector<double> all = read_jsonl(s.dir + "/lp.jsonl")[0]["logprobs"];
+  std::vector<double> b = s.rows[0]["chosen"]["logp_better"];
+  for (size_t j = 0; j < b.size(); ++j) EXPECT_NEAR(all[start - 1 + j], b[j], 1e-5);
+}
+
+// The bundled data with the tiny default model: the whole command in seconds on CPU, then the
+// export and the HTML view.
+TEST(RewardsCli, BundledDataScoresInSecondsAndDraws) {
+  std::string dir = test::fresh_dir("rewards_bundled");
+  std::string cfg = write_config(dir, test::tiny_model("llama"), test::source_path("configs/data/tiny_prefs.train.jsonl"),
+                                 "eval_file: " + test::source_path("configs/data/tiny_prefs.eval.jsonl") +
+                                     "\nscore_batch_size: 8\n");
+  // score_batch_size appears twice otherwise: rewrite without the default line.
+  write_file_atomic(cfg, replace_all(read_file(cfg), "score_batch_size: 2\n", ""));
+  std::string out;
+  auto t0 = std::chrono::steady_clock::now();
+  ASSERT_EQ(test::run_command(treg() + " score-tokens --config " + cfg, &out), 0) << out;
+  double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  std::cerr << "score-tokens on the bundled data (300 + 50 pairs, tiny llama, CPU): " << secs << " s\n";
+  EXPECT_LT(secs, 120.0);
+  EXPECT_NE(out.find("300 pairs"), std::string::npos) << out;
+  EXPECT_NE(out.find("mean token reward: chosen"), std::string::npos) << out;
+  EXPECT_NE(out.find("pairs/s"), std::string::npos) << out;  // the progress line
+  EXPECT_TRUE(file_exists(dir + "/out/token_rewards.bin.config.yaml"));
+  EXPECT_EQ(RewardDumpReader(dir + "/out/token_rewards.eval.bin").size(), 50);
+
+  ASSERT_EQ(test::run_command(treg() + " view-rewards --dump " + dir + "/out/token_rewards.bin --out " + dir +
+                                  "/v.html --pairs 3",
+                              &out),
+            0)
+      << out;
+  std::string html = read_file(dir + "/v.html");
+  EXPECT_NE(html.find("<!DOCTYPE html>"), std::string::npos);
+  EXPECT_EQ(html.find("http://"), std::string::npos);  // self-contained
+  EXPECT_EQ(html.find("https://"), std::string::npos);
+  EXPECT_EQ(html.find("<script"), std::string::npos);
+  EXPECT_NE(html.find("Chosen"), std::string::npos);
+  EXPECT_NE(html.find("Rejected"), std::string::npos);
+  EXPECT_NE(html.find("title=\"r = "), std::string::npos);
+  EXPECT_NE(html.find("Pair 2"), std::string::npos);
+  EXPECT_EQ(html.find("Pair 3"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace treg
