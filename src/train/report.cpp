@@ -4,6 +4,7 @@
 #include <cmath>
 #include <sstream>
 
+#include "treg/token_html.h"
 #include "treg/trainer.h"
 
 namespace treg {
@@ -31,24 +32,6 @@ std::string num(double v) {
 }
 
 const char* kColors[] = {"#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b"};
-
-// Red for positive, blue for negative (as the paper's Fig. 3), intensity by |r| / scale.
-std::string token_span(const std::string& piece, float r, float scale) {
-  const double a = std::min(1.0, static_cast<double>(std::abs(r) / std::max(1e-6f, scale)));
-  const int fade = static_cast<int>(std::lround(255 * (1.0 - 0.75 * a)));
-  std::ostringstream s;
-  s << "<span title=\"" << num(r) << "\" style=\"background:rgb(";
-  if (r >= 0) s << 255 << "," << fade << "," << fade;
-  else s << fade << "," << fade << "," << 255;
-  s << ")\">" << esc(piece) << "</span>";
-  return s.str();
-}
-
-std::string token_row(const std::vector<std::string>& pieces, const std::vector<float>& r, float scale) {
-  std::string o;
-  for (size_t i = 0; i < pieces.size(); ++i) o += token_span(pieces[i], i < r.size() ? r[i] : 0.f, scale);
-  return o;
-}
 
 }  // namespace
 
@@ -107,10 +90,7 @@ std::string render_report(const std::string& title, const std::vector<LogEvent>&
     return pts;
   };
   std::ostringstream o;
-  o << "<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>" << esc(title) << "</title><style>"
-    << "body{font-family:sans-serif;margin:20px;max-width:1000px}svg{margin:4px;border:1px solid #eee}"
-    << ".tok{font-family:monospace;white-space:pre-wrap;line-height:1.7;border:1px solid #ddd;padding:6px}"
-    << "</style></head><body><h1>" << esc(title) << "</h1><h2>Training curves</h2><div>";
+  o << "<h1>" << esc(title) << "</h1><h2>Training curves</h2><div>";
   for (const auto& [name, key] :
        std::vector<std::pair<std::string, std::string>>{{"loss", "loss"},
                                                         {"rewards/margins", "rewards/margins"},
@@ -124,24 +104,26 @@ std::string render_report(const std::string& title, const std::vector<LogEvent>&
   o << svg_chart("treg/reg_loss", {{"train", series("treg/reg_loss")}, {"eval", series("eval_treg/reg_loss")}});
   o << "</div>";
   if (!pairs.empty()) {
-    o << "<h2>Token rewards under the trained policy</h2><p>β·log π<sub>θ</sub>(y<sub>t</sub>|x,y<sub>&lt;t</sub>)"
-      << " / π<sub>ref</sub>(y<sub>t</sub>|x,y<sub>&lt;t</sub>) per response token: red positive, blue negative"
-      << " (hover for the value).</p>";
+    double scale = 1e-6;
+    for (const auto& p : pairs) {
+      for (float r : p.chosen_rewards) scale = std::max(scale, static_cast<double>(std::abs(r)));
+      for (float r : p.rejected_rewards) scale = std::max(scale, static_cast<double>(std::abs(r)));
+    }
+    const std::string label = "beta*log(pi_theta/pi_ref)";
+    o << "<h2>Token rewards under the trained policy</h2><p>&beta;&middot;log &pi;<sub>&theta;</sub>(y<sub>t</sub>|x,y<sub>&lt;t</sub>)"
+      << " / &pi;<sub>ref</sub>(y<sub>t</sub>|x,y<sub>&lt;t</sub>) per response token (paper Fig. 3): red positive,"
+      << " blue negative.</p>" << html_legend(scale, label);
     for (size_t i = 0; i < pairs.size(); ++i) {
       const auto& p = pairs[i];
-      float scale = 1e-6f;
-      for (float r : p.chosen_rewards) scale = std::max(scale, std::abs(r));
-      for (float r : p.rejected_rewards) scale = std::max(scale, std::abs(r));
       std::string prompt;
       for (const auto& s : p.prompt_pieces) prompt += s;
       o << "<h3>Eval pair " << i << "</h3><div class=\"tok\" style=\"color:#666\">" << esc(prompt) << "</div>"
-        << "<p>chosen</p><div class=\"tok\">" << token_row(p.chosen_pieces, p.chosen_rewards, scale) << "</div>"
-        << "<p>rejected</p><div class=\"tok\">" << token_row(p.rejected_pieces, p.rejected_rewards, scale)
+        << "<p>chosen</p><div>" << html_colored_tokens(p.chosen_pieces, p.chosen_rewards, scale, label) << "</div>"
+        << "<p>rejected</p><div>" << html_colored_tokens(p.rejected_pieces, p.rejected_rewards, scale, label)
         << "</div>";
     }
   }
-  o << "</body></html>\n";
-  return o.str();
+  return html_page(title, "<style>svg{margin:4px;border:1px solid #eee}</style>\n" + o.str());
 }
 
 }  // namespace treg
