@@ -26,6 +26,8 @@ std::map<CLI::App*, Action>& actions() {
 
 void set_action(CLI::App* sub, Action action) { actions()[sub] = std::move(action); }
 
+void add_train_command(CLI::App& app);
+
 void add_all_commands(CLI::App& app) {
   add_make_tiny_command(app);
   add_logprobs_command(app);
@@ -33,6 +35,7 @@ void add_all_commands(CLI::App& app) {
   add_score_tokens_command(app);
   add_export_rewards_command(app);
   add_view_rewards_command(app);
+  add_train_command(app);
 }
 
 int run_selected(CLI::App& app) {

@@ -1,0 +1,129 @@
+// `treg train`: preference optimisation with the T-REG regulariser, as Algorithm 1 of the paper.
+//   setup   -> model, optimizer (AdamW), schedule, data plan, resume
+//   loop    -> batch -> one forward of chosen+rejected -> loss -> backward (accumulate) -> clip -> step
+//              -> log / eval / save
+//   cleanup -> final eval, final checkpoint, report.html
+#pragma once
+#include <torch/torch.h>
+
+#include <atomic>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "treg/config.h"
+#include "treg/losses.h"
+#include "treg/model.h"
+#include "treg/train_parts.h"
+
+namespace treg {
+
+// One logged event: a train log line or an eval (keys prefixed "eval_").
+struct LogEvent {
+  int64_t step = 0;
+  std::map<std::string, double> values;
+};
+
+// What a run leaves behind.
+struct TrainResult {
+  int64_t steps_done = 0;
+  bool interrupted = false;            // stopped by SIGINT / request_training_stop()
+  std::string last_checkpoint;         // "" if none was written
+  std::vector<LogEvent> history;       // every train and eval event, in order (also metrics.jsonl)
+};
+
+// Test hooks; nothing in a normal run sets them.
+struct TrainerHooks {
+  // Called after the loss of every micro-batch, before backward (e.g. to poison it).
+  std::function<void(int64_t step, LossOutput& out)> after_loss;
+  // Called after every completed optimizer step (e.g. to request a stop).
+  std::function<void(int64_t steps_done)> after_step;
+};
+
+// Asks a running trainer to save a checkpoint and return after the current step (SIGINT does this).
+void request_training_stop();
+
+class Trainer {
+ public:
+  // `policy` is trained in place (fp32 master weights on config's device). `eval` may be null.
+  Trainer(Config config, CausalLM policy, std::shared_ptr<PairSource> train,
+          std::shared_ptr<PairSource> eval, TrainerHooks hooks = {});
+  TrainResult train();
+
+  // Pieces, public for tests.
+  // Forward + loss of one micro-batch (grad enabled unless under NoGradGuard).
+  LossOutput compute_loss(const PairBatch& batch);
+  // Metrics of the whole eval set under the current policy, keys "eval_<name>".
+  std::map<std::string, double> evaluate();
+  torch::optim::AdamW& optimizer() { return *optimizer_; }
+  const DataPlan& plan() const { return plan_; }
+
+ private:
+  Config config_;
+  LossConfig loss_;
+  CausalLM policy_;
+  std::shared_ptr<PairSource> train_, eval_;
+  TrainerHooks hooks_;
+  torch::Device device_;
+  DataPlan plan_;
+  int64_t warmup_ = 0;
+  std::unique_ptr<torch::optim::AdamW> optimizer_;
+  std::vector<torch::Tensor> params_;
+  int64_t step_ = 0;  // completed optimizer steps
+  std::vector<LogEvent> history_;
+
+  void resume_if_asked();
+  double set_learning_rate(int64_t step);
+  std::string save_checkpoint();
+  void log_event(const LogEvent& e);
+  void write_report();
+};
+
+// `treg train --config`: scores the reward dumps first when missing (ensure_reward_dumps), loads the
+// policy, trains, writes output_dir/{config.yaml, metrics.jsonl, checkpoint-*/, report.html}.
+TrainResult run_training(const Config& config, const std::string& config_path = "");
+
+// ---- checkpoints (train/checkpoint.cpp) ----
+
+// output_dir/checkpoint-<step>/: the model in the HF layout (save_model, tokenizer files and
+// generation_config.json copied from `model_dir`) so HF / vLLM load it unchanged, plus
+//   optimizer.pt      torch archive of the AdamW state
+//   trainer_state.pt  torch archive: magic, format version, global step, RNG state, data position
+//   trainer_state.json  the same for humans plus the log history (as HF's)
+// Files are written into "checkpoint-<step>.tmp" and the directory is renamed into place last.
+struct TrainerState {
+  int64_t global_step = 0;
+  double epoch = 0;
+  uint64_t data_seed = 0;
+  int64_t total_steps = 0;
+  std::vector<LogEvent> history;
+};
+std::string save_checkpoint_dir(const std::string& output_dir, const std::string& model_dir,
+                                CausalLM& model, torch::optim::AdamW& optimizer,
+                                const TrainerState& state);
+// Loads weights into `model` (in place), the optimizer state and the trainer state.
+TrainerState load_checkpoint_dir(const std::string& dir, CausalLM& model, torch::optim::AdamW& optimizer);
+// checkpoint-<N> directories of output_dir, by N ascending.
+std::vector<std::string> list_checkpoints(const std::string& output_dir);
+// Deletes the oldest checkpoints beyond `keep` (0 = keep all).
+void rotate_checkpoints(const std::string& output_dir, int64_t keep);
+
+// ---- metrics log and report (train/metrics_log.cpp, train/report.cpp) ----
+
+std::string log_event_json(const LogEvent& e);
+// Self-contained HTML: inline SVG curves of loss, margins, accuracies and learning rate (train and
+// eval), then the token rewards β·log π_θ/π_ref of a few eval pairs (paper Fig. 3).
+struct TokenRewardView {
+  std::vector<std::string> prompt_pieces;
+  std::vector<std::string> chosen_pieces, rejected_pieces;
+  std::vector<float> chosen_rewards, rejected_rewards;  // β·(log π_θ - log π_ref) per token
+};
+std::string render_report(const std::string& title, const std::vector<LogEvent>& history,
+                          const std::vector<TokenRewardView>& pairs);
+// A polyline chart of named series (x = step) as an inline <svg>.
+std::string svg_chart(const std::string& title,
+                      const std::vector<std::pair<std::string, std::vector<std::pair<double, double>>>>& series);
+
+}  // namespace treg

@@ -1,0 +1,32 @@
+// Metric accumulation with TRL's metric names (means over pairs).
+#include "treg/train_parts.h"
+
+namespace treg {
+
+void MetricAccumulator::add_pairs(const LossOutput& out) {
+  auto sum = [&](const std::string& name, const torch::Tensor& per_pair) {
+    sums_[name] += per_pair.to(torch::kCPU, torch::kFloat64).sum().item<double>();
+  };
+  sum("loss", out.losses);
+  sum("rewards/chosen", out.chosen_rewards);
+  sum("rewards/rejected", out.rejected_rewards);
+  sum("rewards/accuracies", (out.chosen_rewards > out.rejected_rewards).to(torch::kFloat64));
+  sum("rewards/margins", out.chosen_rewards - out.rejected_rewards);
+  sum("logps/chosen", out.chosen_logps);
+  sum("logps/rejected", out.rejected_logps);
+  sum("pref_loss", out.pref_losses);
+  sum("treg/reg_loss", out.reg_losses);
+  sum("treg/weight", out.treg_weights);
+  sum("wpo/weight", out.policy_weights);
+  sum("sft_loss", out.sft_losses);
+  pairs_ += out.losses.size(0);
+}
+
+std::map<std::string, double> MetricAccumulator::means() const {
+  std::map<std::string, double> m;
+  if (pairs_ == 0) return m;
+  for (const auto& [k, v] : sums_) m[k] = v / static_cast<double>(pairs_);
+  return m;
+}
+
+}  // namespace treg

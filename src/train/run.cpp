@@ -1,0 +1,36 @@
+// run_training: what `treg train` does around the Trainer — reward dumps first (scored when missing),
+// then the policy, then the loop.
+#include <spdlog/spdlog.h>
+
+#include "treg/error.h"
+#include "treg/io.h"
+#include "treg/reward_dump.h"
+#include "treg/runtime.h"
+#include "treg/trainer.h"
+
+namespace treg {
+
+TrainResult run_training(const Config& config, const std::string& config_path) {
+  const std::string train_dump = config.reward_dump_path();
+  const std::string eval_dump = config.eval_reward_dump_path();
+  if (!file_exists(train_dump) || (!config.eval_file.empty() && !file_exists(eval_dump)))
+    spdlog::info("train: no reward dump at {}; scoring the token rewards first (score-tokens)", train_dump);
+  ensure_reward_dumps(config, config_path);  // reuses matching dumps, scores missing ones, refuses stale ones
+
+  std::string dev = config.device;
+  if (dev == "auto") dev = torch::cuda::is_available() ? "cuda" : "cpu";
+  const torch::Device device = parse_device(dev, "config key 'device'");
+  if (config.bf16 && !device.is_cuda())
+    spdlog::warn("bf16: only used on CUDA; training in fp32 on {}", dev);
+
+  auto train = open_dump_source(train_dump);
+  std::shared_ptr<PairSource> eval;
+  if (!config.eval_file.empty()) eval = open_dump_source(eval_dump);
+  spdlog::info("train: policy {} on {} (fp32 master weights{})", config.model_name_or_path, dev,
+               config.bf16 && device.is_cuda() ? ", bf16 autocast forward" : "");
+  CausalLM policy = load_model(config.model_name_or_path, device, torch::kFloat32);
+  Trainer trainer(config, policy, train, eval);
+  return trainer.train();
+}
+
+}  // namespace treg

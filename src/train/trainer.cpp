@@ -1,0 +1,319 @@
+// The training loop, as Algorithm 1 of the T-REG paper:
+//   for each step: sample a mini-batch (x, y_w, y_l) with token rewards r̂ (from the reward dump),
+//   compute L_pref + α·w·(L_reg(y_w) + L_reg(y_l)) (Eq. 1-2), update θ by gradient descent (AdamW).
+// HF Trainer conventions: steps count optimizer updates (1-based in logs), the learning rate of step s
+// is lr·multiplier(s), gradients are clipped to max_grad_norm before the update, gradient
+// accumulation divides each micro-batch loss by the number of micro-batches.
+#include <ATen/autocast_mode.h>
+#include <spdlog/spdlog.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cmath>
+#include <csignal>
+#include <fstream>
+
+#include "treg/error.h"
+#include "treg/io.h"
+#include "treg/trainer.h"
+
+namespace treg {
+namespace {
+
+std::atomic<bool> g_stop_requested{false};
+extern "C" void on_sigint(int) { g_stop_requested = true; }
+
+// bf16 on CUDA: fp32 master weights and optimizer state; the forward runs under autocast (what HF's
+// Trainer does with bf16=True and an fp32 model), the loss and the log-softmax in fp32.
+class AutocastGuard {
+ public:
+  explicit AutocastGuard(bool on) : on_(on) {
+    if (!on_) return;
+    prev_ = at::autocast::is_enabled();
+    at::autocast::set_autocast_gpu_dtype(at::kBFloat16);
+    at::autocast::set_enabled(true);
+  }
+  ~AutocastGuard() {
+    if (!on_) return;
+    at::autocast::set_enabled(prev_);
+    if (!prev_) at::autocast::clear_cache();
+  }
+
+ private:
+  bool on_;
+  bool prev_ = false;
+};
+
+// HF's get_decay_parameter_names: no weight decay on biases and norm weights.
+bool decays(const std::string& name) {
+  return name.find("bias") == std::string::npos && name.find("norm") == std::string::npos;
+}
+
+// A one-line progress bar on stderr (redrawn in place on a terminal, one line per log step otherwise).
+class StepProgress {
+ public:
+  StepProgress(int64_t total, int64_t start) : total_(total), start_(start), t0_(clock::now()), tty_(isatty(2)) {}
+  void update(int64_t step, double loss, double acc, double tok_s) {
+    const double el = std::chrono::duration<double>(clock::now() - t0_).count();
+    const double eta = step > start_ ? el / static_cast<double>(step - start_) * static_cast<double>(total_ - step) : 0;
+    const int width = 24;
+    const int filled = static_cast<int>(width * step / std::max<int64_t>(1, total_));
+    std::string bar(static_cast<size_t>(filled), '#');
+    bar += std::string(static_cast<size_t>(width - filled), '.');
+    char line[256];
+    std::snprintf(line, sizeof line, "[%s] step %lld/%lld  loss %.4f  acc %.3f  %.0f tok/s  ETA %02d:%02d",
+                  bar.c_str(), static_cast<long long>(step), static_cast<long long>(total_), loss, acc, tok_s,
+                  static_cast<int>(eta) / 60, static_cast<int>(eta) % 60);
+    if (tty_) std::fprintf(stderr, "\r%s\033[K", line);
+    last_ = line;
+  }
+  void done() {
+    if (tty_ && !last_.empty()) std::fprintf(stderr, "\n");
+  }
+
+ private:
+  using clock = std::chrono::steady_clock;
+  int64_t total_, start_;
+  clock::time_point t0_;
+  bool tty_;
+  std::string last_;
+};
+
+bool finite(double v) { return std::isfinite(v); }
+
+}  // namespace
+
+void request_training_stop() { g_stop_requested = true; }
+
+Trainer::Trainer(Config config, CausalLM policy, std::shared_ptr<PairSource> train,
+                 std::shared_ptr<PairSource> eval, TrainerHooks hooks)
+    : config_(std::move(config)),
+      loss_(LossConfig::from_config(config_)),
+      policy_(std::move(policy)),
+      train_(std::move(train)),
+      eval_(std::move(eval)),
+      hooks_(std::move(hooks)),
+      device_(policy_->parameters().front().device()) {
+  plan_ = make_data_plan(train_->size(), config_.per_device_train_batch_size, config_.gradient_accumulation_steps,
+                         config_.num_train_epochs, config_.max_steps, static_cast<uint64_t>(config_.seed));
+  warmup_ = warmup_steps(config_.warmup_ratio, plan_.total_steps);
+  policy_->set_gradient_checkpointing(config_.gradient_checkpointing);
+
+  // AdamW with HF Trainer defaults from the config; two groups as HF: decayed and not decayed.
+  std::vector<torch::Tensor> decay, no_decay;
+  for (auto& p : policy_->named_parameters()) {
+    if (!p.value().requires_grad()) continue;
+    (decays(p.key()) ? decay : no_decay).push_back(p.value());
+    params_.push_back(p.value());
+  }
+  auto options = [&](double wd) {
+    auto o = std::make_unique<torch::optim::AdamWOptions>(config_.learning_rate);
+    o->betas({config_.adam_beta1, config_.adam_beta2}).eps(config_.adam_epsilon).weight_decay(wd);
+    return o;
+  };
+  std::vector<torch::optim::OptimizerParamGroup> groups;
+  groups.emplace_back(decay, options(config_.weight_decay));
+  groups.emplace_back(no_decay, options(0.0));
+  optimizer_ = std::make_unique<torch::optim::AdamW>(groups, torch::optim::AdamWOptions(config_.learning_rate));
+}
+
+double Trainer::set_learning_rate(int64_t step) {
+  const double lr =
+      config_.learning_rate * lr_multiplier(config_.lr_scheduler_type, step, warmup_, plan_.total_steps);
+  for (auto& g : optimizer_->param_groups()) static_cast<torch::optim::AdamWOptions&>(g.options()).lr(lr);
+  return lr;
+}
+
+LossOutput Trainer::compute_loss(const PairBatch& batch) {
+  // ids, mask: [2B, T] -- chosen rows then rejected rows, ONE forward pass.
+  auto ids = batch.ids.to(device_);
+  auto mask = batch.mask.to(device_);
+  TokenLogprobs lp;
+  {
+    AutocastGuard autocast(config_.bf16 && device_.is_cuda());
+    lp = next_token_logprobs(policy_, ids, mask, /*with_sq_mass=*/loss_.use_weighting);  // [2B, T-1] fp32
+  }
+  ResponseTokens chosen, rejected;  // [B, L] each
+  gather_responses(batch, lp.logps, lp.log_sq_mass, chosen, rejected);
+  return preference_loss(loss_, chosen, rejected);
+}
+
+std::map<std::string, double> Trainer::evaluate() {
+  std::map<std::string, double> out;
+  if (!eval_ || eval_->size() == 0) return out;
+  torch::NoGradGuard no_grad;
+  policy_->eval();
+  MetricAccumulator acc;
+  const int64_t n = eval_->size(), bs = config_.per_device_eval_batch_size;
+  for (int64_t start = 0; start < n; start += bs) {
+    std::vector<PairRecord> recs;
+    for (int64_t i = start; i < std::min(n, start + bs); ++i) recs.push_back(eval_->get(i));
+    acc.add_pairs(compute_loss(collate_pairs(std::move(recs), eval_->name())));
+  }
+  policy_->train();
+  for (const auto& [k, v] : acc.means()) out["eval_" + k] = v;
+  return out;
+}
+
+void Trainer::log_event(const LogEvent& e) {
+  history_.push_back(e);
+  std::ofstream f(path_join(config_.output_dir, "metrics.jsonl"), std::ios::app);
+  f << log_event_json(e) << "\n";
+}
+
+std::string Trainer::save_checkpoint() {
+  TrainerState s;
+  s.global_step = step_;
+  s.epoch = plan_.epoch_at(step_);
+  s.data_seed = plan_.seed;
+  s.total_steps = plan_.total_steps;
+  s.history = history_;
+  std::string dir = save_checkpoint_dir(config_.output_dir, config_.model_name_or_path, policy_, *optimizer_, s);
+  rotate_checkpoints(config_.output_dir, config_.save_total_limit);
+  spdlog::info("step {}: saved {}", step_, dir);
+  return dir;
+}
+
+void Trainer::resume_if_asked() {
+  const std::string& r = config_.resume_from_checkpoint;
+  if (r.empty()) return;
+  std::string dir = r;
+  if (r == "auto") {
+    auto all = list_checkpoints(config_.output_dir);
+    if (all.empty()) {
+      spdlog::info("resume_from_checkpoint auto: no checkpoint in {}, starting from step 0", config_.output_dir);
+      return;
+    }
+    dir = all.back();
+  }
+  TrainerState s = load_checkpoint_dir(dir, policy_, *optimizer_);
+  if (s.total_steps != plan_.total_steps)
+    spdlog::warn("{}: the checkpoint was made for {} total steps, this run has {}; the schedule differs", dir,
+                 s.total_steps, plan_.total_steps);
+  if (s.data_seed != plan_.seed)
+    spdlog::warn("{}: data order seed {} differs from this run's seed {}", dir, s.data_seed, plan_.seed);
+  step_ = s.global_step;
+  history_ = s.history;
+  spdlog::info("resumed from {} at step {} (epoch {:.3f})", dir, step_, plan_.epoch_at(step_));
+}
+
+TrainResult Trainer::train() {
+  // ---- setup ----
+  make_dirs(config_.output_dir);
+  write_file_atomic(path_join(config_.output_dir, "config.yaml"), config_to_yaml(config_));
+  resume_if_asked();
+  {  // metrics.jsonl holds exactly the history up to the start step (a resumed run rewrites it).
+    std::string text;
+    for (const auto& e : history_) text += log_event_json(e) + "\n";
+    write_file_atomic(path_join(config_.output_dir, "metrics.jsonl"), text);
+  }
+  spdlog::info("train: {} pairs, {} steps ({} per epoch) of {} × {} pairs, loss {} β={} α={}, lr {} ({}, {} warmup)",
+               plan_.num_pairs, plan_.total_steps, plan_.steps_per_epoch, plan_.micro_batch, plan_.accumulation,
+               loss_type_name(loss_.type), loss_.beta, loss_.treg_alpha, config_.learning_rate,
+               config_.lr_scheduler_type, warmup_);
+  g_stop_requested = false;
+  auto prev_handler = std::signal(SIGINT, on_sigint);
+  policy_->train();
+  TrainResult result;
+  MetricAccumulator acc;
+  StepProgress bar(plan_.total_steps, step_);
+  auto t_log = std::chrono::steady_clock::now();
+  std::string last_saved;
+  auto last_good = [&] {
+    auto all = list_checkpoints(config_.output_dir);
+    return all.empty() ? std::string("none") : all.back();
+  };
+
+  // ---- loop ----
+  try {
+    while (step_ < plan_.total_steps) {
+      if (g_stop_requested) {
+        result.interrupted = true;
+        break;
+      }
+      const int64_t step = step_;  // 0-based index of this update; logs call it step + 1
+      const double lr = set_learning_rate(step);
+      optimizer_->zero_grad();
+      for (int64_t micro = 0; micro < plan_.accumulation; ++micro) {
+        std::vector<PairRecord> recs;
+        for (int64_t i : plan_.micro_batch_pairs(step, micro)) recs.push_back(train_->get(i));
+        PairBatch batch = collate_pairs(std::move(recs), train_->name());
+        LossOutput out = compute_loss(batch);
+        if (hooks_.after_loss) hooks_.after_loss(step + 1, out);
+        const double loss_value = out.loss.item<double>();
+        if (!finite(loss_value))
+          fail("step " + std::to_string(step + 1),
+               "the loss is " + std::to_string(loss_value) + " (micro-batch " + std::to_string(micro) + ", pairs from " +
+                   train_->name() + "); stopped without saving this state",
+               "the last good checkpoint is " + last_good() + "; lower learning_rate or check the reward dump");
+        (out.loss / static_cast<double>(plan_.accumulation)).backward();
+        acc.add_pairs(out);
+        acc.add_tokens(batch.num_tokens);
+      }
+      const double grad_norm =
+          config_.max_grad_norm > 0
+              ? torch::nn::utils::clip_grad_norm_(params_, config_.max_grad_norm)
+              : torch::nn::utils::clip_grad_norm_(params_, std::numeric_limits<double>::infinity());
+      if (!finite(grad_norm))
+        fail("step " + std::to_string(step + 1),
+             "grad_norm is " + std::to_string(grad_norm) + "; stopped without updating or saving",
+             "the last good checkpoint is " + last_good() + "; lower learning_rate or check the reward dump");
+      optimizer_->step();
+      step_ = step + 1;
+
+      if (step_ % config_.logging_steps == 0 || step_ == plan_.total_steps) {
+        auto now = std::chrono::steady_clock::now();
+        const double secs = std::max(1e-9, std::chrono::duration<double>(now - t_log).count());
+        LogEvent e{step_, acc.means()};
+        e.values["grad_norm"] = grad_norm;
+        e.values["learning_rate"] = lr;
+        e.values["epoch"] = plan_.epoch_at(step_);
+        e.values["tokens_per_second"] = static_cast<double>(acc.tokens()) / secs;
+        log_event(e);
+        bar.update(step_, e.values["loss"], e.values["rewards/accuracies"], e.values["tokens_per_second"]);
+        spdlog::debug("step {}: {}", step_, log_event_json(e));
+        if (!isatty(2))
+          spdlog::info("step {}/{}: loss {:.4f} acc {:.3f} margin {:.4f} lr {:.3g} grad_norm {:.3f} {:.0f} tok/s",
+                       step_, plan_.total_steps, e.values["loss"], e.values["rewards/accuracies"],
+                       e.values["rewards/margins"], lr, grad_norm, e.values["tokens_per_second"]);
+        acc.clear();
+        t_log = now;
+      }
+      if (config_.eval_steps > 0 && step_ % config_.eval_steps == 0 && step_ < plan_.total_steps && eval_) {
+        LogEvent e{step_, evaluate()};
+        e.values["epoch"] = plan_.epoch_at(step_);
+        log_event(e);
+        spdlog::info("step {}: eval loss {:.4f} acc {:.3f} margin {:.4f}", step_, e.values["eval_loss"],
+                     e.values["eval_rewards/accuracies"], e.values["eval_rewards/margins"]);
+        t_log = std::chrono::steady_clock::now();
+      }
+      if (config_.save_steps > 0 && step_ % config_.save_steps == 0 && step_ < plan_.total_steps)
+        last_saved = save_checkpoint();
+      if (hooks_.after_step) hooks_.after_step(step_);
+    }
+  } catch (...) {
+    bar.done();
+    std::signal(SIGINT, prev_handler);
+    throw;
+  }
+  bar.done();
+  std::signal(SIGINT, prev_handler);
+
+  // ---- cleanup ----
+  if (result.interrupted) {
+    spdlog::warn("interrupted: saving a checkpoint at step {} and stopping", step_);
+  } else if (eval_) {
+    LogEvent e{step_, evaluate()};
+    e.values["epoch"] = plan_.epoch_at(step_);
+    log_event(e);
+    spdlog::info("final eval (step {}): loss {:.4f} acc {:.3f} margin {:.4f}", step_, e.values["eval_loss"],
+                 e.values["eval_rewards/accuracies"], e.values["eval_rewards/margins"]);
+  }
+  result.last_checkpoint = save_checkpoint();
+  write_report();
+  result.steps_done = step_;
+  result.history = history_;
+  return result;
+}
+
+}  // namespace treg

@@ -1,0 +1,134 @@
+// Schedule, data order, collation and metrics of the trainer, against hand-worked values.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <set>
+
+#include "treg/error.h"
+#include "treg/train_parts.h"
+
+using namespace treg;
+
+// transformers: warmup = ceil(ratio · total); /usr/bin/python3: math.ceil(100 * 0.07) == 8 (0.07·100 is
+// 7.000000000000001 in binary), math.ceil(100 * 0.03) == 3, math.ceil(25 * 0.1) == 3,
+// math.ceil(10 * 0.1) == 1.
+TEST(Schedule, WarmupStepsAsHf) {
+  EXPECT_EQ(warmup_steps(0.1, 10), 1);
+  EXPECT_EQ(warmup_steps(0.1, 25), 3);
+  EXPECT_EQ(warmup_steps(0.03, 100), 3);
+  EXPECT_EQ(warmup_steps(0.07, 100), 8);
+  EXPECT_EQ(warmup_steps(0.0, 100), 0);
+}
+
+// total n = 10, warmup w = 2 (hand-worked):
+//   every warmup schedule: step 0 -> 0, step 1 -> 1/2
+//   cosine step 2 -> 1; step 6 -> 0.5·(1 + cos(π·4/8)) = 0.5; step 4 -> 0.5·(1 + cos(π/4)) = 0.853553...;
+//          step 10 -> 0
+//   linear step 2 -> 8/8 = 1; step 6 -> 4/8 = 0.5; step 9 -> 1/8
+//   constant_with_warmup: step 1 -> 0.5, step 2.. -> 1;  constant: 1 everywhere
+TEST(Schedule, MultipliersHandWorked) {
+  for (const char* s : {"cosine", "linear", "constant_with_warmup"}) {
+    EXPECT_DOUBLE_EQ(lr_multiplier(s, 0, 2, 10), 0.0) << s;
+    EXPECT_DOUBLE_EQ(lr_multiplier(s, 1, 2, 10), 0.5) << s;
+    EXPECT_DOUBLE_EQ(lr_multiplier(s, 2, 2, 10), 1.0) << s;
+  }
+  EXPECT_NEAR(lr_multiplier("cosine", 6, 2, 10), 0.5, 1e-15);
+  EXPECT_NEAR(lr_multiplier("cosine", 4, 2, 10), 0.5 * (1 + std::sqrt(0.5)), 1e-15);
+  EXPECT_NEAR(lr_multiplier("cosine", 10, 2, 10), 0.0, 1e-15);
+  EXPECT_DOUBLE_EQ(lr_multiplier("linear", 6, 2, 10), 0.5);
+  EXPECT_DOUBLE_EQ(lr_multiplier("linear", 9, 2, 10), 0.125);
+  EXPECT_DOUBLE_EQ(lr_multiplier("constant_with_warmup", 9, 2, 10), 1.0);
+  EXPECT_DOUBLE_EQ(lr_multiplier("constant", 0, 2, 10), 1.0);
+  EXPECT_THROW(lr_multiplier("cosine_with_restarts", 3, 2, 10), Error);
+}
+
+TEST(DataOrder, SeededPermutationPerEpoch) {
+  auto a = epoch_order(50, 42, 0), b = epoch_order(50, 42, 0), c = epoch_order(50, 42, 1),
+       d = epoch_order(50, 43, 0);
+  EXPECT_EQ(a, b);
+  EXPECT_NE(a, c);
+  EXPECT_NE(a, d);
+  std::set<int64_t> s(a.begin(), a.end());
+  EXPECT_EQ(s.size(), 50u);
+  EXPECT_EQ(*s.begin(), 0);
+  EXPECT_EQ(*s.rbegin(), 49);
+}
+
+// 10 pairs, steps of 2 × 2 = 4 pairs: 2 steps per epoch (2 pairs skipped per epoch), 1.5 epochs -> 3
+// steps. Micro-batch × accumulation and one big batch take the same pairs at every step.
+TEST(DataOrder, PlanStepsAndEquivalentBatches) {
+  auto p = make_data_plan(10, 2, 2, 1.5, -1, 3);
+  EXPECT_EQ(p.steps_per_epoch, 2);
+  EXPECT_EQ(p.total_steps, 3);
+  auto big = make_data_plan(10, 4, 1, 1.5, -1, 3);
+  for (int64_t step = 0; step < 3; ++step) {
+    auto m0 = p.micro_batch_pairs(step, 0), m1 = p.micro_batch_pairs(step, 1);
+    m0.insert(m0.end(), m1.begin(), m1.end());
+    EXPECT_EQ(m0, big.micro_batch_pairs(step, 0)) << step;
+  }
+  std::set<int64_t> epoch0;
+  for (int64_t s = 0; s < 2; ++s)
+    for (int64_t m = 0; m < 2; ++m)
+      for (auto i : p.micro_batch_pairs(s, m)) epoch0.insert(i);
+  EXPECT_EQ(epoch0.size(), 8u);
+  EXPECT_EQ(make_data_plan(10, 2, 2, 1.0, 7, 3).total_steps, 7);
+  try {
+    make_data_plan(3, 2, 2, 1.0, -1, 0);
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("gradient_accumulation_steps"), std::string::npos);
+  }
+}
+
+// Pair 0: prompt (5, 6), chosen (7, 8, 9), rejected (10). Pair 1: prompt (11, 12, 13), chosen (14),
+// rejected (15, 16). T = max(2+3, 2+1, 3+1, 3+2) = 5, L = 3.
+// Response token t of a row with prompt length P sits at next-token position P + t - 1.
+TEST(Collate, LayoutAndAlignment) {
+  PairRecord a, b;
+  a.prompt_ids = {5, 6};
+  a.chosen.ids = {7, 8, 9};
+  a.chosen.ref_logps = {-1, -2, -3};
+  a.chosen.rewards = {0.1f, 0.2f, 0.3f};
+  a.rejected.ids = {10};
+  a.rejected.ref_logps = {-4};
+  a.rejected.rewards = {-0.4f};
+  b.prompt_ids = {11, 12, 13};
+  b.chosen.ids = {14};
+  b.chosen.ref_logps = {-5};
+  b.chosen.rewards = {0.5f};
+  b.rejected.ids = {15, 16};
+  b.rejected.ref_logps = {-6, -7};
+  b.rejected.rewards = {-0.1f, -0.2f};
+  PairBatch batch = collate_pairs({a, b}, "test");
+  ASSERT_EQ(batch.ids.sizes(), (std::vector<int64_t>{4, 5}));
+  EXPECT_TRUE(torch::equal(batch.ids, torch::tensor({5, 6, 7, 8, 9, 11, 12, 13, 14, 0, 5, 6, 10, 0, 0, 11, 12, 13, 15, 16},
+                                                    torch::kInt64).view({4, 5})));
+  EXPECT_EQ(batch.mask.sum().item<int64_t>(), 5 + 4 + 3 + 5);
+  EXPECT_EQ(batch.num_tokens, 17);
+  // Fake next-token log-probs whose value is the id of the predicted token: logps[r, j] = ids[r, j+1].
+  auto fake = batch.ids.narrow(1, 1, 4).to(torch::kFloat32);  // [4, 4]
+  ResponseTokens c, r;
+  gather_responses(batch, fake, {}, c, r);
+  EXPECT_TRUE(torch::equal(c.logps, torch::tensor({7.f, 8.f, 9.f, 14.f, 0.f, 0.f}).view({2, 3})));
+  EXPECT_TRUE(torch::equal(r.logps, torch::tensor({10.f, 0.f, 0.f, 15.f, 16.f, 0.f}).view({2, 3})));
+  EXPECT_TRUE(torch::equal(r.ref_logps, torch::tensor({-4.f, 0.f, 0.f, -6.f, -7.f, 0.f}).view({2, 3})));
+  EXPECT_TRUE(torch::equal(c.mask, torch::tensor({1.f, 1.f, 1.f, 1.f, 0.f, 0.f}).view({2, 3})));
+  PairRecord empty = a;
+  empty.prompt_ids.clear();
+  EXPECT_THROW(collate_pairs({empty}, "test"), Error);
+}
+
+TEST(Metrics, MeansOverPairs) {
+  LossOutput o;
+  o.losses = torch::tensor({1.0, 3.0});
+  o.chosen_rewards = torch::tensor({0.5, -0.1});
+  o.rejected_rewards = torch::tensor({0.2, 0.3});
+  o.chosen_logps = o.rejected_logps = o.pref_losses = o.reg_losses = o.sft_losses = torch::zeros({2});
+  o.treg_weights = o.policy_weights = torch::ones({2});
+  MetricAccumulator acc;
+  acc.add_pairs(o);
+  auto m = acc.means();
+  EXPECT_DOUBLE_EQ(m["loss"], 2.0);
+  EXPECT_DOUBLE_EQ(m["rewards/accuracies"], 0.5);
+  EXPECT_NEAR(m["rewards/margins"], (0.3 - 0.4) / 2, 1e-7);  // fp32 inputs
+}
