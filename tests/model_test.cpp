@@ -446,6 +446,20 @@ TEST(ModelGolden, SharedTinyModels) {
     EXPECT_LE(golden_diff(test::tiny_model(arch)), 1e-4) << arch;
 }
 
+TEST(ModelLoad, OutOfVocabularyIdIsNamed) {
+  CausalLM model = load_model(test::tiny_model("qwen2"), torch::kCPU, torch::kFloat32);
+  const int64_t V = model->args().vocab_size;
+  torch::Tensor ids = torch::tensor({int64_t{1}, int64_t{2}, V}).view({1, 3}),
+                mask = torch::ones({1, 3}, torch::kInt64);
+  try {
+    next_token_logprobs(model, ids, mask);
+    FAIL() << "no error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("token id " + std::to_string(V)), std::string::npos)
+        << e.what();
+  }
+}
+
 TEST(ModelDtype, Bfloat16CloseToFloat32) {
   std::string dir = test::tiny_model("gemma2");
   Batch b = padded_batch(256);

@@ -7,9 +7,12 @@ TREG=$1; ARCH=$2; WORK=$3
 SRC=$(cd "$(dirname "$0")/.." && pwd)
 rm -rf "$WORK"; mkdir -p "$WORK"
 "$TREG" make-tiny --arch "$ARCH" --out "$WORK/model" --seed 1
-echo '{"ids":[1,2,3,4,5]}' > "$WORK/in.jsonl"
-"$TREG" logprobs --model "$WORK/model" --input "$WORK/in.jsonl" --out "$WORK/out.jsonl"
-test "$(wc -l < "$WORK/out.jsonl")" = 1
+printf '%s\n' '{"ids":[1,2,3,4,5]}' '{"ids":[7,8]}' > "$WORK/in.jsonl"
+"$TREG" logprobs --model "$WORK/model" --input "$WORK/in.jsonl" --out "$WORK/out.jsonl" --batch-size 2
+test "$(wc -l < "$WORK/out.jsonl")" = 2
+# n ids -> n-1 finite, negative log-probs
+grep -Eq '"logprobs":\[-[0-9.e-]+,-[0-9.e-]+,-[0-9.e-]+,-[0-9.e-]+\]' "$WORK/out.jsonl"
+grep -Eq '"ids":\[7,8\],"logprobs":\[-[0-9.e-]+\]' "$WORK/out.jsonl"
 
 # A slice of the bundled pairs keeps it quick.
 head -n 16 "$SRC/configs/data/tiny_prefs.train.jsonl" > "$WORK/train.jsonl"
@@ -29,7 +32,7 @@ test -f "$WORK/run/config.yaml"
 test "$(grep -c '"step"' "$WORK/run/metrics.jsonl")" -ge 4
 grep -q '"eval_rewards/accuracies"' "$WORK/run/metrics.jsonl"
 "$TREG" logprobs --model "$WORK/run/checkpoint-3" --input "$WORK/in.jsonl" --out "$WORK/out_trained.jsonl"
-test "$(wc -l < "$WORK/out_trained.jsonl")" = 1
+test "$(wc -l < "$WORK/out_trained.jsonl")" = 2
 # Resuming a finished run is a no-op that still ends with a checkpoint at the last step.
 "$TREG" train --config "$SRC/configs/tiny.yaml" "${ARGS[@]}" resume_from_checkpoint=auto
 echo "smoke $ARCH ok"

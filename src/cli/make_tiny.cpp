@@ -1,16 +1,15 @@
 // treg make-tiny: a tiny random-init checkpoint (tokenizer + weights) in the Hugging Face layout.
 // The tokenizer is written first: its vocabulary size and special-token ids go into config.json and
 // generation_config.json, so model and tokenizer agree as they do on the Hub.
-#include <sentencepiece_processor.h>
 #include <spdlog/spdlog.h>
 
-#include <nlohmann/json.hpp>
+#include <algorithm>
 
 #include "cli/commands.h"
 #include "treg/error.h"
-#include "treg/io.h"
 #include "treg/model.h"
 #include "treg/tiny_tokenizer.h"
+#include "treg/tokenizer.h"
 
 namespace treg::cli {
 
@@ -29,35 +28,25 @@ std::string tokenizer_arch(const std::string& arch) {
   return arch;
 }
 
-// Special-token ids of the tiny tokenizer in `dir`: the tokens tokenizer_config.json names, looked
-// up in tokenizer.model. EOS also lists the family's end-of-turn / end-of-text tokens, as the real
-// configs do (Llama-3: <|end_of_text|> + <|eot_id|>, Gemma-2: <eos> + <end_of_turn>, Qwen2:
-// <|im_end|> + <|endoftext|>).
-void read_special_ids(const std::string& dir, TinySpec* spec) {
-  sentencepiece::SentencePieceProcessor sp;
-  const std::string model_path = path_join(dir, "tokenizer.model");
-  if (!sp.Load(model_path).ok()) fail(model_path, "cannot load the tiny tokenizer");
-  const std::string config_path = path_join(dir, "tokenizer_config.json");
-  nlohmann::json config = nlohmann::json::parse(read_file(config_path));
-  auto id_of = [&](const std::string& piece) -> int64_t {
-    const int id = sp.PieceToId(piece);
-    return id == sp.unk_id() && piece != sp.IdToPiece(sp.unk_id()) ? -1 : id;
-  };
-  auto token = [&](const char* key) {
-    return config.contains(key) && config[key].is_string() ? config[key].get<std::string>() : "";
-  };
-  spec->bos_token_id = token("bos_token").empty() ? -1 : id_of(token("bos_token"));
-  spec->pad_token_id = token("pad_token").empty() ? -1 : id_of(token("pad_token"));
-  spec->eos_token_ids.clear();
-  std::vector<std::string> eos = {token("eos_token"), "<|end_of_text|>", "<|eot_id|>",   "<eos>",
-                                  "<end_of_turn>",    "<|im_end|>",      "<|endoftext|>"};
-  for (const auto& piece : eos) {
-    const int64_t id = piece.empty() ? -1 : id_of(piece);
-    if (id >= 0 && std::find(spec->eos_token_ids.begin(), spec->eos_token_ids.end(), id) ==
-                       spec->eos_token_ids.end())
-      spec->eos_token_ids.push_back(id);
+// Special-token ids of the tiny tokenizer in `dir`, as load_tokenizer reads them. EOS also lists the
+// family's end-of-turn / end-of-text tokens, as the real configs do (Llama-3: <|end_of_text|> +
+// <|eot_id|>, Gemma-2: <eos> + <end_of_turn>, Qwen2: <|im_end|> + <|endoftext|>).
+void read_special_ids(const std::string& dir, int64_t vocab, TinySpec* spec) {
+  auto tok = load_tokenizer(dir);
+  if (tok->vocab_size() != vocab)
+    fail(dir, "load_tokenizer reports vocab " + std::to_string(tok->vocab_size()) +
+                  " but write_tiny_tokenizer returned " + std::to_string(vocab));
+  const SpecialTokens& sp = tok->special();
+  spec->bos_token_id = sp.bos_id;
+  spec->pad_token_id = sp.pad_id;
+  spec->eos_token_ids = sp.eos_ids;
+  for (const char* piece :
+       {"<|end_of_text|>", "<|eot_id|>", "<eos>", "<end_of_turn>", "<|im_end|>", "<|endoftext|>"}) {
+    const int64_t id = tok->piece_to_id(piece);
+    auto& eos = spec->eos_token_ids;
+    if (id >= 0 && std::find(eos.begin(), eos.end(), id) == eos.end()) eos.push_back(id);
   }
-  if (spec->eos_token_ids.empty()) fail(config_path, "no EOS token found in the tiny tokenizer");
+  if (spec->eos_token_ids.empty()) fail(dir, "the tiny tokenizer has no EOS token");
 }
 
 int run_make_tiny(const MakeTinyOptions& o) {
@@ -70,7 +59,7 @@ int run_make_tiny(const MakeTinyOptions& o) {
     spec.vocab_size = o.vocab_size;
   } else {
     spec.vocab_size = write_tiny_tokenizer(tokenizer_arch(o.arch), o.out);
-    read_special_ids(o.out, &spec);
+    read_special_ids(o.out, spec.vocab_size, &spec);
   }
   write_tiny_weights(spec, o.out);
   spdlog::info("make-tiny: {} model (vocab {}, seed {}) written to {}", o.arch, spec.vocab_size,

@@ -61,6 +61,15 @@ torch::Tensor CausalLMImpl::forward(const torch::Tensor& ids, const torch::Tenso
   const int64_t B = ids.size(0), T = ids.size(1);
   const torch::Tensor& w_embed = body->embed_tokens->weight;
   const auto device = w_embed.device();
+  if (ids.numel() > 0) {
+    // An out-of-range id would be a device-side assert on CUDA; name it here instead.
+    const int64_t lo = ids.min().item<int64_t>(), hi = ids.max().item<int64_t>();
+    if (lo < 0 || hi >= w_embed.size(0))
+      fail("CausalLM::forward",
+           "token id " + std::to_string(lo < 0 ? lo : hi) + " outside the vocabulary [0, " +
+               std::to_string(w_embed.size(0)) + ")",
+           "the ids were made with a different tokenizer than this model's");
+  }
 
   torch::Tensor h = body->embed_tokens(ids.to(device));  // [B, T, D]
   if (args_.embed_scale != 1.0)

@@ -90,6 +90,7 @@ void save_model(CausalLM& model, const std::string& dir, torch::ScalarType dtype
   save_safetensors_sharded(dir, tensors, max_shard_bytes);
   nlohmann::json config = args.raw;
   config["torch_dtype"] = dtype_name(dtype);
+  if (config.contains("dtype")) config["dtype"] = dtype_name(dtype);  // transformers >= 4.56 spelling
   config["vocab_size"] = model->lm_head_weight().size(0);
   write_file_atomic(path_join(dir, "config.json"), config.dump(2) + "\n");
 }
