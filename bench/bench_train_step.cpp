@@ -1,7 +1,8 @@
 // Throughput and peak memory of one DPO-REG training step on CPU (forward of chosen+rejected in one
 // batch, loss, backward, clip, AdamW step), for the tiny llama and a ≈110M llama-shaped model.
 // With --ref it also runs bench/bench_train_step_ref.py (the same step in /usr/bin/python3 torch) and
-// prints the ratio.
+// prints the ratio. Both use the same number of threads (TREG_NUM_THREADS); run it on an idle machine:
+// with other processes busy, more threads than free cores makes LibTorch's OpenMP workers spin.
 //   bench_train_step [--steps N] [--pairs B] [--prompt P] [--response R] [--ref]
 #include <sys/resource.h>
 
@@ -100,7 +101,8 @@ double bench(const std::string& name, const nlohmann::json& cfg, int64_t pairs, 
 double run_ref(const std::string& name, int64_t pairs, int64_t P, int64_t R, int steps) {
   const std::string cmd = std::string("/usr/bin/python3 ") + TREG_SOURCE_DIR + "/bench/bench_train_step_ref.py --model " +
                           name + " --pairs " + std::to_string(pairs) + " --prompt " + std::to_string(P) +
-                          " --response " + std::to_string(R) + " --steps " + std::to_string(steps);
+                          " --response " + std::to_string(R) + " --steps " + std::to_string(steps) +
+                          " --threads " + std::to_string(configured_threads());  // same thread count
   FILE* p = popen(cmd.c_str(), "r");
   if (!p) return 0;
   char buf[4096];

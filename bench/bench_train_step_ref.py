@@ -54,8 +54,9 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--model", default="tiny"); ap.add_argument("--pairs", type=int, default=2)
     ap.add_argument("--prompt", type=int, default=64); ap.add_argument("--response", type=int, default=64)
-    ap.add_argument("--steps", type=int, default=3)
+    ap.add_argument("--steps", type=int, default=3); ap.add_argument("--threads", type=int, default=0)
     a = ap.parse_args(); torch.manual_seed(0)
+    if a.threads > 0: torch.set_num_threads(a.threads)
     m = Model(**SHAPES[a.model]); V = SHAPES[a.model]["V"]
     opt = torch.optim.AdamW(m.parameters(), lr=1e-5, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0)
     B, P, R = a.pairs, a.prompt, a.response
