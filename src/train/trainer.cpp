@@ -224,6 +224,14 @@ TrainResult Trainer::train() {
     return all.empty() ? std::string("none") : all.back();
   };
 
+  if (eval_ && step_ == 0 && config_.eval_steps > 0) {  // the untrained policy: where the curves start
+    LogEvent e{0, evaluate()};
+    e.values["epoch"] = 0.0;
+    log_event(e);
+    spdlog::info("step 0: eval loss {:.4f} acc {:.3f} margin {:.4f}", e.values["eval_loss"],
+                 e.values["eval_rewards/accuracies"], e.values["eval_rewards/margins"]);
+  }
+
   // ---- loop ----
   try {
     while (step_ < plan_.total_steps) {
