@@ -411,9 +411,9 @@ TEST(RewardsCli, DpoRewardSourceUsesTheLogRatioOfTwoModels) {
   for (size_t j = 0; j < b.size(); ++j) EXPECT_NEAR(all[start - 1 + j], b[j], 1e-5);
 }
 
-// The bundled data with the tiny default model: the whole command in seconds on CPU, then the
-// export and the HTML view.
-TEST(RewardsCli, BundledDataScoresInSecondsAndDraws) {
+// The bundled data with the tiny default model: every shipped row scores, then the export and the
+// HTML view. (Its speed is measured by bench/bench_score_tokens, not asserted here.)
+TEST(RewardsCli, BundledDataScoresAndDraws) {
   std::string dir = test::fresh_dir("rewards_bundled");
   std::string cfg = write_config(
       dir, test::tiny_model("llama"), test::source_path("configs/data/tiny_prefs.train.jsonl"),
@@ -422,12 +422,7 @@ TEST(RewardsCli, BundledDataScoresInSecondsAndDraws) {
   // score_batch_size appears twice otherwise: rewrite without the default line.
   write_file_atomic(cfg, replace_all(read_file(cfg), "score_batch_size: 2\n", ""));
   std::string out;
-  auto t0 = std::chrono::steady_clock::now();
   ASSERT_EQ(test::run_command(treg() + " score-tokens --config " + cfg, &out), 0) << out;
-  double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  std::cerr << "score-tokens on the bundled data (300 + 50 pairs, tiny llama, CPU): " << secs
-            << " s\n";
-  EXPECT_LT(secs, 300.0);  // ~80 s with 1 thread on a loaded 2-core machine: not yet "seconds"
   EXPECT_NE(out.find("300 pairs"), std::string::npos) << out;
   EXPECT_NE(out.find("mean token reward: chosen"), std::string::npos) << out;
   EXPECT_NE(out.find("pairs/s"), std::string::npos) << out;  // the progress line
