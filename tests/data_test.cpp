@@ -80,14 +80,7 @@ std::string write_jsonl(const std::string& name, const std::vector<std::string>&
   return path;
 }
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
+using test::error_of;
 
 // ---- shapes ----
 TEST(Data, ParsesTheUltraFeedbackShapes) {

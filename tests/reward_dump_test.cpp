@@ -59,14 +59,7 @@ std::string write_dump(const std::string& path, int64_t n, const json& meta = kM
   return read_file(path);
 }
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
+using test::error_of;
 
 TEST(RewardDump, Crc32MatchesTheStandardCheckValue) {
   // The CRC-32/ISO-HDLC check value of "123456789" (as zlib.crc32).

@@ -24,14 +24,7 @@ namespace {
 
 using nlohmann::json;
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
+using test::error_of;
 
 // The first `n` rows of the bundled training data (all four row shapes are in the first four).
 std::string data_subset(const std::string& dir, int n) {

@@ -12,6 +12,7 @@
 #include <map>
 #include <stdexcept>
 
+#include "treg/error.h"
 #include "treg/io.h"
 
 namespace treg::test {
@@ -46,6 +47,15 @@ int run_command(const std::string& cmd, std::string* output) {
   int status = pclose(p);
   if (output) *output = out;
   return WIFEXITED(status) ? WEXITSTATUS(status) : 128;
+}
+
+std::string error_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "";
 }
 
 std::string treg_binary() { return TREG_BINARY; }

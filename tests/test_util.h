@@ -1,5 +1,6 @@
 // Helpers shared by the tests: scratch directories, running the treg binary and python3-torch.
 #pragma once
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -19,5 +20,8 @@ std::string python_with_torch();
 // A tiny checkpoint made once per build tree with `treg make-tiny --arch <arch> --seed 0`, shared by
 // all test processes. Tests must not modify it: copy it first.
 std::string tiny_model(const std::string& arch);
+
+// The message of the treg::Error that `f` throws; "" when it throws none.
+std::string error_of(const std::function<void()>& f);
 
 }  // namespace treg::test

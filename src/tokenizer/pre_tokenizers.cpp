@@ -83,22 +83,6 @@ void split_pieces(std::vector<Piece>& pieces, const Regex& regex, Behavior behav
   pieces.swap(out);
 }
 
-class Split : public PreTokenizer {
- public:
-  Split(const nlohmann::json& config, const std::string& file)
-      : regex_(regex_from_json(config.at("pattern"), file)),
-        behavior_(behavior_from_name(config.at("behavior").get<std::string>(), file)),
-        invert_(config.value("invert", false)) {}
-  void pre_tokenize(std::vector<Piece>& pieces) const override {
-    split_pieces(pieces, *regex_, behavior_, invert_);
-  }
-
- private:
-  std::unique_ptr<Regex> regex_;
-  Behavior behavior_;
-  bool invert_;
-};
-
 class ByteLevel : public PreTokenizer {
  public:
   ByteLevel(const nlohmann::json& config, const std::string& file)
@@ -161,10 +145,11 @@ class Metaspace : public PreTokenizer {
   std::unique_ptr<Regex> delimiter_;
 };
 
-class RegexSplit : public PreTokenizer {  // Digits, Whitespace, WhitespaceSplit, Punctuation
+// Split (pattern from the file) and the fixed-pattern Digits, Whitespace, WhitespaceSplit, Punctuation.
+class RegexSplit : public PreTokenizer {
  public:
-  RegexSplit(const std::string& pattern, Behavior behavior, bool invert, const std::string& file)
-      : regex_(std::make_unique<Regex>(pattern, false, file)),
+  RegexSplit(std::unique_ptr<Regex> regex, Behavior behavior, bool invert)
+      : regex_(std::move(regex)),
         behavior_(behavior),
         invert_(invert) {}
   void pre_tokenize(std::vector<Piece>& pieces) const override {
@@ -215,19 +200,24 @@ std::unique_ptr<PreTokenizer> make_pre_tokenizer(const nlohmann::json& config,
       if (auto p = make_pre_tokenizer(c, file)) parts.push_back(std::move(p));
     return std::make_unique<Sequence>(std::move(parts));
   }
-  if (type == "Split") return std::make_unique<Split>(config, file);
+  if (type == "Split")
+    return std::make_unique<RegexSplit>(
+        regex_from_json(config.at("pattern"), file),
+        behavior_from_name(config.at("behavior").get<std::string>(), file),
+        config.value("invert", false));
   if (type == "ByteLevel") return std::make_unique<ByteLevel>(config, file);
   if (type == "Metaspace") return std::make_unique<Metaspace>(config, file);
   if (type == "Digits")
     return std::make_unique<RegexSplit>(
-        config.value("individual_digits", false) ? R"(\p{N})" : R"(\p{N}+)", Behavior::Isolated,
-        false, file);
+        std::make_unique<Regex>(config.value("individual_digits", false) ? R"(\p{N})" : R"(\p{N}+)",
+                                false, file),
+        Behavior::Isolated, false);
   if (type == "WhitespaceSplit")
-    return std::make_unique<RegexSplit>(R"(\s+)", Behavior::Removed, false, file);
+    return std::make_unique<RegexSplit>(std::make_unique<Regex>(R"(\s+)", false, file), Behavior::Removed, false);
   if (type == "Whitespace")
-    return std::make_unique<RegexSplit>(R"(\w+|[^\w\s]+)", Behavior::Removed, true, file);
+    return std::make_unique<RegexSplit>(std::make_unique<Regex>(R"(\w+|[^\w\s]+)", false, file), Behavior::Removed, true);
   if (type == "Punctuation")
-    return std::make_unique<RegexSplit>(R"(\p{P})", Behavior::Isolated, false, file);
+    return std::make_unique<RegexSplit>(std::make_unique<Regex>(R"(\p{P})", false, file), Behavior::Isolated, false);
   fail(file, "unsupported pre_tokenizer type '" + type + "'",
        "supported: Sequence, Split, ByteLevel, Metaspace, Digits, Whitespace, WhitespaceSplit, "
        "Punctuation");
