@@ -16,9 +16,12 @@ namespace {
 
 using nlohmann::json;
 
-// The real tokenizer.json files are committed gzipped; unpack them into a scratch model directory.
+// The real tokenizer.json files are committed gzipped; unpack them into a scratch model directory of
+// this test alone (ctest runs tests in parallel processes).
 std::string unpack(const std::string& name) {
-  std::string dir = treg::test::fresh_dir("tok_hf_" + name);
+  const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
+  std::string dir = treg::test::fresh_dir("tok_hf_" + name + "_" + info->test_suite_name() + "_" +
+                                          info->name());
   std::string src = treg::test::source_path("tests/data/tokenizers/" + name);
   std::string out;
   int rc = treg::test::run_command("gunzip -c '" + src + "/tokenizer.json.gz' > '" + dir +
