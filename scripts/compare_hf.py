@@ -30,6 +30,11 @@ def sequences(model_dir, config, seed):
     lengths = [2, 7, 33, 130]
     if window and window + 17 <= max_len:
         lengths.append(window + 17)  # crosses the sliding window
+    # transformers 4 spells it rope_scaling, 5 rope_parameters; either may hold the original context.
+    rope = config.get("rope_parameters") or config.get("rope_scaling") or {}
+    original = rope.get("original_max_position_embeddings") or 0
+    if original and original + 23 <= max_len:
+        lengths.append(original + 23)  # crosses the original context of scaled rope
     seqs = [[rng.randrange(vocab) for _ in range(n)] for n in lengths if n <= max_len]
     try:
         from transformers import AutoTokenizer

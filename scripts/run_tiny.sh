@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-bash scripts/build.sh
+bash scripts/build.sh --target treg
 TREG=${TREG_BUILD_DIR:-build}/treg
 [ -f out/tiny-model/config.json ] || "$TREG" make-tiny --arch llama --seed 0 --out out/tiny-model
 "$TREG" score-tokens --config configs/tiny.yaml "$@"

@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
-# Installs everything treg needs on a fresh Debian 12, as root, idempotently and without prompts.
-#   - Debian packages: LibTorch 1.13 (CPU), OpenBLAS (OpenMP flavour), the C++ libraries, python3-torch
-#     (independent golden values in the tests), ccache.
-#   - A static sentencepiece 0.1.97 built from Debian's source package against the system protobuf
-#     (Debian's shared libsentencepiece bundles protobuf-lite 3.14, which crashes any process that
-#     also loads libtorch's protobuf 3.21).
+# Installs everything treg needs on a fresh Debian 12, as root, idempotently and without prompts:
+#   - the Debian packages of scripts/packages-bookworm.txt (LibTorch 1.13 CPU, OpenBLAS, C++ libraries,
+#     python3-torch for independent golden values, ccache);
+#   - OpenBLAS (OpenMP) selected as libblas.so.3: the reference BLAS is far slower;
+#   - a static sentencepiece built from Debian's source package (scripts/build_sentencepiece.sh), since
+#     Debian 12's shared one crashes next to libtorch.
+# TREG_DEPS_PREFIX (default /opt/treg-deps) says where the static sentencepiece goes.
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
+cd "$(dirname "$0")"
 PREFIX=${TREG_DEPS_PREFIX:-/opt/treg-deps}
 SPM_VERSION=0.1.97
 
@@ -15,12 +17,8 @@ if [ "$(id -u)" != 0 ]; then
   exit 1
 fi
 
-PACKAGES=(build-essential cmake pkg-config ccache git
-  libtorch-dev libgloo-dev libopenblas0-openmp
-  libyaml-cpp-dev nlohmann-json3-dev libcli11-dev libspdlog-dev libgtest-dev libgmock-dev
-  libpcre2-dev libicu-dev libprotobuf-dev protobuf-compiler
-  python3-torch python3-numpy dpkg-dev)
-
+# The package names, comments and blank lines dropped.
+read -r -a PACKAGES <<< "$(sed 's/#.*//' packages-bookworm.txt | tr '\n' ' ')"
 missing=()
 for p in "${PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -31,40 +29,13 @@ if [ ${#missing[@]} -gt 0 ]; then
   apt-get install -y -q --no-install-recommends "${missing[@]}"
 fi
 
-# LibTorch calls whatever libblas.so.3 is selected; the reference BLAS is ~30x slower.
+# LibTorch calls whatever libblas.so.3 is selected.
 for alt in libblas.so.3-x86_64-linux-gnu liblapack.so.3-x86_64-linux-gnu; do
   cand=$(update-alternatives --list "$alt" 2>/dev/null | grep openblas-openmp | head -1 || true)
-  [ -n "$cand" ] && update-alternatives --set "$alt" "$cand" >/dev/null
+  [ -n "$cand" ] && update-alternatives --set "$alt" "$cand" > /dev/null
 done
 
 if [ ! -f "$PREFIX/lib/libsentencepiece.a" ] || [ ! -f "$PREFIX/.spm-$SPM_VERSION" ]; then
-  echo "[setup] building static sentencepiece $SPM_VERSION into $PREFIX"
-  src_list=/etc/apt/sources.list.d/treg-deb-src.sources
-  if ! grep -rqs "deb-src" /etc/apt/sources.list /etc/apt/sources.list.d/; then
-    cat > "$src_list" <<'SRC'
-Types: deb-src
-URIs: http://deb.debian.org/debian
-Suites: bookworm
-Components: main
-Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
-SRC
-    apt-get update -q
-  fi
-  work=$(mktemp -d)
-  (
-    cd "$work"
-    apt-get source -q "sentencepiece=$SPM_VERSION*" 2>&1 | tail -2
-    cd sentencepiece-$SPM_VERSION
-    # Debian removes the static targets; bring them back and use the system protobuf headers.
-    patch -R -p1 < debian/patches/disable-static-library.patch
-    sed -i 's|#include "third_party/protobuf-lite/google/protobuf/message_lite.h"|#include <google/protobuf/message_lite.h>|' src/init.h
-    cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DCMAKE_INSTALL_PREFIX="$PREFIX" \
-      -DSPM_ENABLE_SHARED=OFF -DSPM_USE_BUILTIN_PROTOBUF=OFF -DSPM_ENABLE_TCMALLOC=OFF \
-      -DCMAKE_POSITION_INDEPENDENT_CODE=ON > build.log
-    cmake --build build -j"$(nproc)" >> build.log
-    cmake --install build >> build.log
-  )
-  rm -rf "$work"
-  touch "$PREFIX/.spm-$SPM_VERSION"
+  bash build_sentencepiece.sh "$PREFIX"
 fi
 echo "[setup] done"

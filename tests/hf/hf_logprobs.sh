@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# `treg logprobs` against transformers' AutoModelForCausalLM (fp32, eager; scripts/compare_hf.py,
+# tolerance 1e-4) for one architecture, on three checkpoints:
+#   1. treg's make-tiny checkpoint;
+#   2. a tiny random checkpoint written by transformers' own save_pretrained (make_hf_tiny.py);
+#   3. a checkpoint saved by `treg train` (a few DPO-REG steps on the make-tiny model).
+# Sequences cross the sliding window and llama3 rope scaling's original context where the config
+# has them (compare_hf.py picks the lengths).
+# Usage: hf_logprobs.sh TREG ARCH WORK_DIR
+set -euo pipefail
+TREG=$1 ARCH=$2 WORK=$3
+SRC=$(cd "$(dirname "$0")/../.." && pwd)
+rm -rf "$WORK"
+mkdir -p "$WORK"
+compare() { python3 "$SRC/scripts/compare_hf.py" "$1" --treg "$TREG" --device cpu --dtype float32 --tol 1e-4; }
+
+echo "== $ARCH: treg make-tiny checkpoint"
+"$TREG" make-tiny --arch "$ARCH" --out "$WORK/tiny" --seed 3
+compare "$WORK/tiny"
+
+echo "== $ARCH: checkpoint saved by transformers $(python3 -c 'import transformers as t; print(t.__version__)')"
+python3 "$SRC/tests/hf/make_hf_tiny.py" "$ARCH" "$WORK/hf"
+compare "$WORK/hf"
+
+echo "== $ARCH: checkpoint saved by treg train"
+head -n 8 "$SRC/configs/data/tiny_prefs.train.jsonl" > "$WORK/train.jsonl"
+"$TREG" train --config "$SRC/configs/tiny.yaml" model_name_or_path="$WORK/tiny" train_file="$WORK/train.jsonl" \
+  eval_file= output_dir="$WORK/run" max_steps=2 per_device_train_batch_size=2 gradient_accumulation_steps=1 \
+  learning_rate=1e-2 logging_steps=1 save_steps=2 report_pairs=0 > "$WORK/train.log" 2>&1 || {
+  tail -20 "$WORK/train.log"
+  exit 1
+}
+compare "$WORK/run/checkpoint-2"
+echo "hf logprobs $ARCH ok"
