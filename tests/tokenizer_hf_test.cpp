@@ -124,6 +124,15 @@ TEST(TokHf, Llama3SpecialTokens) {
   EXPECT_EQ(tok->decode(ids), "<|start_header_id|>user<|end_header_id|>\n\nHi<|eot_id|>");
 }
 
+TEST(TokHf, DeepSeekV3SpecialTokensFollowThePostProcessor) {
+  // tokenizer_config.json says add_bos_token: true, but tokenizer.json's post-processor is
+  // ByteLevel only: the tokenizers library (and transformers 5) add nothing, and so does treg.
+  auto tok = treg::load_tokenizer(unpack("deepseek_v3"));
+  EXPECT_EQ(tok->special().bos_id, 0);  // <｜begin▁of▁sentence｜>
+  EXPECT_FALSE(tok->special().add_bos);
+  EXPECT_EQ(tok->encode("Hi there", true), tok->encode("Hi there", false));
+}
+
 TEST(TokHf, Gemma3AddsBosFromConfig) {
   auto tok = treg::load_tokenizer(unpack("gemma3"));
   EXPECT_TRUE(tok->special().add_bos);

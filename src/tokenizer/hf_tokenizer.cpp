@@ -96,16 +96,12 @@ class HfTokenizer : public Tokenizer {
         dir.empty() ? "." : dir, [this](const std::string& p) { return piece_to_id(p); });
     special_ = config.special;
     chat_template_source_ = config.chat_template;
-    // tokenizer_config.json's add_bos_token/add_eos_token override the post-processor, as
-    // transformers' LlamaTokenizerFast/GemmaTokenizerFast rebuild it from them.
-    prefix_ = config.add_bos
-                  ? (*config.add_bos && special_.bos_id >= 0 ? std::vector<int64_t>{special_.bos_id}
-                                                             : std::vector<int64_t>{})
-                  : tmpl.prefix;
-    suffix_ = config.add_eos ? (*config.add_eos && !special_.eos_ids.empty()
-                                    ? std::vector<int64_t>{special_.eos_ids[0]}
-                                    : std::vector<int64_t>{})
-                             : tmpl.suffix;
+    // Special tokens come from tokenizer.json's post-processor alone, as the `tokenizers` library
+    // applies it (transformers 5 agrees; transformers 4's LlamaTokenizerFast rebuilt it from
+    // tokenizer_config.json's add_bos_token, which e.g. DeepSeek-V3 sets while its post-processor
+    // adds nothing). Chat templates write BOS themselves, so training data does not depend on this.
+    prefix_ = tmpl.prefix;
+    suffix_ = tmpl.suffix;
     special_.add_bos = !prefix_.empty();
     special_.add_eos = !suffix_.empty();
     fingerprint_ = tokenizer_fingerprint(dir.empty() ? "." : dir, path);

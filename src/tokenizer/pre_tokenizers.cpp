@@ -93,7 +93,7 @@ class ByteLevel : public PreTokenizer {
   void pre_tokenize(std::vector<Piece>& pieces) const override {
     if (add_prefix_space_)
       for (auto& p : pieces)
-        if (p.text.empty() || p.text[0] != ' ') p.text.insert(0, " ");
+        if (p.text.empty() || p.text[0] != ' ') p.text = " " + p.text;  // (insert(0) trips a GCC 12 false warning)
     if (regex_) split_pieces(pieces, *regex_, Behavior::Isolated, false);
     const auto& table = byte_to_unicode();
     for (auto& p : pieces) {

@@ -137,7 +137,8 @@ class SentencePieceTokenizer : public Tokenizer {
         continue;
       }
       piece_ids.clear();
-      sp_.Encode(seg.text, &piece_ids);
+      const auto status = sp_.Encode(seg.text, &piece_ids);
+      if (!status.ok()) fail("sentencepiece", "cannot encode text: " + status.ToString());
       ids.insert(ids.end(), piece_ids.begin(), piece_ids.end());
     }
     if (add_special && special_.add_eos) ids.push_back(special_.eos_ids[0]);

@@ -5,6 +5,7 @@
 // is lr·multiplier(s), gradients are clipped to max_grad_norm before the update, gradient
 // accumulation divides each micro-batch loss by the number of micro-batches.
 #include <ATen/autocast_mode.h>
+#include <torch/version.h>
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
@@ -29,17 +30,31 @@ class AutocastGuard {
  public:
   explicit AutocastGuard(bool on) : on_(on) {
     if (!on_) return;
-    prev_ = at::autocast::is_enabled();
-    at::autocast::set_autocast_gpu_dtype(at::kBFloat16);
-    at::autocast::set_enabled(true);
+    prev_ = enabled();
+    set(true);
   }
   ~AutocastGuard() {
     if (!on_) return;
-    at::autocast::set_enabled(prev_);
+    set(prev_);
     if (!prev_) at::autocast::clear_cache();
   }
 
  private:
+  // LibTorch 2.4 made autocast per device type and deprecated the CUDA-only calls.
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
+  static bool enabled() { return at::autocast::is_autocast_enabled(at::kCUDA); }
+  static void set(bool on) {
+    at::autocast::set_autocast_dtype(at::kCUDA, at::kBFloat16);
+    at::autocast::set_autocast_enabled(at::kCUDA, on);
+  }
+#else
+  static bool enabled() { return at::autocast::is_enabled(); }
+  static void set(bool on) {
+    at::autocast::set_autocast_gpu_dtype(at::kBFloat16);
+    at::autocast::set_enabled(on);
+  }
+#endif
+
   bool on_;
   bool prev_ = false;
 };
