@@ -95,7 +95,10 @@ class HfTokenizer : public Tokenizer {
     TokenizerConfig config = read_tokenizer_config(
         dir.empty() ? "." : dir, [this](const std::string& p) { return piece_to_id(p); });
     special_ = config.special;
+    for (const AddedToken& a : added_.tokens())
+      if (a.special) special_.special_texts.push_back(a.content);
     chat_template_source_ = config.chat_template;
+    chat_template_origin_ = config.chat_template_origin;
     // tokenizer_config.json's add_bos_token/add_eos_token override the post-processor, as
     // transformers' LlamaTokenizerFast/GemmaTokenizerFast rebuild it from them.
     prefix_ = config.add_bos
