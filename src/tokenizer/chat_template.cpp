@@ -76,42 +76,33 @@ std::string strftime_now(const std::string& format) {
 const char* const kLlama3 =  // meta-llama/Meta-Llama-3-8B-Instruct
     "{% set loop_messages = messages %}{% for message in loop_messages %}{% set content = "
     "'<|start_header_id|>' + message['role'] + '<|end_header_id|>\n\n'+ message['content'] | trim "
-    "+ "
-    "'<|eot_id|>' %}{% if loop.index0 == 0 %}{% set content = bos_token + content %}{% endif %}{{ "
-    "content }}{% endfor %}{% if add_generation_prompt %}{{ "
+    "+ '<|eot_id|>' %}{% if loop.index0 == 0 %}{% set content = bos_token + content %}{% endif "
+    "%}{{ content }}{% endfor %}{% if add_generation_prompt %}{{ "
     "'<|start_header_id|>assistant<|end_header_id|>\n\n' }}{% endif %}";
 const char* const kGemma2 =  // google/gemma-2-9b-it
     "{{ bos_token }}{% if messages[0]['role'] == 'system' %}{{ raise_exception('System role not "
     "supported') }}{% endif %}{% for message in messages %}{% if (message['role'] == 'user') != "
     "(loop.index0 % 2 == 0) %}{{ raise_exception('Conversation roles must alternate "
     "user/assistant/user/assistant/...') }}{% endif %}{% if (message['role'] == 'assistant') %}{% "
-    "set "
-    "role = 'model' %}{% else %}{% set role = message['role'] %}{% endif %}{{ '<start_of_turn>' + "
-    "role "
-    "+ '\n' + message['content'] | trim + '<end_of_turn>\n' }}{% endfor %}{% if "
-    "add_generation_prompt "
-    "%}{{'<start_of_turn>model\n'}}{% endif %}";
+    "set role = 'model' %}{% else %}{% set role = message['role'] %}{% endif %}{{ "
+    "'<start_of_turn>' + role + '\n' + message['content'] | trim + '<end_of_turn>\n' }}{% endfor "
+    "%}{% if add_generation_prompt %}{{'<start_of_turn>model\n'}}{% endif %}";
 const char* const kQwen2 =  // Qwen/Qwen2-7B-Instruct
     "{% for message in messages %}{% if loop.first and messages[0]['role'] != 'system' %}{{ "
     "'<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n' }}{% endif %}{{'<|im_start|>' "
-    "+ "
-    "message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n'}}{% endfor %}{% if "
+    "+ message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n'}}{% endfor %}{% if "
     "add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}";
 const char* const kMistral =  // mistralai/Mistral-7B-Instruct-v0.2
     "{{ bos_token }}{% for message in messages %}{% if (message['role'] == 'user') != (loop.index0 "
-    "% "
-    "2 == 0) %}{{ raise_exception('Conversation roles must alternate "
+    "% 2 == 0) %}{{ raise_exception('Conversation roles must alternate "
     "user/assistant/user/assistant/...') }}{% endif %}{% if message['role'] == 'user' %}{{ '[INST] "
-    "' "
-    "+ message['content'] + ' [/INST]' }}{% elif message['role'] == 'assistant' %}{{ "
+    "' + message['content'] + ' [/INST]' }}{% elif message['role'] == 'assistant' %}{{ "
     "message['content'] + eos_token}}{% else %}{{ raise_exception('Only user and assistant roles "
-    "are "
-    "supported!') }}{% endif %}{% endfor %}";
+    "are supported!') }}{% endif %}{% endfor %}";
 const char* const kZephyr =  // HuggingFaceH4/zephyr-7b-beta
     "{% for message in messages %}\n{% if message['role'] == 'user' %}\n{{ '<|user|>\n' + "
     "message['content'] + eos_token }}\n{% elif message['role'] == 'system' %}\n{{ '<|system|>\n' "
-    "+ "
-    "message['content'] + eos_token }}\n{% elif message['role'] == 'assistant' %}\n{{ "
+    "+ message['content'] + eos_token }}\n{% elif message['role'] == 'assistant' %}\n{{ "
     "'<|assistant|>\n'  + message['content'] + eos_token }}\n{% endif %}\n{% if loop.last and "
     "add_generation_prompt %}\n{{ '<|assistant|>' }}\n{% endif %}\n{% endfor %}";
 // Gemma-2 and Mistral reject a system message: this prefix folds it into the first user turn.
