@@ -5,7 +5,7 @@ does, and writes tests/data/chat_templates.jsonl for tests/chat_template_test.cp
 Needs jinja2 (pip install jinja2). Each line: {"format", "template", "messages",
 "add_generation_prompt", "text"}. Gemma-2 and Mistral reject a system message, so for them the
 system message is first folded into the first user turn (system + "\n\n" + user), as the SimPO
-Gemma-2 setup does; treg's ChatTemplate folds the same way.
+Gemma-2 setup does; treg's built-in `gemma` and `mistral` templates fold the same way.
 """
 import json
 import os

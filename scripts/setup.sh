@@ -4,8 +4,10 @@
 #     python3-torch for independent golden values, ccache);
 #   - OpenBLAS (OpenMP) selected as libblas.so.3: the reference BLAS is far slower;
 #   - a static sentencepiece built from Debian's source package (scripts/build_sentencepiece.sh), since
-#     Debian 12's shared one crashes next to libtorch.
-# TREG_DEPS_PREFIX (default /opt/treg-deps) says where the static sentencepiece goes.
+#     Debian 12's shared one crashes next to libtorch;
+#   - the minja headers (Jinja chat templates) from Debian sid's libminja-dev (scripts/fetch_minja.sh):
+#     Debian 12 has no package of it.
+# TREG_DEPS_PREFIX (default /opt/treg-deps) says where the static sentencepiece and minja go.
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
 cd "$(dirname "$0")"
@@ -37,5 +39,8 @@ done
 
 if [ ! -f "$PREFIX/lib/libsentencepiece.a" ] || [ ! -f "$PREFIX/.spm-$SPM_VERSION" ]; then
   bash build_sentencepiece.sh "$PREFIX"
+fi
+if [ ! -f "$PREFIX/usr/include/minja/minja.hpp" ] || [ ! -f "$PREFIX/.minja" ]; then
+  bash fetch_minja.sh "$PREFIX"
 fi
 echo "[setup] done"

@@ -120,7 +120,7 @@ TEST(Data, ParsesTheUltraFeedbackShapes) {
 
 // ---- token layout, per chat format, against hand-written conversation text ----
 struct LayoutCase {
-  ChatFormat format;
+  std::string format;  // a built-in chat template
   std::string
       prompt_text;  // what the real template renders for [user "What is 2 plus 2?"] + gen prompt
   std::string eot;
@@ -129,24 +129,23 @@ struct LayoutCase {
 
 TEST(Data, PromptPlusResponseIsTheWholeConversation) {
   const std::vector<LayoutCase> cases = {
-      {ChatFormat::Llama3,
+      {"llama3",
        "<|begin_of_text|><|start_header_id|>user<|end_header_id|>\n\nWhat is 2 plus 2?<|eot_id|>"
        "<|start_header_id|>assistant<|end_header_id|>\n\n",
        "<|eot_id|>", 1},
-      {ChatFormat::Gemma,
-       "<bos><start_of_turn>user\nWhat is 2 plus 2?<end_of_turn>\n<start_of_turn>model\n",
+      {"gemma", "<bos><start_of_turn>user\nWhat is 2 plus 2?<end_of_turn>\n<start_of_turn>model\n",
        "<end_of_turn>", 5},
-      {ChatFormat::ChatML,
+      {"chatml",
        "<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n<|im_start|>user\nWhat is 2 "
        "plus 2?<|im_end|>\n"
        "<|im_start|>assistant\n",
        "<|im_end|>", -1},
   };
   for (const auto& c : cases) {
-    SCOPED_TRACE(chat_format_name(c.format));
+    SCOPED_TRACE(c.format);
     MockTokenizer tok;
     tok.set_bos(c.bos);
-    ChatTemplate chat(c.format);
+    const ChatTemplate chat = builtin_chat_template(c.format);
     RawPair row = parse_pair_line(
         R"({"prompt":"What is 2 plus 2?","chosen":"Sure! 4.","rejected":"Ugh, 5."})", "f", 1);
     DataStats st;
@@ -167,7 +166,7 @@ TEST(Data, PromptPlusResponseIsTheWholeConversation) {
 
 TEST(Data, MultiTurnAndSystemPromptsLayOutLikeTheTemplate) {
   MockTokenizer tok;
-  ChatTemplate chat(ChatFormat::Llama3);
+  const ChatTemplate chat = builtin_chat_template("llama3");
   RawPair row = parse_pair_line(
       R"({"prompt":[{"role":"system","content":"Be nice."},{"role":"user","content":"A"},)"
       R"({"role":"assistant","content":"B"},{"role":"user","content":"C"}],"chosen":"good","rejected":"bad"})",
@@ -187,7 +186,7 @@ TEST(Data, BoundaryMergeMovesTheSplitAndIsCounted) {
   // "\n\nSure" is one token: the prompt's trailing "\n\n" merges with the chosen answer's first
   // word.
   MockTokenizer tok({"\n\nSure"});
-  ChatTemplate chat(ChatFormat::Llama3);
+  const ChatTemplate chat = builtin_chat_template("llama3");
   RawPair row =
       parse_pair_line(R"({"prompt":"Q","chosen":"Sure thing","rejected":"No way"})", "f", 1);
   DataStats st;
@@ -208,7 +207,7 @@ TEST(Data, BoundaryMergeMovesTheSplitAndIsCounted) {
 // ---- truncation ----
 TEST(Data, TruncationKeepsPromptEndAndBosThenCutsResponses) {
   MockTokenizer tok;
-  ChatTemplate chat(ChatFormat::Llama3);
+  const ChatTemplate chat = builtin_chat_template("llama3");
   std::string path =
       write_jsonl("trunc", {R"({"prompt":"0123456789","chosen":"abcdefghij","rejected":"xyz"})",
                             R"({"prompt":"Q","chosen":"ab","rejected":"cd"})"});
@@ -260,7 +259,7 @@ TEST(Data, TruncationKeepsPromptEndAndBosThenCutsResponses) {
 // ---- bad rows ----
 TEST(Data, EachBadRowClassStopsTheRunWithFileLineAndReason) {
   MockTokenizer tok;
-  ChatTemplate chat(ChatFormat::Llama3);
+  const ChatTemplate chat = builtin_chat_template("llama3");
   const std::string good = R"({"prompt":"Q","chosen":"a","rejected":"b"})";
   const std::vector<std::pair<std::string, std::string>> bad = {
       {R"({"prompt":"Q","chosen":"a",)", "invalid JSON"},
@@ -291,7 +290,7 @@ TEST(Data, EachBadRowClassStopsTheRunWithFileLineAndReason) {
 
 TEST(Data, SkipModeCountsAndReportsEveryBadRow) {
   MockTokenizer tok;
-  ChatTemplate chat(ChatFormat::Llama3);
+  const ChatTemplate chat = builtin_chat_template("llama3");
   std::string path =
       write_jsonl("skip", {R"({"prompt":"Q","chosen":"a","rejected":"b"})", "not json",
                            R"({"prompt":"Q","chosen":"x","rejected":"x"})",

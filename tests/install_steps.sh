@@ -5,6 +5,8 @@
 #      that has nothing (apt's solver run against an empty dpkg status).
 #   2. The static sentencepiece builds from Debian's source package into a new prefix, and a program
 #      linked against it (and libtorch's protobuf) encodes text.
+#   3. minja unpacks from Debian sid's libminja-dev into that prefix, and a program renders a chat
+#      template with it against Debian 12's nlohmann-json.
 # Usage: install_steps.sh WORK_DIR   (as root; the full proof in a clean root is
 #        scripts/check_fresh_machine.sh)
 set -euo pipefail
@@ -53,4 +55,21 @@ g++ -std=c++20 -O1 -I"$WORK/prefix/include" "$WORK/spm.cpp" -o "$WORK/spm" \
   "$WORK/prefix/lib/libsentencepiece_train.a" "$WORK/prefix/lib/libsentencepiece.a" \
   $(pkg-config --libs protobuf-lite) -lpthread
 "$WORK/spm" "$WORK"
+
+bash "$SRC/scripts/fetch_minja.sh" "$WORK/prefix"
+cat > "$WORK/minja.cpp" <<'CPP'
+#include <minja/minja.hpp>
+#include <iostream>
+int main() {
+  auto t = minja::Parser::parse("{% for m in messages %}<|{{ m.role }}|>{{ m.content | trim }}\n{% endfor %}",
+                                {/*trim_blocks=*/true, /*lstrip_blocks=*/true, /*keep_trailing_newline=*/false});
+  auto ctx = minja::Context::make(minja::Value(nlohmann::ordered_json{
+      {"messages", {{{"role", "user"}, {"content", " Hi "}}}}}));
+  std::string out = t->render(ctx);
+  std::cout << "minja rendered '" << out << "'\n";
+  return out == "<|user|>Hi\n" ? 0 : 1;
+}
+CPP
+g++ -std=c++20 -O0 -isystem "$WORK/prefix/usr/include" "$WORK/minja.cpp" -o "$WORK/minja"
+"$WORK/minja"
 echo "install steps ok"

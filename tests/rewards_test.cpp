@@ -132,16 +132,24 @@ Scored score(const std::string& name, const std::string& arch, int n_rows,
   return s;
 }
 
-class RewardsArch : public ::testing::TestWithParam<std::string> {};
+class RewardsArch : public ::testing::TestWithParam<std::string> {
+ protected:
+  // The bundled data has system prompts, which Gemma-2's own template refuses (as transformers
+  // does): the gemma2 model renders with the built-in `gemma` format, which folds them.
+  std::string chat_override() const { return GetParam() == "gemma2" ? "gemma" : ""; }
+  std::string extra_config() const {
+    return chat_override().empty() ? "" : "chat_template: " + chat_override() + "\n";
+  }
+};
 
 // Every log-prob in the dump equals `treg logprobs` on contexts assembled here from text (the
 // revision prompt filled by plain string replacement, rendered as one user turn, plus the assistant
 // prefix).
 TEST_P(RewardsArch, RewardsAndRefLogpsEqualIndependentRecomputation) {
-  Scored s = score("rewards_recompute_" + GetParam(), GetParam(), 6);
+  Scored s = score("rewards_recompute_" + GetParam(), GetParam(), 6, extra_config());
   ASSERT_EQ(s.rows.size(), 6u);
   auto tok = load_tokenizer(s.model);
-  ChatTemplate chat(detect_chat_format(tok->chat_template_source()));
+  const ChatTemplate chat = make_chat_template(*tok, chat_override());
   const std::string tmpl = read_file(test::source_path("configs/prompts/revision.txt"));
   std::vector<json> raw = read_jsonl(s.train);
 
@@ -233,14 +241,15 @@ TEST_P(RewardsArch, RewardsAndRefLogpsEqualIndependentRecomputation) {
 // The response ids in the dump are the training tokens: prompt + response == the whole conversation
 // rendered by the model's chat template and cut after the answer's end-of-turn token.
 TEST_P(RewardsArch, ResponseTokensLineUpWithTrainingTokens) {
-  Scored s = score("rewards_align_" + GetParam(), GetParam(), 8);
+  Scored s = score("rewards_align_" + GetParam(), GetParam(), 8, extra_config());
   auto tok = load_tokenizer(s.model);
-  ChatTemplate chat(detect_chat_format(tok->chat_template_source()));
-  const std::string expected_format = GetParam() == "llama"    ? "llama3"
-                                      : GetParam() == "gemma2" ? "gemma"
-                                                               : "chatml";
-  EXPECT_EQ(chat_format_name(chat.format()), expected_format);
-  EXPECT_EQ(s.meta["chat_template"], expected_format);
+  const ChatTemplate chat = make_chat_template(*tok, chat_override());
+  EXPECT_EQ(s.meta["chat_template"]["name"], chat_override().empty() ? "model" : chat_override());
+  EXPECT_EQ(s.meta["chat_template"]["sha256"], sha256_hex(chat.source()));
+  const std::string expected_eot = GetParam() == "llama"    ? "<|eot_id|>"
+                                   : GetParam() == "gemma2" ? "<end_of_turn>"
+                                                            : "<|im_end|>";
+  EXPECT_EQ(chat.end_of_turn(), expected_eot);
   PreferenceData data = load_preference_data(s.train, *tok, chat, DataOptions{});
   ASSERT_EQ(data.pairs.size(), s.rows.size());
   const int64_t eot = tok->encode(chat.end_of_turn(), false).at(0);
@@ -321,6 +330,12 @@ TEST(RewardsCli, StaleDumpIsRefusedNamingTheField) {
   e = error_of(
       [&] { ensure_reward_dumps(load_config(s.cfg, {"better_description=kind"}), s.cfg); });
   EXPECT_NE(e.find("'revision_prompt.better_description'"), std::string::npos) << e;
+  // The tiny llama ships Llama-3's template, the same text as the built-in llama3: still another
+  // template (the built-in brings its own special tokens).
+  e = error_of([&] { ensure_reward_dumps(load_config(s.cfg, {"chat_template=llama3"}), s.cfg); });
+  EXPECT_NE(e.find("'chat_template.name' is \"model\" in the dump but \"llama3\""),
+            std::string::npos)
+      << e;
 
   // Another model (same shapes, other seed) is a different identity.
   std::string other = s.dir + "/other-model";

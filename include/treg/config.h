@@ -12,7 +12,7 @@ struct Config {
   std::string model_name_or_path;          // HF model directory
   std::string train_file;                  // JSONL preference pairs
   std::string eval_file;                   // optional held-out pairs
-  std::string chat_template;               // "" = detect from tokenizer_config.json
+  std::string chat_template;               // built-in format name; "" = the model's own template
   int64_t max_length = 2048;
   int64_t max_prompt_length = 1800;
   bool skip_bad_rows = false;

@@ -91,7 +91,4 @@ struct ScoreSummary {
 // Writes "<dump>.config.yaml" (the resolved config) beside it. `progress` draws a bar on stderr.
 ScoreSummary score_tokens(const Config& config, const std::string& split, bool progress = true);
 
-// The chat format a config uses: `chat_template` when set, else detected from the tokenizer.
-ChatFormat resolve_chat_format(const Config& config, const Tokenizer& tok);
-
 }  // namespace treg

@@ -12,9 +12,12 @@ struct SpecialTokens {
   int64_t bos_id = -1;              // -1: the model has none
   std::vector<int64_t> eos_ids;     // e.g. Llama-3: <|eot_id|> and <|end_of_text|>
   int64_t pad_id = -1;
-  std::string bos_token, eos_token, pad_token;
+  std::string bos_token, eos_token, pad_token, unk_token;  // "" where the model has none
   bool add_bos = false;             // whether encode(..., add_special=true) prepends BOS
   bool add_eos = false;
+  // Text of every special added token ("<|eot_id|>", "<end_of_turn>", ...): what a chat template's
+  // end-of-turn marker is chosen among.
+  std::vector<std::string> special_texts;
 };
 
 class Tokenizer {
@@ -30,13 +33,18 @@ class Tokenizer {
   const SpecialTokens& special() const { return special_; }
   // Identity of the files it was loaded from (SHA-256), for reward-dump metadata.
   const std::string& fingerprint() const { return fingerprint_; }
-  // The `chat_template` string of tokenizer_config.json, empty when absent.
+  // The model's Jinja chat template, as transformers finds it: chat_template.jinja next to the
+  // tokenizer, else tokenizer_config.json's `chat_template` (a string, or the entry named "default"
+  // of a list of {name, template}); empty when there is none.
   const std::string& chat_template_source() const { return chat_template_source_; }
+  // Where it came from ("<dir>/chat_template.jinja", "<dir>/tokenizer_config.json: chat_template"),
+  // or the directory that was searched when there is none.
+  const std::string& chat_template_origin() const { return chat_template_origin_; }
 
  protected:
   SpecialTokens special_;
   std::string fingerprint_;
-  std::string chat_template_source_;
+  std::string chat_template_source_, chat_template_origin_;
 };
 
 // `path` is a model directory (tokenizer.json preferred, else tokenizer.model) or one of those files.

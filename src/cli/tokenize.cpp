@@ -3,6 +3,7 @@
 #include <iostream>
 #include <memory>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 
 #include "cli/commands.h"
@@ -19,7 +20,7 @@ struct TokenizeOptions {
   std::string tokenizer;
   bool chat = false;
   bool add_special = false;
-  std::string chat_template;  // empty: detect from tokenizer_config.json
+  std::string chat_template;  // a built-in format; empty: the tokenizer's own template
 };
 
 std::vector<Message> parse_messages(const json& j, const std::string& where) {
@@ -39,12 +40,8 @@ std::vector<Message> parse_messages(const json& j, const std::string& where) {
 
 int run_tokenize(const TokenizeOptions& opts) {
   auto tok = load_tokenizer(opts.tokenizer);
-  std::unique_ptr<ChatTemplate> chat;
-  if (opts.chat) {
-    ChatFormat format = opts.chat_template.empty() ? detect_chat_format(tok->chat_template_source())
-                                                   : chat_format_from_name(opts.chat_template);
-    chat = std::make_unique<ChatTemplate>(format);
-  }
+  std::optional<ChatTemplate> chat;
+  if (opts.chat) chat = make_chat_template(*tok, opts.chat_template);
   std::string line;
   for (int64_t line_no = 1; std::getline(std::cin, line); ++line_no) {
     if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
@@ -95,7 +92,8 @@ void add_tokenize_command(CLI::App& app) {
   sub->add_flag("--add-special", opts->add_special,
                 "Add BOS/EOS as the tokenizer's post-processor would");
   sub->add_option("--chat-template", opts->chat_template,
-                  "Override the detected format: llama3|gemma|chatml|mistral|zephyr");
+                  "Render with a built-in format instead of the tokenizer's own template: "
+                  "llama3|gemma|chatml|mistral|zephyr");
   set_action(sub, [opts]() { return run_tokenize(*opts); });
 }
 

@@ -150,20 +150,24 @@ RawPair parse_pair_line(const std::string& text, const std::string& file, int64_
 }
 
 int64_t end_of_turn_id(const Tokenizer& tok, const ChatTemplate& chat) {
-  std::string eot = chat.end_of_turn();
+  const std::string& eot = chat.end_of_turn();
+  if (eot.empty())
+    fail(chat.origin(),
+         "the chat template has no end-of-turn marker: no special token follows the assistant's "
+         "answer and the tokenizer has no eos_token",
+         "set `chat_template:` to the model's real chat format");
   std::vector<int64_t> ids = tok.encode(eot, false);
   if (ids.size() != 1)
     fail("tokenizer",
-         "the end-of-turn marker '" + eot + "' of chat template '" +
-             chat_format_name(chat.format()) + "' is " + std::to_string(ids.size()) +
-             " tokens, expected 1",
+         "the end-of-turn marker '" + eot + "' of " + chat.origin() + " is " +
+             std::to_string(ids.size()) + " tokens, expected 1",
          "set `chat_template:` to the model's real chat format");
   return ids[0];
 }
 
 TokenizedPair tokenize_pair(const RawPair& row, const Tokenizer& tok, const ChatTemplate& chat,
                             DataStats* stats) {
-  const std::string eot = chat.end_of_turn();
+  const std::string& eot = chat.end_of_turn();
   const int64_t eot_id = end_of_turn_id(tok, chat);
   const std::string prompt_text = chat.render(row.prompt, /*add_generation_prompt=*/true);
   std::vector<int64_t> prompt_ids =
@@ -179,13 +183,12 @@ TokenizedPair tokenize_pair(const RawPair& row, const Tokenizer& tok, const Chat
     msgs.push_back({"assistant", answer});
     std::string full = chat.render(msgs, /*add_generation_prompt=*/false);
     if (full.compare(0, prompt_text.size(), prompt_text) != 0)
-      fail("chat template '" + chat_format_name(chat.format()) + "'",
+      fail(chat.origin(),
            "rendering prompt+answer does not start with the rendered prompt (with generation "
            "prompt)");
     size_t pos = full.rfind(eot);
     if (pos == std::string::npos || pos < prompt_text.size())
-      fail("chat template '" + chat_format_name(chat.format()) + "'",
-           "the rendered answer is not closed by '" + eot + "'");
+      fail(chat.origin(), "the rendered answer is not closed by '" + eot + "'");
     return tok.encode(full.substr(0, pos + eot.size()), /*add_special=*/false);
   };
   std::vector<int64_t> full_c = conversation_ids(row.chosen);

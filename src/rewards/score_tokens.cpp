@@ -34,7 +34,7 @@ std::string revision_template_path(const Config& c) {
 
 // The checked part of the metadata, from already-loaded pieces.
 json expected_metadata(const Config& c, const std::string& split, const Tokenizer& tok,
-                       ChatFormat format) {
+                       const ChatTemplate& chat) {
   const std::string& data = split_file(c, split);
   if (data.empty())
     fail("config key '" + std::string(split == "train" ? "train_file" : "eval_file") + "'",
@@ -47,7 +47,9 @@ json expected_metadata(const Config& c, const std::string& split, const Tokenize
   m["model"] = model_identity(c.model_name_or_path);
   m["tokenizer"] = tok.fingerprint();
   m["data"] = {{"sha256", sha256_file(data)}, {"rows", count_rows(data)}};
-  m["chat_template"] = chat_format_name(format);
+  // The built-in format's name ("model" for the model's own template) and the template's hash.
+  m["chat_template"] = {{"name", chat.name().empty() ? "model" : chat.name()},
+                        {"sha256", sha256_hex(chat.source())}};
   m["max_length"] = c.max_length;
   m["max_prompt_length"] = c.max_prompt_length;
   m["skip_bad_rows"] = c.skip_bad_rows;
@@ -218,17 +220,9 @@ int64_t kill_after_pairs() {
 
 }  // namespace
 
-ChatFormat resolve_chat_format(const Config& c, const Tokenizer& tok) {
-  if (!c.chat_template.empty()) return chat_format_from_name(c.chat_template);
-  if (tok.chat_template_source().empty())
-    fail(c.model_name_or_path, "tokenizer_config.json has no chat_template",
-         "set `chat_template:` (llama3, gemma, chatml, mistral or zephyr) in the config");
-  return detect_chat_format(tok.chat_template_source());
-}
-
 nlohmann::json expected_dump_metadata(const Config& c, const std::string& split) {
   auto tok = load_tokenizer(c.model_name_or_path);
-  return expected_metadata(c, split, *tok, resolve_chat_format(c, *tok));
+  return expected_metadata(c, split, *tok, make_chat_template(*tok, c.chat_template));
 }
 
 ScoreSummary score_tokens(const Config& c, const std::string& split, bool progress) {
@@ -236,8 +230,8 @@ ScoreSummary score_tokens(const Config& c, const std::string& split, bool progre
   const std::string dump = split_dump_path(c, split);
   const std::string data_path = split_file(c, split);
   auto tok = load_tokenizer(c.model_name_or_path);
-  const ChatTemplate chat(resolve_chat_format(c, *tok));
-  const json expected = expected_metadata(c, split, *tok, chat.format());
+  const ChatTemplate chat = make_chat_template(*tok, c.chat_template);
+  const json expected = expected_metadata(c, split, *tok, chat);
 
   const std::string dump_dir =
       dump.find('/') == std::string::npos ? "." : dump.substr(0, dump.rfind('/'));

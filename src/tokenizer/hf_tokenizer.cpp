@@ -95,7 +95,10 @@ class HfTokenizer : public Tokenizer {
     TokenizerConfig config = read_tokenizer_config(
         dir.empty() ? "." : dir, [this](const std::string& p) { return piece_to_id(p); });
     special_ = config.special;
+    for (const AddedToken& a : added_.tokens())
+      if (a.special) special_.special_texts.push_back(a.content);
     chat_template_source_ = config.chat_template;
+    chat_template_origin_ = config.chat_template_origin;
     // Special tokens come from tokenizer.json's post-processor alone, as the `tokenizers` library
     // applies it (transformers 5 agrees; transformers 4's LlamaTokenizerFast rebuilt it from
     // tokenizer_config.json's add_bos_token, which e.g. DeepSeek-V3 sets while its post-processor

@@ -119,7 +119,12 @@ class SentencePieceTokenizer : public Tokenizer {
     added_ = AddedTokens(std::move(added));
 
     special_ = config.special;
+    // Control, unknown and user-defined pieces (Gemma's <end_of_turn> is one) and the special
+    // tokens tokenizer_config.json adds.
+    for (const AddedToken& a : added_.tokens())
+      if (a.special) special_.special_texts.push_back(a.content);
     chat_template_source_ = config.chat_template;
+    chat_template_origin_ = config.chat_template_origin;
     // transformers' Llama/Gemma tokenizers default to add_bos_token=True, add_eos_token=False.
     special_.add_bos = config.add_bos.value_or(true) && special_.bos_id >= 0;
     special_.add_eos = config.add_eos.value_or(false) && !special_.eos_ids.empty();

@@ -82,13 +82,26 @@ TokenizerConfig read_tokenizer_config(
   if (config.contains("add_eos_token") && config["add_eos_token"].is_boolean())
     out.add_eos = config["add_eos_token"].get<bool>();
 
-  if (config.contains("chat_template")) {
+  s.unk_token = token_text(config, "unk_token");
+  if (s.unk_token.empty()) s.unk_token = token_text(map, "unk_token");
+
+  // transformers (>= 4.50) saves the template as chat_template.jinja; when present it wins.
+  const std::string jinja_path = path_join(dir, "chat_template.jinja");
+  out.chat_template_origin = dir;
+  if (file_exists(jinja_path)) {
+    out.chat_template = read_file(jinja_path);
+    out.chat_template_origin = jinja_path;
+  } else if (config.contains("chat_template")) {
     const json& t = config["chat_template"];
     if (t.is_string()) {
       out.chat_template = t.get<std::string>();
+      out.chat_template_origin = config_path + ": chat_template";
     } else if (t.is_array()) {  // [{"name": "default", "template": ...}, ...]
       for (const auto& e : t)
-        if (e.value("name", "") == "default") out.chat_template = e.value("template", "");
+        if (e.is_object() && e.value("name", "") == "default") {
+          out.chat_template = e.value("template", "");
+          out.chat_template_origin = config_path + ": chat_template[name=default]";
+        }
     }
   }
   if (config.contains("added_tokens_decoder") && config["added_tokens_decoder"].is_object()) {
@@ -111,7 +124,8 @@ std::string tokenizer_fingerprint(const std::string& dir, const std::string& mod
   std::string summary;
   for (const std::string& path :
        {model_file, path_join(dir, "tokenizer_config.json"),
-        path_join(dir, "special_tokens_map.json"), path_join(dir, "generation_config.json")}) {
+        path_join(dir, "special_tokens_map.json"), path_join(dir, "generation_config.json"),
+        path_join(dir, "chat_template.jinja")}) {
     if (!file_exists(path)) continue;
     summary += path.substr(path.find_last_of('/') + 1) + " " + sha256_file(path) + "\n";
   }

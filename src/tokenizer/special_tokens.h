@@ -14,7 +14,8 @@ namespace treg {
 struct TokenizerConfig {
   SpecialTokens special;                 // ids resolved; add_bos/add_eos not yet (see below)
   std::optional<bool> add_bos, add_eos;  // only when tokenizer_config.json says so
-  std::string chat_template;
+  std::string chat_template;             // chat_template.jinja, else tokenizer_config.json's
+  std::string chat_template_origin;  // the file (and key) it came from; `dir` when there is none
   std::vector<AddedToken> added;  // tokenizer_config.json "added_tokens_decoder"
 };
 

@@ -19,9 +19,15 @@ constexpr int64_t kStateMagic = 0x5452454753544154;  // "TREGSTAT"
 constexpr int64_t kStateVersion = 1;
 
 // Tokenizer and generation files that make a checkpoint directory loadable by HF / vLLM unchanged.
-const char* kModelSideFiles[] = {"tokenizer.json",      "tokenizer.model",         "tokenizer_config.json",
-                                 "special_tokens_map.json", "added_tokens.json",   "vocab.json",
-                                 "merges.txt",          "generation_config.json"};
+const char* kModelSideFiles[] = {"tokenizer.json",
+                                 "tokenizer.model",
+                                 "tokenizer_config.json",
+                                 "special_tokens_map.json",
+                                 "added_tokens.json",
+                                 "vocab.json",
+                                 "merges.txt",
+                                 "generation_config.json",
+                                 "chat_template.jinja"};
 
 void save_archive(torch::serialize::OutputArchive& a, const std::string& path) {
   std::ostringstream os;
