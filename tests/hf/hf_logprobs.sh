@@ -24,9 +24,13 @@ compare "$WORK/hf"
 
 echo "== $ARCH: checkpoint saved by treg train"
 head -n 8 "$SRC/configs/data/tiny_prefs.train.jsonl" > "$WORK/train.jsonl"
+# The bundled pairs have system messages, which Gemma-2's real template refuses: the built-in
+# `gemma` format folds them into the first user turn.
+EXTRA=()
+if [ "$ARCH" = gemma2 ]; then EXTRA=(chat_template=gemma); fi
 "$TREG" train --config "$SRC/configs/tiny.yaml" model_name_or_path="$WORK/tiny" train_file="$WORK/train.jsonl" \
   eval_file= output_dir="$WORK/run" max_steps=2 per_device_train_batch_size=2 gradient_accumulation_steps=1 \
-  learning_rate=1e-2 logging_steps=1 save_steps=2 report_pairs=0 > "$WORK/train.log" 2>&1 || {
+  learning_rate=1e-2 logging_steps=1 save_steps=2 report_pairs=0 "${EXTRA[@]}" > "$WORK/train.log" 2>&1 || {
   tail -20 "$WORK/train.log"
   exit 1
 }
