@@ -6,10 +6,12 @@
 #include <unistd.h>
 
 #include <fstream>
+#include <limits>
 #include <nlohmann/json.hpp>
 #include <random>
 #include <set>
 
+#include "model/layers.h"
 #include "test_util.h"
 #include "treg/error.h"
 #include "treg/io.h"
@@ -399,6 +401,36 @@ TEST(ModelAttention, FusedSdpaMatchesReference) {
     torch::Tensor fused = next_token_logprobs(model, b.ids, b.mask).logps;
     EXPECT_LE((fused - ref).abs().max().item<double>(), 1e-4) << arch;
   }
+}
+
+// Long batches go through attention_reference in query blocks; the blocks must give exactly the
+// one-shot softmax(q k^T) v (written out here), values and gradients, with softcap and a mask.
+TEST(ModelAttention, QueryBlocksEqualOneShotAttention) {
+  torch::manual_seed(3);
+  const int64_t B = 2, H = 4, T = 1100, E = 8;  // B*H*T*T = 9.7M score elements: 3 blocks
+  auto opts = torch::TensorOptions().dtype(torch::kFloat64);
+  torch::Tensor q = torch::randn({B, H, T, E}, opts).requires_grad_();
+  torch::Tensor k = torch::randn({B, H, T, E}, opts).requires_grad_();
+  torch::Tensor v = torch::randn({B, H, T, E}, opts).requires_grad_();
+  torch::Tensor pos = torch::arange(T);
+  torch::Tensor allowed = (pos.view({1, T}) <= pos.view({T, 1}))
+                              .logical_and((pos.view({T, 1}) - pos.view({1, T})) < 700)
+                              .view({1, 1, T, T})
+                              .expand({B, 1, T, T})
+                              .clone();
+  allowed.index_put_({1, 0, torch::indexing::Slice(), torch::indexing::Slice(900)}, false);
+  allowed.index_put_({1, 0, torch::indexing::Slice(900), 0}, true);  // padded rows keep one key
+  const double scale = 0.3, softcap = 5.0;
+  torch::Tensor got = model::attention_reference(q, k, v, allowed, scale, softcap);
+  torch::Tensor s = torch::tanh(torch::matmul(q, k.transpose(-2, -1)) * scale / softcap) * softcap;
+  s = s.masked_fill(allowed.logical_not(), -std::numeric_limits<double>::infinity());
+  torch::Tensor want = torch::matmul(torch::softmax(s, -1), v);
+  EXPECT_LE((got - want).abs().max().item<double>(), 1e-12);
+  torch::Tensor w = torch::randn({B, H, T, E}, opts);
+  auto g_got = torch::autograd::grad({(got * w).sum()}, {q, k, v});
+  auto g_want = torch::autograd::grad({(want * w).sum()}, {q, k, v});
+  for (size_t i = 0; i < 3; ++i)
+    EXPECT_LE((g_got[i] - g_want[i]).abs().max().item<double>(), 1e-10) << "grad " << i;
 }
 
 TEST(ModelSave, RoundTripKeepsConfigAndGenerationConfig) {

@@ -1,5 +1,7 @@
 #include "test_util.h"
 
+#include "treg/runtime.h"
+
 #include <dirent.h>
 #include <fcntl.h>
 #include <sys/file.h>
@@ -14,6 +16,11 @@
 
 #include "treg/error.h"
 #include "treg/io.h"
+
+namespace {
+// The treg binary tunes glibc's allocator in init_runtime(); the in-process tests get the same.
+const bool allocator_tuned = (treg::tune_allocator(), true);
+}  // namespace
 
 namespace treg::test {
 

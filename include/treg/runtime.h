@@ -10,8 +10,10 @@ struct Device;
 namespace treg {
 
 // LibTorch defaults to half the cores; treg uses all of them unless TREG_NUM_THREADS (or
-// OMP_NUM_THREADS) says otherwise.
+// OMP_NUM_THREADS) says otherwise. Also keeps glibc from returning freed tensor memory to the kernel
+// after every op (tune_allocator).
 void init_runtime();
+void tune_allocator();
 int configured_threads();
 
 // `--device cpu|cuda|cuda:N`; an unknown name, or cuda without a GPU, is a treg::Error naming `flag`.
