@@ -27,14 +27,22 @@ def sequences(model_dir, config, seed):
     vocab = config["vocab_size"]
     window = config.get("sliding_window") or 0
     max_len = min(config.get("max_position_embeddings") or 2048, 2048)
+    # transformers 4 spells it rope_scaling, 5 rope_parameters (nested per layer type for Gemma-3);
+    # either, or config.json itself (Phi-3), may hold the original context of scaled rope.
+    rope = config.get("rope_parameters") or config.get("rope_scaling") or {}
+    ropes = [r for r in rope.values() if isinstance(r, dict)] or [rope]
     lengths = [2, 7, 33, 130]
     if window and window + 17 <= max_len:
         lengths.append(window + 17)  # crosses the sliding window
-    # transformers 4 spells it rope_scaling, 5 rope_parameters; either may hold the original context.
-    rope = config.get("rope_parameters") or config.get("rope_scaling") or {}
-    original = rope.get("original_max_position_embeddings") or 0
+    original = max([r.get("original_max_position_embeddings") or 0 for r in ropes] +
+                   [config.get("original_max_position_embeddings") or 0])
     if original and original + 23 <= max_len:
         lengths.append(original + 23)  # crosses the original context of scaled rope
+    if any(r.get("rope_type", r.get("type")) == "dynamic" for r in ropes):
+        lengths.append(max_len + 23)  # dynamic NTK grows its base past max_position_embeddings
+        max_len += 23
+    # Ascending: transformers' dynamic rope keeps the table of the longest sequence seen so far.
+    lengths.sort()
     seqs = [[rng.randrange(vocab) for _ in range(n)] for n in lengths if n <= max_len]
     try:
         from transformers import AutoTokenizer

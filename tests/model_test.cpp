@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 #include <random>
 #include <set>
+#include <tuple>
 
 #include "model/layers.h"
 #include "test_util.h"
@@ -105,6 +106,112 @@ TEST(ModelGolden, Gemma2SmallChunksBatchOne) {
   EXPECT_LE(golden_diff(make_model("gemma2"), "--batch-size 1 --chunk-tokens 3"), 1e-4);
 }
 
+TEST(ModelGolden, Qwen3QkNorm) { EXPECT_LE(golden_diff(make_model("qwen3")), 1e-4); }
+TEST(ModelGolden, Gemma3LocalAndGlobalRope) { EXPECT_LE(golden_diff(make_model("gemma3")), 1e-4); }
+// Longrope switches factors at 16 tokens; batched rows of 5..31 tokens each get their own table.
+TEST(ModelGolden, Phi3FusedLongropePartialRotary) {
+  EXPECT_LE(golden_diff(make_model("phi3")), 1e-4);
+  EXPECT_LE(golden_diff(make_model("phi3"), "--batch-size 1"), 1e-4);
+}
+
+// A Llama tiny model with its rope rewritten to `rope` (the transformers 4 spelling) and
+// max_position_embeddings set; sample_ids' 23- and 31-token rows cross the 16-token contexts.
+std::string llama_with_rope(const nlohmann::json& rope, int64_t max_pos) {
+  std::string dir = make_model("llama");
+  auto config = nlohmann::json::parse(read_file(path_join(dir, "config.json")));
+  config["rope_scaling"] = rope;
+  config["max_position_embeddings"] = max_pos;
+  write_file_atomic(path_join(dir, "config.json"), config.dump(2));
+  return dir;
+}
+
+TEST(ModelGolden, RopeTypes) {
+  std::vector<double> short_f, long_f;
+  for (int i = 0; i < 4; ++i) {  // rotary_dim 16 / 2 = 8 factors
+    short_f.insert(short_f.end(), {1.0 + 0.1 * i, 1.05 + 0.1 * i});
+    long_f.insert(long_f.end(), {2.0 + 1.5 * i, 2.5 + 1.5 * i});
+  }
+  const std::vector<std::tuple<std::string, nlohmann::json, int64_t>> cases = {
+      {"linear", {{"rope_type", "linear"}, {"factor", 4.0}}, 1024},
+      {"dynamic", {{"rope_type", "dynamic"}, {"factor", 2.0}}, 16},
+      {"yarn",
+       {{"rope_type", "yarn"},
+        {"factor", 8.0},
+        {"original_max_position_embeddings", 16},
+        {"beta_fast", 16},
+        {"beta_slow", 2}},
+       1024},
+      {"yarn-mscale",
+       {{"type", "yarn"},
+        {"factor", 4.0},
+        {"original_max_position_embeddings", 16},
+        {"mscale", 0.707},
+        {"mscale_all_dim", 1.0}},
+       1024},
+      {"longrope",
+       {{"rope_type", "longrope"},
+        {"original_max_position_embeddings", 16},
+        {"short_factor", short_f},
+        {"long_factor", long_f}},
+       256},
+  };
+  for (const auto& [name, rope, max_pos] : cases) {
+    std::string dir = llama_with_rope(rope, max_pos);
+    EXPECT_LE(golden_diff(dir), 1e-4) << name;
+    EXPECT_EQ(load_model_args(dir).rope.type, name == "yarn-mscale" ? "yarn" : name);
+  }
+}
+
+// transformers 5 writes Gemma-3's rope as rope_parameters nested per layer type; transformers 4 as
+// rope_theta + rope_scaling (global) + rope_local_base_freq. Both read the same.
+TEST(ModelArgs, Gemma3RopeSpellingsAgree) {
+  auto v4 = nlohmann::json::parse(read_file(path_join(make_model("gemma3"), "config.json")));
+  auto v5 = v4;
+  for (const char* k : {"rope_theta", "rope_scaling", "rope_local_base_freq"}) v5.erase(k);
+  v5["rope_parameters"] = {
+      {"full_attention", {{"rope_type", "linear"}, {"factor", 8.0}, {"rope_theta", 1e6}}},
+      {"sliding_attention", {{"rope_type", "default"}, {"rope_theta", 10000.0}}}};
+  for (const auto& c : {v4, v5}) {
+    ModelArgs a = model_args_from_json(c, "config.json");
+    EXPECT_TRUE(a.has_local_rope);
+    EXPECT_TRUE(a.qk_norm);
+    EXPECT_EQ(a.rope.type, "linear");
+    EXPECT_DOUBLE_EQ(a.rope.factor, 8.0);
+    EXPECT_DOUBLE_EQ(a.rope.theta, 1e6);
+    EXPECT_EQ(a.local_rope.type, "");
+    EXPECT_DOUBLE_EQ(a.local_rope.theta, 10000.0);
+    EXPECT_EQ(a.layer_sliding, (std::vector<bool>{true, false, true, false}));
+  }
+}
+
+TEST(ModelArgs, RopeErrorsNameTheProblem) {
+  auto c = nlohmann::json::parse(read_file(path_join(make_model("phi3"), "config.json")));
+  auto expect_error = [](const nlohmann::json& cfg, const std::string& want) {
+    try {
+      model_args_from_json(cfg, "cfg.json");
+      ADD_FAILURE() << "no error for " << want;
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find(want), std::string::npos) << e.what();
+    }
+  };
+  auto bad = c;
+  bad["rope_scaling"]["short_factor"] = {1.0, 2.0};
+  expect_error(bad, "short_factor");
+  bad = c;
+  bad["rope_scaling"] = {{"rope_type", "ntk-by-parts"}, {"factor", 2.0}};
+  expect_error(bad, "supported: default, linear, llama3, dynamic, yarn, longrope");
+  bad = c;
+  bad["partial_rotary_factor"] = 0.3;  // 16 * 0.3 = 4.8 -> 4 dims, but factors are for 12
+  expect_error(bad, "short_factor");
+  bad = c;
+  bad["partial_rotary_factor"] = 0.1;  // 1 dim: odd
+  expect_error(bad, "partial_rotary_factor");
+  auto mm = c;
+  mm["model_type"] = "gemma3";
+  mm["text_config"] = nlohmann::json::object();
+  expect_error(mm, "gemma3_text");
+}
+
 TEST(ModelGolden, ShardedCheckpointLoadsTheSame) {
   std::string src = make_model("qwen2");
   CausalLM model = load_model(src, torch::kCPU, torch::kFloat32);
@@ -143,8 +250,8 @@ TEST(ModelArgs, ArchitectureFieldsFromConfig) {
   EXPECT_FALSE(q.o_bias);
   EXPECT_FALSE(q.uses_sliding_window(0));
   ModelArgs l = load_model_args(make_model("llama3.2"));
-  EXPECT_EQ(l.rope_scaling.type, "llama3");
-  EXPECT_EQ(l.rope_scaling.original_max_position_embeddings, 32);
+  EXPECT_EQ(l.rope.type, "llama3");
+  EXPECT_EQ(l.rope.original_max_position_embeddings, 32);
   EXPECT_TRUE(l.tie_embeddings);
   EXPECT_EQ(l.vocab_size, write_tiny_tokenizer("llama", test::fresh_dir("vocab-check-l")));
 }
@@ -160,7 +267,8 @@ TEST(ModelArgs, UnsupportedModelTypeNamesSupportedOnes) {
     std::string m = e.what();
     EXPECT_NE(m.find("cfg.json"), std::string::npos) << m;
     EXPECT_NE(m.find("gpt_neox"), std::string::npos) << m;
-    EXPECT_NE(m.find("llama, mistral, qwen2, gemma2"), std::string::npos) << m;
+    for (const char* t : {"llama", "mistral", "qwen2", "qwen3", "gemma2", "gemma3_text", "phi3"})
+      EXPECT_NE(m.find(t), std::string::npos) << m;
   }
   c["model_type"] = "llama";
   c.erase("hidden_size");

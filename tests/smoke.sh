@@ -22,7 +22,7 @@ ARGS=(model_name_or_path="$WORK/model" train_file="$WORK/train.jsonl" eval_file=
       logging_steps=1 eval_steps=2 save_steps=2 save_total_limit=1 report_pairs=2)
 # The bundled pairs have system prompts, which Gemma-2's own chat template refuses (as transformers
 # does); the built-in `gemma` format folds them into the first user turn.
-if [ "$ARCH" = gemma2 ]; then ARGS+=(chat_template=gemma); fi
+case "$ARCH" in gemma*) ARGS+=(chat_template=gemma) ;; esac
 "$TREG" score-tokens --config "$SRC/configs/tiny.yaml" "${ARGS[@]}"
 # The dump exists: train reuses it (and would score it first if it did not).
 "$TREG" train --config "$SRC/configs/tiny.yaml" "${ARGS[@]}" 2>&1 | tee "$WORK/train.log"

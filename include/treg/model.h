@@ -1,5 +1,5 @@
-// The decoder-only language models treg trains: Llama-3 (3.1/3.2), Mistral, Qwen2 and Gemma-2 as
-// ONE decoder whose architectural differences are fields of ModelArgs. Submodules are registered
+// The decoder-only language models treg trains: Llama-3 (3.1/3.2), Mistral, Qwen2/2.5, Qwen3, Gemma-2,
+// Gemma-3 (text) and Phi-3/3.5 as ONE decoder whose architectural differences are fields of ModelArgs. Submodules are registered
 // under the Hugging Face names, so `named_parameters()` keys equal the safetensors keys of a HF
 // checkpoint.
 //
@@ -17,17 +17,25 @@ namespace treg {
 
 enum class HiddenAct { kSilu, kGeluTanh, kGeluErf };
 
-// rope_scaling of config.json. type "" (none), "linear" or "llama3".
-struct RopeScaling {
+// One rotary embedding as transformers computes it (modeling_rope_utils.py): base `theta` and the
+// scaling of config.json's rope_scaling (transformers 4) / rope_parameters (5).
+// type: "" (none), "linear", "llama3", "dynamic" (NTK, once T exceeds max_position_embeddings),
+// "yarn", "longrope" (short_factor up to original_max_position_embeddings, long_factor beyond).
+struct RopeParams {
   std::string type;
+  double theta = 10000.0;
   double factor = 1.0;
-  double low_freq_factor = 1.0;                     // llama3
-  double high_freq_factor = 4.0;                    // llama3
-  int64_t original_max_position_embeddings = 8192;  // llama3
+  double low_freq_factor = 1.0;                  // llama3
+  double high_freq_factor = 4.0;                 // llama3
+  int64_t original_max_position_embeddings = 0;  // llama3, yarn, longrope
+  double attention_factor = 1.0;  // yarn, longrope: cos/sin are multiplied by it (resolved value)
+  double beta_fast = 32.0, beta_slow = 1.0;  // yarn
+  bool truncate = true;                      // yarn
+  std::vector<double> short_factor, long_factor;  // longrope: [rotary_dim / 2] each
 };
 
 struct ModelArgs {
-  std::string model_type;  // "llama" | "mistral" | "qwen2" | "gemma2"
+  std::string model_type;  // "llama" | "mistral" | "qwen2" | "qwen3" | "gemma2" | "gemma3_text" | "phi3"
   int64_t vocab_size = 0;
   int64_t hidden_size = 0;        // D
   int64_t intermediate_size = 0;  // F
@@ -37,10 +45,17 @@ struct ModelArgs {
   int64_t head_dim = 0;      // E (explicit in Gemma-2 / Mistral-Nemo configs)
   int64_t max_position_embeddings = 0;
   double rms_norm_eps = 1e-6;
-  double rope_theta = 10000.0;
-  RopeScaling rope_scaling;
+  RopeParams rope;        // every layer, or the full-attention layers when local_rope is set
+  bool has_local_rope = false;
+  RopeParams local_rope;  // Gemma-3: sliding layers rotate with their own base (rope_local_base_freq)
+  int64_t rotary_dim = 0;  // leading head dims that rotate (partial_rotary_factor * E); the rest pass
   HiddenAct hidden_act = HiddenAct::kSilu;
   bool qkv_bias = false;        // Qwen2: q/k/v projections carry a bias
+  // Qwen3 / Gemma-3: q_norm / k_norm, an RMSNorm over each head's E dims of q and k before RoPE.
+  bool qk_norm = false;
+  // Phi-3: q/k/v are one `qkv_proj` [(H + 2K) E, D] and gate/up one `gate_up_proj` [2F, D].
+  bool fused_qkv = false;
+  bool fused_gate_up = false;
   bool o_bias = false;          // Llama `attention_bias` also adds one to o_proj
   bool mlp_bias = false;        // Llama `mlp_bias`
   bool tie_embeddings = false;  // lm_head shares model.embed_tokens.weight (no lm_head.weight key)
@@ -67,7 +82,7 @@ struct ModelArgs {
   }
 };
 
-// The architectures ModelArgs can describe, for error messages ("llama, mistral, qwen2, gemma2").
+// The architectures ModelArgs can describe, for error messages ("llama, mistral, ...").
 std::string supported_model_types();
 // Parses <model_dir>/config.json (or a path to a config.json). The only place `model_type` is read.
 ModelArgs load_model_args(const std::string& model_dir);
@@ -135,7 +150,7 @@ TokenLogprobs next_token_logprobs_from_hidden(CausalLM& model, const torch::Tens
                                               bool with_sq_mass = false,
                                               int64_t chunk_tokens = 1024);
 
-// make-tiny: a random-init checkpoint of `arch` ("llama" | "gemma2" | "qwen2") with vocabulary
+// make-tiny: a random-init checkpoint of `arch` (tiny_arches()) with vocabulary
 // `vocab_size`, written in the HF layout (config.json, model.safetensors, generation_config.json).
 // Special-token ids go into config.json / generation_config.json.
 struct TinySpec {
@@ -150,5 +165,7 @@ struct TinySpec {
 void write_tiny_weights(const TinySpec& spec, const std::string& out_dir);
 // The config.json make-tiny writes for `spec` (real HF field names of that architecture).
 nlohmann::json tiny_config(const TinySpec& spec);
+// The --arch names make-tiny knows.
+const std::vector<std::string>& tiny_arches();
 
 }  // namespace treg

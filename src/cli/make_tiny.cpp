@@ -22,9 +22,12 @@ struct MakeTinyOptions {
   int64_t vocab_size = 0;  // > 0: weights only, no tokenizer
 };
 
-// The tokenizer family of a model arch (llama3.2 and mistral tiny models reuse the Llama-3 one).
+// The tokenizer family of a model arch: newer models reuse their family's tiny tokenizer and chat
+// template (llama3.2, mistral and phi3 the Llama-3 one, qwen3 Qwen2's, gemma3 Gemma-2's).
 std::string tokenizer_arch(const std::string& arch) {
-  if (arch == "llama3.2" || arch == "mistral") return "llama";
+  if (arch == "llama3.2" || arch == "mistral" || arch == "phi3") return "llama";
+  if (arch == "qwen3") return "qwen2";
+  if (arch == "gemma3") return "gemma2";
   return arch;
 }
 
@@ -74,7 +77,8 @@ void add_make_tiny_command(CLI::App& app) {
   CLI::App* sub = app.add_subcommand(
       "make-tiny", "Write a tiny random-init model + tokenizer in the Hugging Face layout");
   sub->add_option("--arch", opts->arch,
-                  "llama | llama3.2 (tied, llama3 RoPE scaling) | mistral | qwen2 | gemma2")
+                  "llama | llama3.2 (tied, llama3 RoPE scaling) | mistral | qwen2 | qwen3 | gemma2 | "
+                  "gemma3 (text) | phi3 (fused projections, longrope)")
       ->required();
   sub->add_option("--out", opts->out, "output directory")->required();
   sub->add_option("--seed", opts->seed, "seed of the weight init")->capture_default_str();

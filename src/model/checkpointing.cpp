@@ -14,18 +14,18 @@ using torch::autograd::AutogradContext;
 using torch::autograd::variable_list;
 
 struct CheckpointedLayer : public torch::autograd::Function<CheckpointedLayer> {
-  // x [B, T, D]; cos/sin [T, E]; allowed_* [B, 1, T, T]; params: the layer's parameters (for the
-  // graph).
-  static torch::Tensor forward(AutogradContext* ctx, torch::Tensor x, torch::Tensor cos,
-                               torch::Tensor sin, torch::Tensor allowed_full,
-                               torch::Tensor allowed_window, at::TensorList params,
-                               int64_t layer_address, int64_t impl) {
-    ctx->save_for_backward({x, cos, sin, allowed_full, allowed_window});
+  // x [B, T, D]; rope: {cos, sin, cos_local, sin_local}, each [T, R] or [B, 1, T, R];
+  // allowed_* [B, 1, T, T]; params: the layer's parameters (for the graph).
+  static torch::Tensor forward(AutogradContext* ctx, torch::Tensor x, at::TensorList rope,
+                               torch::Tensor allowed_full, torch::Tensor allowed_window,
+                               at::TensorList params, int64_t layer_address, int64_t impl) {
+    ctx->save_for_backward({x, rope[0], rope[1], rope[2], rope[3], allowed_full, allowed_window});
     ctx->saved_data["layer"] = layer_address;
     ctx->saved_data["impl"] = impl;
     ctx->saved_data["num_params"] = static_cast<int64_t>(params.size());
     auto* layer = reinterpret_cast<DecoderLayerImpl*>(static_cast<intptr_t>(layer_address));
-    LayerInputs in{cos, sin, allowed_full, allowed_window, static_cast<AttentionImpl>(impl)};
+    LayerInputs in{rope[0], rope[1], rope[2], rope[3], allowed_full, allowed_window,
+                   static_cast<AttentionImpl>(impl)};
     return layer->forward(x, in);  // autograd records nothing inside a custom Function's forward
   }
 
@@ -35,7 +35,7 @@ struct CheckpointedLayer : public torch::autograd::Function<CheckpointedLayer> {
         static_cast<intptr_t>(ctx->saved_data["layer"].toInt()));
     const auto impl = static_cast<AttentionImpl>(ctx->saved_data["impl"].toInt());
     const int64_t num_params = ctx->saved_data["num_params"].toInt();
-    LayerInputs in{saved[1], saved[2], saved[3], saved[4], impl};
+    LayerInputs in{saved[1], saved[2], saved[3], saved[4], saved[5], saved[6], impl};
 
     torch::Tensor x = saved[0].detach().requires_grad_(true);
     std::vector<torch::Tensor> params = layer->parameters();
@@ -54,10 +54,10 @@ struct CheckpointedLayer : public torch::autograd::Function<CheckpointedLayer> {
       }
     variable_list grads = torch::autograd::grad({y}, inputs, {grad_out[0]}, /*retain_graph=*/false,
                                                 /*create_graph=*/false, /*allow_unused=*/true);
-    // One gradient per forward argument: x, cos, sin, allowed_full, allowed_window, params...,
+    // One gradient per forward argument: x, rope (4), allowed_full, allowed_window, params...,
     // address, impl.
     variable_list out = {grads[0], torch::Tensor(), torch::Tensor(), torch::Tensor(),
-                         torch::Tensor()};
+                         torch::Tensor(), torch::Tensor(), torch::Tensor()};
     for (int64_t i = 0; i < num_params; ++i)
       out.push_back(slot[i] >= 0 ? grads[slot[i]] : torch::Tensor());
     out.push_back(torch::Tensor());
@@ -74,11 +74,16 @@ torch::Tensor checkpointed_layer_forward(DecoderLayerImpl& layer, const torch::T
   bool any_grad = x.requires_grad();
   for (const auto& p : params) any_grad = any_grad || p.requires_grad();
   if (!torch::GradMode::is_enabled() || !any_grad) return layer.forward(x, in);  // nothing to save
-  // An undefined window mask cannot be saved as an input; an empty tensor stands in for it.
-  torch::Tensor window =
-      in.allowed_window.defined() ? in.allowed_window : torch::empty({0}, torch::kBool);
+  // An undefined tensor cannot be saved as an input; an empty one stands in for it (the layer only
+  // reads the window mask / local rope when the architecture has them).
+  auto or_empty = [](const torch::Tensor& t, torch::ScalarType type) {
+    return t.defined() ? t : torch::empty({0}, type);
+  };
+  torch::Tensor window = or_empty(in.allowed_window, torch::kBool);
+  std::vector<torch::Tensor> rope = {in.cos, in.sin, or_empty(in.cos_local, in.cos.scalar_type()),
+                                     or_empty(in.sin_local, in.sin.scalar_type())};
   return CheckpointedLayer::apply(
-      x, in.cos, in.sin, in.allowed_full, window, at::TensorList(params),
+      x, at::TensorList(rope), in.allowed_full, window, at::TensorList(params),
       static_cast<int64_t>(reinterpret_cast<intptr_t>(&layer)), static_cast<int64_t>(in.impl));
 }
 

@@ -1,5 +1,7 @@
 // The one decoder: embed -> N x DecoderLayer -> final norm, and the LM head. Every architecture
 // difference arrives through ModelArgs.
+#include <tuple>
+
 #include "model/layers.h"
 #include "treg/error.h"
 #include "treg/model.h"
@@ -77,14 +79,14 @@ torch::Tensor CausalLMImpl::forward(const torch::Tensor& ids, const torch::Tenso
         torch::scalar_tensor(args_.embed_scale, h.options());  // rounded to the hidden dtype, as HF
 
   // Rotary tables for positions 0..T-1 (right padding keeps every sequence at position 0 first).
-  torch::Tensor inv_freq = model::rope_inv_freq(args_).to(device);  // [E/2]
-  torch::Tensor positions =
-      torch::arange(T, torch::TensorOptions().dtype(torch::kFloat32).device(device));
-  torch::Tensor freqs = torch::outer(positions, inv_freq);  // [T, E/2]
-  torch::Tensor angles = torch::cat({freqs, freqs}, -1);    // [T, E]
   model::LayerInputs in;
-  in.cos = angles.cos().to(h.scalar_type());
-  in.sin = angles.sin().to(h.scalar_type());
+  std::tie(in.cos, in.sin) = model::rope_cos_sin(args_.rope, args_.rotary_dim,
+                                                 args_.max_position_embeddings, mask, device);
+  if (args_.has_local_rope)
+    std::tie(in.cos_local, in.sin_local) = model::rope_cos_sin(
+        args_.local_rope, args_.rotary_dim, args_.max_position_embeddings, mask, device);
+  for (torch::Tensor* t : {&in.cos, &in.sin, &in.cos_local, &in.sin_local})
+    if (t->defined()) *t = t->to(h.scalar_type());  // [T, R] or [B, 1, T, R]
   in.impl = attention_impl_;
 
   // Masks: query i sees key j when j <= i, key j is a token, and (sliding layers) i - j < window.

@@ -7,6 +7,8 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <map>
+#include <utility>
 #include <vector>
 
 #include "treg/error.h"
@@ -56,7 +58,10 @@ torch::Tensor rms_norm_reference(const torch::Tensor& x, const torch::Tensor& w,
 
 torch::Tensor apply_rope(const torch::Tensor& x, const torch::Tensor& cos,
                          const torch::Tensor& sin) {
-  const int64_t half = x.size(-1) / 2;
+  const int64_t R = cos.size(-1), E = x.size(-1);
+  if (R < E)
+    return torch::cat({apply_rope(x.narrow(-1, 0, R), cos, sin), x.narrow(-1, R, E - R)}, -1);
+  const int64_t half = E / 2;
   torch::Tensor x1 = x.narrow(-1, 0, half), x2 = x.narrow(-1, half, half);
   torch::Tensor rotated = torch::cat({-x2, x1}, -1);  // rotate_half: [B, H, T, E]
   return x * cos + rotated * sin;                     // cos/sin [T, E] broadcast over B, H
@@ -123,29 +128,121 @@ torch::Tensor attention_sdpa(const torch::Tensor& q, const torch::Tensor& k, con
 #endif
 }
 
-torch::Tensor rope_inv_freq(const ModelArgs& args) {
-  const int64_t dim = args.head_dim;
-  // 1 / theta^(2i / E), computed in fp32 as HF does.
-  torch::Tensor exponents =
-      torch::arange(0, dim, 2, torch::kInt64).to(torch::kFloat32) / static_cast<double>(dim);
-  torch::Tensor inv_freq =
-      1.0 / torch::pow(torch::scalar_tensor(args.rope_theta, torch::kFloat32), exponents);  // [E/2]
-  const RopeScaling& s = args.rope_scaling;
-  if (s.type == "linear") return inv_freq / s.factor;
-  if (s.type == "llama3") {
-    const double old_len = static_cast<double>(s.original_max_position_embeddings);
-    const double low_freq_wavelen = old_len / s.low_freq_factor;
-    const double high_freq_wavelen = old_len / s.high_freq_factor;
-    torch::Tensor wavelen = 2 * M_PI / inv_freq;
-    // Long wavelengths are slowed down by `factor`, short ones kept, the band between interpolated.
-    torch::Tensor scaled = torch::where(wavelen > low_freq_wavelen, inv_freq / s.factor, inv_freq);
-    torch::Tensor smooth =
-        (old_len / wavelen - s.low_freq_factor) / (s.high_freq_factor - s.low_freq_factor);
-    torch::Tensor smoothed = (1 - smooth) * scaled / s.factor + smooth * scaled;
-    torch::Tensor medium = (wavelen >= high_freq_wavelen).logical_and(wavelen <= low_freq_wavelen);
-    return torch::where(medium, smoothed, scaled);
+namespace {
+
+// base^(2i / R), i < R/2, in fp32 as transformers computes it.
+torch::Tensor rope_powers(double base, int64_t R, torch::Device device) {
+  torch::Tensor exponents = torch::arange(0, R, 2, torch::kInt64).to(torch::kFloat32) /
+                            static_cast<double>(R);  // [R/2]
+  return torch::pow(torch::scalar_tensor(base, torch::kFloat32), exponents).to(device);
+}
+
+torch::Tensor default_inv_freq(double base, int64_t R, torch::Device device) {
+  return 1.0 / rope_powers(base, R, device);
+}
+
+torch::Tensor llama3_inv_freq(const RopeParams& s, torch::Tensor inv_freq) {
+  const double old_len = static_cast<double>(s.original_max_position_embeddings);
+  const double low_freq_wavelen = old_len / s.low_freq_factor;
+  const double high_freq_wavelen = old_len / s.high_freq_factor;
+  torch::Tensor wavelen = 2 * M_PI / inv_freq;
+  // Long wavelengths are slowed down by `factor`, short ones kept, the band between interpolated.
+  torch::Tensor scaled = torch::where(wavelen > low_freq_wavelen, inv_freq / s.factor, inv_freq);
+  torch::Tensor smooth =
+      (old_len / wavelen - s.low_freq_factor) / (s.high_freq_factor - s.low_freq_factor);
+  torch::Tensor smoothed = (1 - smooth) * scaled / s.factor + smooth * scaled;
+  torch::Tensor medium = (wavelen >= high_freq_wavelen).logical_and(wavelen <= low_freq_wavelen);
+  return torch::where(medium, smoothed, scaled);
+}
+
+// YaRN: interpolated (1 / factor) frequencies for long wavelengths, extrapolated (unchanged) for
+// short ones, a linear ramp between the correction dims of beta_fast and beta_slow rotations.
+torch::Tensor yarn_inv_freq(const RopeParams& s, int64_t R, torch::Device device) {
+  const double orig = static_cast<double>(s.original_max_position_embeddings);
+  auto correction_dim = [&](double rotations) {
+    return static_cast<double>(R) * std::log(orig / (rotations * 2 * M_PI)) / (2 * std::log(s.theta));
+  };
+  double low = correction_dim(s.beta_fast), high = correction_dim(s.beta_slow);
+  if (s.truncate) {
+    low = std::floor(low);
+    high = std::ceil(high);
   }
-  return inv_freq;
+  low = std::max(low, 0.0);
+  high = std::min(high, static_cast<double>(R - 1));
+  if (low == high) high += 0.001;  // as transformers: no zero-width ramp
+  torch::Tensor pos_freqs = rope_powers(s.theta, R, device);  // [R/2]
+  torch::Tensor extrapolation = 1.0 / pos_freqs, interpolation = 1.0 / (s.factor * pos_freqs);
+  torch::Tensor ramp =
+      ((torch::arange(R / 2, torch::TensorOptions().dtype(torch::kFloat32).device(device)) - low) /
+       (high - low))
+          .clamp(0, 1);
+  torch::Tensor extrapolation_factor = 1 - ramp;
+  return interpolation * (1 - extrapolation_factor) + extrapolation * extrapolation_factor;
+}
+
+}  // namespace
+
+RopeTables rope_tables(const RopeParams& s, int64_t R, int64_t max_position_embeddings, int64_t T,
+                       int64_t seq_len, torch::Device device) {
+  torch::Tensor inv_freq;
+  double attention_factor = 1.0;
+  if (s.type == "dynamic" && seq_len > max_position_embeddings) {
+    // NTK: a larger base once the sequence outgrows the trained context (stateless: transformers
+    // caches the grown table, which for ascending lengths is the same).
+    const double seq = static_cast<double>(seq_len), max_pos = static_cast<double>(max_position_embeddings);
+    const double base =
+        s.theta * std::pow(s.factor * seq / max_pos - (s.factor - 1), static_cast<double>(R) / (R - 2));
+    inv_freq = default_inv_freq(base, R, device);
+  } else if (s.type == "yarn") {
+    inv_freq = yarn_inv_freq(s, R, device);
+    attention_factor = s.attention_factor;
+  } else if (s.type == "longrope") {
+    const auto& ext = seq_len > s.original_max_position_embeddings ? s.long_factor : s.short_factor;
+    torch::Tensor factors =
+        torch::tensor(std::vector<float>(ext.begin(), ext.end()), torch::kFloat32).to(device);
+    inv_freq = 1.0 / (factors * rope_powers(s.theta, R, device));
+    attention_factor = s.attention_factor;
+  } else {
+    inv_freq = default_inv_freq(s.theta, R, device);
+    if (s.type == "linear") inv_freq = inv_freq / s.factor;
+    if (s.type == "llama3") inv_freq = llama3_inv_freq(s, inv_freq);
+  }
+  RopeTables t;
+  t.inv_freq = inv_freq;
+  torch::Tensor positions =
+      torch::arange(T, torch::TensorOptions().dtype(torch::kFloat32).device(device));
+  torch::Tensor freqs = torch::outer(positions, inv_freq);  // [T, R/2]
+  torch::Tensor angles = torch::cat({freqs, freqs}, -1);    // [T, R]
+  t.cos = angles.cos();
+  t.sin = angles.sin();
+  if (attention_factor != 1.0) {
+    t.cos = t.cos * attention_factor;
+    t.sin = t.sin * attention_factor;
+  }
+  return t;
+}
+
+std::pair<torch::Tensor, torch::Tensor> rope_cos_sin(const RopeParams& rope, int64_t R,
+                                                     int64_t max_position_embeddings,
+                                                     const torch::Tensor& mask,
+                                                     torch::Device device) {
+  const int64_t B = mask.size(0), T = mask.size(1);
+  if (rope.type != "dynamic" && rope.type != "longrope") {
+    RopeTables t = rope_tables(rope, R, max_position_embeddings, T, T, device);
+    return {t.cos, t.sin};
+  }
+  torch::Tensor lengths = mask.to(torch::kCPU).to(torch::kInt64).sum(1);  // [B]
+  std::map<int64_t, RopeTables> by_length;
+  std::vector<torch::Tensor> cos, sin;
+  for (int64_t b = 0; b < B; ++b) {
+    const int64_t len = lengths[b].item<int64_t>();
+    auto it = by_length.find(len);
+    if (it == by_length.end())
+      it = by_length.emplace(len, rope_tables(rope, R, max_position_embeddings, T, len, device)).first;
+    cos.push_back(it->second.cos);
+    sin.push_back(it->second.sin);
+  }
+  return {torch::stack(cos).unsqueeze(1), torch::stack(sin).unsqueeze(1)};  // [B, 1, T, R]
 }
 
 // ---- attention ----
@@ -157,26 +254,47 @@ SelfAttentionImpl::SelfAttentionImpl(const ModelArgs& a, int64_t layer,
       head_dim_(a.head_dim),
       scale_(a.query_scale),
       softcap_(a.attn_softcap),
-      sliding_(a.uses_sliding_window(layer)) {
-  q_proj = register_module("q_proj",
-                           Linear(a.hidden_size, a.num_heads * a.head_dim, a.qkv_bias, options));
-  k_proj = register_module("k_proj",
-                           Linear(a.hidden_size, a.num_kv_heads * a.head_dim, a.qkv_bias, options));
-  v_proj = register_module("v_proj",
-                           Linear(a.hidden_size, a.num_kv_heads * a.head_dim, a.qkv_bias, options));
-  o_proj =
-      register_module("o_proj", Linear(a.num_heads * a.head_dim, a.hidden_size, a.o_bias, options));
+      sliding_(a.uses_sliding_window(layer)),
+      local_rope_(a.has_local_rope && a.layer_sliding.at(static_cast<size_t>(layer))) {
+  const int64_t q_out = a.num_heads * a.head_dim, kv_out = a.num_kv_heads * a.head_dim;
+  if (a.fused_qkv) {
+    qkv_proj =
+        register_module("qkv_proj", Linear(a.hidden_size, q_out + 2 * kv_out, a.qkv_bias, options));
+  } else {
+    q_proj = register_module("q_proj", Linear(a.hidden_size, q_out, a.qkv_bias, options));
+    k_proj = register_module("k_proj", Linear(a.hidden_size, kv_out, a.qkv_bias, options));
+    v_proj = register_module("v_proj", Linear(a.hidden_size, kv_out, a.qkv_bias, options));
+  }
+  o_proj = register_module("o_proj", Linear(q_out, a.hidden_size, a.o_bias, options));
+  if (a.qk_norm) {
+    q_norm = register_module("q_norm", RMSNorm(a.head_dim, a.rms_norm_eps, a.norm_offset, options));
+    k_norm = register_module("k_norm", RMSNorm(a.head_dim, a.rms_norm_eps, a.norm_offset, options));
+  }
 }
 
 torch::Tensor SelfAttentionImpl::forward(const torch::Tensor& x, const LayerInputs& in) {
   const int64_t B = x.size(0), T = x.size(1);
-  torch::Tensor q = q_proj(x).view({B, T, num_heads_, head_dim_}).transpose(1, 2);  // [B, H, T, E]
-  torch::Tensor k =
-      k_proj(x).view({B, T, num_kv_heads_, head_dim_}).transpose(1, 2);  // [B, K, T, E]
-  torch::Tensor v =
-      v_proj(x).view({B, T, num_kv_heads_, head_dim_}).transpose(1, 2);  // [B, K, T, E]
-  q = apply_rope(q, in.cos, in.sin);
-  k = apply_rope(k, in.cos, in.sin);
+  torch::Tensor q, k, v;  // [B, T, H*E], [B, T, K*E], [B, T, K*E]
+  if (!qkv_proj.is_empty()) {
+    std::vector<torch::Tensor> parts = qkv_proj(x).split(
+        {num_heads_ * head_dim_, num_kv_heads_ * head_dim_, num_kv_heads_ * head_dim_}, -1);
+    q = parts[0], k = parts[1], v = parts[2];
+  } else {
+    q = q_proj(x), k = k_proj(x), v = v_proj(x);
+  }
+  q = q.view({B, T, num_heads_, head_dim_});
+  k = k.view({B, T, num_kv_heads_, head_dim_});
+  if (!q_norm.is_empty()) {  // per head, before RoPE
+    q = q_norm(q);
+    k = k_norm(k);
+  }
+  q = q.transpose(1, 2);                                                  // [B, H, T, E]
+  k = k.transpose(1, 2);                                                  // [B, K, T, E]
+  v = v.view({B, T, num_kv_heads_, head_dim_}).transpose(1, 2);           // [B, K, T, E]
+  const torch::Tensor& cos = local_rope_ ? in.cos_local : in.cos;
+  const torch::Tensor& sin = local_rope_ ? in.sin_local : in.sin;
+  q = apply_rope(q, cos, sin);
+  k = apply_rope(k, cos, sin);
   if (num_kv_heads_ != num_heads_) {
     // GQA: query head h reads key/value head h / (H / K).
     const int64_t rep = num_heads_ / num_kv_heads_;
@@ -204,16 +322,27 @@ torch::Tensor SelfAttentionImpl::forward(const torch::Tensor& x, const LayerInpu
 // ---- MLP ----
 
 MLPImpl::MLPImpl(const ModelArgs& a, const torch::TensorOptions& options) : act_(a.hidden_act) {
-  gate_proj =
-      register_module("gate_proj", Linear(a.hidden_size, a.intermediate_size, a.mlp_bias, options));
-  up_proj =
-      register_module("up_proj", Linear(a.hidden_size, a.intermediate_size, a.mlp_bias, options));
+  if (a.fused_gate_up) {
+    gate_up_proj = register_module(
+        "gate_up_proj", Linear(a.hidden_size, 2 * a.intermediate_size, a.mlp_bias, options));
+  } else {
+    gate_proj = register_module("gate_proj",
+                                Linear(a.hidden_size, a.intermediate_size, a.mlp_bias, options));
+    up_proj = register_module("up_proj",
+                              Linear(a.hidden_size, a.intermediate_size, a.mlp_bias, options));
+  }
   down_proj =
       register_module("down_proj", Linear(a.intermediate_size, a.hidden_size, a.mlp_bias, options));
 }
 
 torch::Tensor MLPImpl::forward(const torch::Tensor& x) {
-  torch::Tensor g = gate_proj(x);  // [B, T, F]
+  torch::Tensor g, up;  // [B, T, F] each
+  if (!gate_up_proj.is_empty()) {
+    std::vector<torch::Tensor> parts = gate_up_proj(x).chunk(2, -1);
+    g = parts[0], up = parts[1];
+  } else {
+    g = gate_proj(x), up = up_proj(x);
+  }
   switch (act_) {
     case HiddenAct::kSilu:
       g = torch::silu(g);
@@ -225,7 +354,7 @@ torch::Tensor MLPImpl::forward(const torch::Tensor& x) {
       g = torch::gelu(g);
       break;
   }
-  return down_proj(g * up_proj(x));  // [B, T, D]
+  return down_proj(g * up);  // [B, T, D]
 }
 
 // ---- decoder layer ----

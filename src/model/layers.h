@@ -39,7 +39,8 @@ TORCH_MODULE(RMSNorm);
 // Plain reference ops (fp32 softmax, no fusion); the fused path is tested against these.
 torch::Tensor rms_norm_reference(const torch::Tensor& x, const torch::Tensor& w, double eps,
                                  double offset);
-// x [B, H, T, E], cos/sin [T, E] -> x * cos + rotate_half(x) * sin (HF's non-interleaved layout)
+// x [B, H, T, E], cos/sin [T, R] -> x * cos + rotate_half(x) * sin on the first R dims (HF's
+// non-interleaved layout); dims R.. pass unrotated (partial_rotary_factor < 1).
 torch::Tensor apply_rope(const torch::Tensor& x, const torch::Tensor& cos,
                          const torch::Tensor& sin);
 // q [B, H, T, E], k/v [B, H, T, E], allowed [B, 1, T, T] bool -> [B, H, T, E]
@@ -48,12 +49,27 @@ torch::Tensor attention_reference(const torch::Tensor& q, const torch::Tensor& k
                                   double scale, double softcap);
 torch::Tensor attention_sdpa(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
                              const torch::Tensor& allowed, double scale);
-// Inverse RoPE frequencies [E/2] in fp32, with linear or llama3 scaling applied.
-torch::Tensor rope_inv_freq(const ModelArgs& args);
+// Rotary tables for positions 0..T-1 as transformers builds them for a sequence of `seq_len`
+// tokens: inv_freq [rotary_dim / 2] fp32 with the rope type's scaling (dynamic and longrope depend
+// on seq_len), cos/sin [T, rotary_dim] multiplied by the type's attention factor.
+struct RopeTables {
+  torch::Tensor inv_freq;  // [R/2] fp32
+  torch::Tensor cos, sin;  // [T, R] fp32
+};
+RopeTables rope_tables(const RopeParams& rope, int64_t rotary_dim, int64_t max_position_embeddings,
+                       int64_t T, int64_t seq_len, torch::Device device);
+// cos/sin for a right-padded batch (mask [B, T]): [T, R] when the rope ignores the length, else
+// [B, 1, T, R] with each row's table chosen by its own token count, so a sequence's log-probs do not
+// depend on the batch it is padded into (transformers, unpadded, sees the same).
+std::pair<torch::Tensor, torch::Tensor> rope_cos_sin(const RopeParams& rope, int64_t rotary_dim,
+                                                     int64_t max_position_embeddings,
+                                                     const torch::Tensor& mask,
+                                                     torch::Device device);
 
 // What a layer needs besides its input: rotary tables and the attention masks.
 struct LayerInputs {
-  torch::Tensor cos, sin;      // [T, E] in the hidden dtype
+  torch::Tensor cos, sin;              // [T, R] in the hidden dtype (R = rotary_dim <= E)
+  torch::Tensor cos_local, sin_local;  // the same for sliding layers with their own rope (Gemma-3)
   torch::Tensor allowed_full;  // [B, 1, T, T] bool: causal & key not padding
   torch::Tensor
       allowed_window;  // [B, 1, T, T] bool: the above & i - j < sliding_window (or undefined)
@@ -65,11 +81,13 @@ class SelfAttentionImpl : public torch::nn::Module {
   SelfAttentionImpl(const ModelArgs& args, int64_t layer, const torch::TensorOptions& options);
   torch::Tensor forward(const torch::Tensor& x, const LayerInputs& in);  // [B, T, D] -> [B, T, D]
   Linear q_proj{nullptr}, k_proj{nullptr}, v_proj{nullptr}, o_proj{nullptr};
+  Linear qkv_proj{nullptr};             // fused_qkv (Phi-3) instead of q/k/v_proj
+  RMSNorm q_norm{nullptr}, k_norm{nullptr};  // qk_norm only
 
  private:
   int64_t num_heads_, num_kv_heads_, head_dim_;
   double scale_, softcap_;
-  bool sliding_;
+  bool sliding_, local_rope_;
 };
 TORCH_MODULE(SelfAttention);
 
@@ -79,6 +97,7 @@ class MLPImpl : public torch::nn::Module {
   torch::Tensor forward(
       const torch::Tensor& x);  // down(act(gate(x)) * up(x)): [B, T, D] -> [B, T, D]
   Linear gate_proj{nullptr}, up_proj{nullptr}, down_proj{nullptr};
+  Linear gate_up_proj{nullptr};  // fused_gate_up (Phi-3): [gate; up] rows
 
  private:
   HiddenAct act_;

@@ -1,6 +1,9 @@
 // config.json -> ModelArgs. The ONLY place `model_type` is read: everything below the decoder sees
 // fields (embed_scale, norm_offset, post_norms, softcaps, qkv_bias, sliding_window, ...).
+#include <algorithm>
 #include <cmath>
+#include <utility>
+#include <vector>
 
 #include "treg/error.h"
 #include "treg/io.h"
@@ -66,40 +69,101 @@ HiddenAct parse_act(const std::string& name, const std::string& where) {
        "supported: silu, gelu_pytorch_tanh, gelu_new, gelu");
 }
 
-// rope_scaling (transformers 4.x) or rope_parameters (5.x); "type" is the old spelling of
-// "rope_type".
-RopeScaling parse_rope_scaling(const json& s, const std::string& where) {
-  RopeScaling r;
+double yarn_mscale(double scale, double mscale) {
+  return scale <= 1.0 ? 1.0 : 0.1 * mscale * std::log(scale) + 1.0;
+}
+
+// One rope dict (transformers 4 `rope_scaling`, 5 `rope_parameters`, or one layer type's entry of
+// the nested form) -> RopeParams, with transformers' defaults and derived values resolved.
+// `top` is config.json itself: its `original_max_position_embeddings` (Phi-3 keeps it there) wins,
+// as in transformers' standardize_rope_params.
+RopeParams parse_rope(const json& s, double theta, const ModelArgs& a, const ConfigReader& top,
+                      bool phi3, const std::string& where) {
+  RopeParams r;
+  r.theta = theta;
   if (s.is_null()) return r;
-  if (!s.is_object()) fail(where, "rope_scaling must be an object or null, got " + s.dump());
-  ConfigReader rs(s, where + ": rope_scaling");
+  if (!s.is_object()) fail(where, "rope parameters must be an object or null, got " + s.dump());
+  ConfigReader rs(s, where);
+  r.theta = rs.get_double("rope_theta", theta);
   std::string type = rs.get_string("rope_type", rs.get_string("type", "default"));
+  if (phi3 && (type == "su" || type == "yarn")) type = "longrope";  // Phi-3's older spellings
   if (type == "default") return r;
-  if (type != "linear" && type != "llama3")
-    fail(where, "unsupported rope_scaling type '" + type + "'",
-         "supported: default, linear, llama3");
+  static const std::vector<std::string> known = {"linear", "llama3", "dynamic", "yarn", "longrope"};
+  if (std::find(known.begin(), known.end(), type) == known.end())
+    fail(where, "unsupported rope type '" + type + "'",
+         "supported: default, linear, llama3, dynamic, yarn, longrope");
   r.type = type;
-  if (!rs.has("factor")) fail(rs.where(), "missing 'factor'");
-  r.factor = rs.get_double("factor", 1.0);
+  r.original_max_position_embeddings =
+      top.has("original_max_position_embeddings")
+          ? top.get_int("original_max_position_embeddings", 0)
+          : rs.get_int("original_max_position_embeddings",
+                       phi3 ? 4096 : a.max_position_embeddings);
+  if (r.original_max_position_embeddings <= 0)
+    fail(where, "original_max_position_embeddings must be positive");
+  const bool factor_derived = type == "yarn" || type == "longrope";
+  if (!rs.has("factor") && !factor_derived) fail(where, "missing 'factor' for rope type " + type);
+  r.factor = rs.has("factor") ? rs.get_double("factor", 1.0)
+                              : static_cast<double>(a.max_position_embeddings) /
+                                    static_cast<double>(r.original_max_position_embeddings);
   if (type == "llama3") {
-    for (const char* k :
-         {"low_freq_factor", "high_freq_factor", "original_max_position_embeddings"})
-      if (!rs.has(k)) fail(rs.where(), std::string("llama3 scaling needs '") + k + "'");
+    for (const char* k : {"low_freq_factor", "high_freq_factor"})
+      if (!rs.has(k)) fail(where, std::string("llama3 scaling needs '") + k + "'");
     r.low_freq_factor = rs.get_double("low_freq_factor", 1.0);
     r.high_freq_factor = rs.get_double("high_freq_factor", 4.0);
-    r.original_max_position_embeddings = rs.get_int("original_max_position_embeddings", 8192);
     if (r.high_freq_factor == r.low_freq_factor)
-      fail(rs.where(),
-           "high_freq_factor equals low_freq_factor (division by zero in the smooth factor)");
+      fail(where, "high_freq_factor equals low_freq_factor (division by zero in the smooth factor)");
+  } else if (type == "yarn") {
+    // Python's `x or default`: a 0 or null beta takes the default.
+    r.beta_fast = rs.get_double("beta_fast", 0.0);
+    if (r.beta_fast == 0.0) r.beta_fast = 32.0;
+    r.beta_slow = rs.get_double("beta_slow", 0.0);
+    if (r.beta_slow == 0.0) r.beta_slow = 1.0;
+    r.truncate = rs.get_bool("truncate", true);
+    const double mscale = rs.get_double("mscale", 0.0), mscale_all = rs.get_double("mscale_all_dim", 0.0);
+    r.attention_factor =
+        rs.has("attention_factor") ? rs.get_double("attention_factor", 1.0)
+        : (mscale != 0.0 && mscale_all != 0.0)
+            ? yarn_mscale(r.factor, mscale) / yarn_mscale(r.factor, mscale_all)
+            : yarn_mscale(r.factor, 1.0);
+  } else if (type == "longrope") {
+    for (auto [key, out] : {std::pair<const char*, std::vector<double>*>{"short_factor", &r.short_factor},
+                            {"long_factor", &r.long_factor}}) {
+      const json& f = rs.has(key) ? rs.at(key) : json();
+      if (!f.is_array() || static_cast<int64_t>(f.size()) != a.rotary_dim / 2)
+        fail(where, std::string("longrope needs '") + key + "': a list of rotary_dim / 2 = " +
+                        std::to_string(a.rotary_dim / 2) + " numbers");
+      for (const auto& x : f) {
+        if (!x.is_number()) fail(where, std::string("'") + key + "' has a non-number: " + x.dump());
+        out->push_back(x.get<double>());
+      }
+    }
+    r.attention_factor =
+        rs.has("attention_factor") ? rs.get_double("attention_factor", 1.0)
+        : r.factor <= 1.0
+            ? 1.0
+            : std::sqrt(1.0 + std::log(r.factor) /
+                                  std::log(static_cast<double>(r.original_max_position_embeddings)));
   }
   return r;
 }
 
-enum class Arch { kLlama, kMistral, kQwen2, kGemma2 };
+enum class Arch { kLlama, kMistral, kQwen2, kQwen3, kGemma2, kGemma3, kPhi3 };
+
+const std::vector<std::pair<std::string, Arch>>& arch_names() {
+  static const std::vector<std::pair<std::string, Arch>> names = {
+      {"llama", Arch::kLlama},        {"mistral", Arch::kMistral},    {"qwen2", Arch::kQwen2},
+      {"qwen3", Arch::kQwen3},        {"gemma2", Arch::kGemma2},      {"gemma3_text", Arch::kGemma3},
+      {"phi3", Arch::kPhi3}};
+  return names;
+}
 
 }  // namespace
 
-std::string supported_model_types() { return "llama, mistral, qwen2, gemma2"; }
+std::string supported_model_types() {
+  std::string out;
+  for (const auto& [name, arch] : arch_names()) out += (out.empty() ? "" : ", ") + name;
+  return out;
+}
 
 ModelArgs model_args_from_json(const json& config, const std::string& where) {
   if (!config.is_object()) fail(where, "config is not a JSON object");
@@ -107,19 +171,18 @@ ModelArgs model_args_from_json(const json& config, const std::string& where) {
   ModelArgs a;
   a.raw = config;
   a.model_type = c.get_string("model_type", "");
-  Arch arch;
-  if (a.model_type == "llama")
-    arch = Arch::kLlama;
-  else if (a.model_type == "mistral")
-    arch = Arch::kMistral;
-  else if (a.model_type == "qwen2")
-    arch = Arch::kQwen2;
-  else if (a.model_type == "gemma2")
-    arch = Arch::kGemma2;
-  else
+  if (a.model_type == "gemma3" && c.has("text_config"))
+    fail(where, "model_type 'gemma3' is the multimodal Gemma-3 checkpoint",
+         "treg trains the text decoder: use a text-only checkpoint (model_type gemma3_text, e.g. "
+         "google/gemma-3-1b-it, or the language model saved on its own with Gemma3ForCausalLM)");
+  const auto found = std::find_if(arch_names().begin(), arch_names().end(),
+                                  [&](const auto& n) { return n.first == a.model_type; });
+  if (found == arch_names().end())
     fail(where, "unsupported model_type '" + a.model_type + "'",
          "supported: " + supported_model_types());
-  const bool gemma2 = arch == Arch::kGemma2;
+  const Arch arch = found->second;
+  const bool gemma2 = arch == Arch::kGemma2, gemma3 = arch == Arch::kGemma3;
+  const bool gemma = gemma2 || gemma3, phi3 = arch == Arch::kPhi3;
 
   a.vocab_size = c.require_int("vocab_size");
   a.hidden_size = c.require_int("hidden_size");
@@ -131,7 +194,9 @@ ModelArgs model_args_from_json(const json& config, const std::string& where) {
     fail(where, "num_attention_heads (" + std::to_string(a.num_heads) +
                     ") must be a positive multiple of num_key_value_heads (" +
                     std::to_string(a.num_kv_heads) + ")");
-  a.head_dim = c.get_int("head_dim", gemma2 ? 256 : a.hidden_size / a.num_heads);
+  a.head_dim = c.get_int("head_dim", gemma                  ? 256
+                                     : arch == Arch::kQwen3 ? 128
+                                                            : a.hidden_size / a.num_heads);
   if (a.head_dim <= 0 || a.head_dim % 2 != 0)
     fail(where, "head_dim must be positive and even, got " + std::to_string(a.head_dim));
   for (auto [key, v] : {std::pair<const char*, int64_t>{"vocab_size", a.vocab_size},
@@ -141,50 +206,84 @@ ModelArgs model_args_from_json(const json& config, const std::string& where) {
     if (v <= 0)
       fail(where, std::string("'") + key + "' must be positive, got " + std::to_string(v));
   a.max_position_embeddings = c.get_int("max_position_embeddings", gemma2                 ? 8192
+                                                                   : gemma3               ? 131072
                                                                    : arch == Arch::kLlama ? 2048
+                                                                   : phi3                 ? 4096
                                                                                           : 32768);
-  a.rms_norm_eps = c.get_double("rms_norm_eps", 1e-6);
+  a.rms_norm_eps = c.get_double("rms_norm_eps", phi3 ? 1e-5 : 1e-6);
 
-  // RoPE: rope_theta + rope_scaling (4.x) or rope_parameters (5.x).
-  a.rope_theta = c.get_double("rope_theta", 10000.0);
-  if (c.has("rope_parameters") && c.at("rope_parameters").is_object()) {
-    const json& rp = c.at("rope_parameters");
-    if (rp.contains("rope_theta") && rp["rope_theta"].is_number())
-      a.rope_theta = rp["rope_theta"].get<double>();
-    a.rope_scaling = parse_rope_scaling(rp, where);
-  } else if (c.has("rope_scaling")) {
-    a.rope_scaling = parse_rope_scaling(c.at("rope_scaling"), where);
+  // RoPE: rope_theta + rope_scaling (transformers 4) or rope_parameters (5), which may also be
+  // nested per layer type ({"full_attention": {...}, "sliding_attention": {...}}, Gemma-3).
+  const json no_rope;
+  const json& rp = c.has("rope_parameters") ? c.at("rope_parameters")
+                   : c.has("rope_scaling")  ? c.at("rope_scaling")
+                                            : no_rope;
+  double partial = c.get_double("partial_rotary_factor", 1.0);
+  if (rp.is_object() && rp.contains("partial_rotary_factor") && rp["partial_rotary_factor"].is_number())
+    partial = rp["partial_rotary_factor"].get<double>();
+  a.rotary_dim = static_cast<int64_t>(static_cast<double>(a.head_dim) * partial);
+  if (a.rotary_dim <= 0 || a.rotary_dim % 2 != 0 || a.rotary_dim > a.head_dim)
+    fail(where, "partial_rotary_factor " + std::to_string(partial) + " gives " +
+                    std::to_string(a.rotary_dim) + " rotary dims of head_dim " +
+                    std::to_string(a.head_dim) + "; expected an even number in (0, head_dim]");
+  const double theta = c.get_double("rope_theta", gemma3 ? 1e6 : 10000.0);
+  const bool nested = rp.is_object() && (rp.contains("full_attention") || rp.contains("sliding_attention"));
+  if (nested) {
+    a.rope = parse_rope(rp.value("full_attention", json()), theta, a, c, phi3,
+                        where + ": rope_parameters.full_attention");
+    a.local_rope = parse_rope(rp.value("sliding_attention", json()), theta, a, c, phi3,
+                              where + ": rope_parameters.sliding_attention");
+    a.has_local_rope = true;
+  } else {
+    a.rope = parse_rope(rp, theta, a, c, phi3, where + (c.has("rope_parameters") ? ": rope_parameters" : ": rope_scaling"));
+    if (gemma3) {
+      // transformers 4: rope_scaling and rope_theta are the global layers'; local layers rotate
+      // with rope_local_base_freq, unscaled.
+      a.local_rope.theta = c.get_double("rope_local_base_freq", 10000.0);
+      a.has_local_rope = true;
+    }
   }
 
-  // Gemma-2 names its activation `hidden_activation` (configs carry both).
+  // Gemma names its activation `hidden_activation` (configs carry both).
   std::string act =
-      gemma2 ? c.get_string("hidden_activation", c.get_string("hidden_act", "gelu_pytorch_tanh"))
-             : c.get_string("hidden_act", "silu");
+      gemma ? c.get_string("hidden_activation", c.get_string("hidden_act", "gelu_pytorch_tanh"))
+            : c.get_string("hidden_act", "silu");
   a.hidden_act = parse_act(act, where);
 
-  const bool attention_bias = c.get_bool("attention_bias", false);
+  // Qwen2: biased q/k/v, plain o. Phi-3: no biases, fused projections. Others: attention_bias.
+  const bool attention_bias = phi3 ? false : c.get_bool("attention_bias", false);
   a.qkv_bias = arch == Arch::kQwen2 ? true : attention_bias;
   a.o_bias = arch == Arch::kQwen2 ? false : attention_bias;
   a.mlp_bias = arch == Arch::kLlama ? c.get_bool("mlp_bias", false) : false;
-  a.tie_embeddings = c.get_bool("tie_word_embeddings", gemma2);
+  a.qk_norm = arch == Arch::kQwen3 || gemma3;
+  a.fused_qkv = a.fused_gate_up = phi3;
+  a.tie_embeddings = c.get_bool("tie_word_embeddings", gemma);
 
   a.query_scale = 1.0 / std::sqrt(static_cast<double>(a.head_dim));
   a.layer_sliding.assign(static_cast<size_t>(a.num_layers), false);
-  if (gemma2) {
+  if (gemma) {
+    if (c.get_bool("use_bidirectional_attention", false))
+      fail(where, "use_bidirectional_attention is not supported (treg trains causal decoders)");
     a.embed_scale = std::sqrt(static_cast<double>(a.hidden_size));
     a.norm_offset = 1.0;
     a.post_norms = true;
     a.attn_softcap = c.get_double("attn_logit_softcapping", 0.0);
     a.final_softcap = c.get_double("final_logit_softcapping", 0.0);
     a.query_scale = 1.0 / std::sqrt(c.get_double("query_pre_attn_scalar", 256.0));
-    a.sliding_window = c.has("sliding_window") ? c.get_int("sliding_window", 0) : 4096;
+    a.sliding_window = config.contains("sliding_window") ? c.get_int("sliding_window", 0) : 4096;
+    // Gemma-2: even layers slide. Gemma-3: every `sliding_window_pattern`-th layer is global.
+    const int64_t pattern = gemma3 ? c.get_int("sliding_window_pattern", 6) : 2;
+    if (pattern <= 0) fail(where, "sliding_window_pattern must be positive");
     for (int64_t i = 0; i < a.num_layers; ++i)
-      a.layer_sliding[i] = (i % 2) == 0;  // even layers slide
+      a.layer_sliding[i] = gemma3 ? (i + 1) % pattern != 0 : (i % 2) == 0;
+  } else if (phi3) {
+    a.sliding_window = c.get_int("sliding_window", 0);  // null: full attention
+    a.layer_sliding.assign(static_cast<size_t>(a.num_layers), true);
   } else if (arch == Arch::kMistral) {
     // MistralConfig defaults to 4096; null (Mistral v0.2+) switches it off. Every layer slides.
     a.sliding_window = config.contains("sliding_window") ? c.get_int("sliding_window", 0) : 4096;
     a.layer_sliding.assign(static_cast<size_t>(a.num_layers), true);
-  } else if (arch == Arch::kQwen2) {
+  } else if (arch == Arch::kQwen2 || arch == Arch::kQwen3) {
     if (c.get_bool("use_sliding_window", false)) {
       a.sliding_window = c.get_int("sliding_window", 4096);
       const int64_t max_window_layers = c.get_int("max_window_layers", 28);

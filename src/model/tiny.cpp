@@ -98,11 +98,73 @@ nlohmann::json tiny_config(const TinySpec& s) {
               {"final_logit_softcapping", 4.0},
               {"cache_implementation", "hybrid"},
               {"tie_word_embeddings", true}});
+  } else if (s.arch == "qwen3") {
+    // Qwen3 style: q/k RMSNorm per head, no biases, untied.
+    c.update({{"architectures", {"Qwen3ForCausalLM"}},
+              {"model_type", "qwen3"},
+              {"num_hidden_layers", 2},
+              {"hidden_act", "silu"},
+              {"max_position_embeddings", 1024},
+              {"max_window_layers", 2},
+              {"rms_norm_eps", 1e-6},
+              {"rope_theta", 1000000.0},
+              {"attention_bias", false},
+              {"sliding_window", nullptr},
+              {"use_sliding_window", false},
+              {"tie_word_embeddings", false}});
+  } else if (s.arch == "gemma3") {
+    // Gemma-3 text: q/k norms, every 2nd layer global (pattern 2 keeps it to 4 layers), local rope
+    // base 10000 vs global 1e6 with linear scaling as Gemma-3 4B+, no softcaps.
+    c.update({{"architectures", {"Gemma3ForCausalLM"}},
+              {"model_type", "gemma3_text"},
+              {"num_hidden_layers", 4},
+              {"hidden_activation", "gelu_pytorch_tanh"},
+              {"max_position_embeddings", 1024},
+              {"rms_norm_eps", 1e-6},
+              {"rope_theta", 1000000.0},
+              {"rope_local_base_freq", 10000.0},
+              {"rope_scaling", {{"rope_type", "linear"}, {"factor", 8.0}}},
+              {"attention_bias", false},
+              {"query_pre_attn_scalar", 24},
+              {"sliding_window", 8},
+              {"sliding_window_pattern", 2},
+              {"attn_logit_softcapping", nullptr},
+              {"final_logit_softcapping", nullptr},
+              {"tie_word_embeddings", true}});
+  } else if (s.arch == "phi3") {
+    // Phi-3.5-mini style: fused qkv / gate_up, longrope past a short original context, a sliding
+    // window; partial rotary (Phi-4-mini) so the pass-through dims are exercised too.
+    const int64_t half = 6;  // rotary_dim / 2 = 16 * 0.75 / 2
+    std::vector<double> short_f, long_f;
+    for (int64_t i = 0; i < half; ++i) {
+      short_f.push_back(1.0 + 0.05 * static_cast<double>(i));
+      long_f.push_back(1.5 + 0.75 * static_cast<double>(i));
+    }
+    c.update({{"architectures", {"Phi3ForCausalLM"}},
+              {"model_type", "phi3"},
+              {"num_hidden_layers", 2},
+              {"hidden_act", "silu"},
+              {"max_position_embeddings", 1024},
+              {"original_max_position_embeddings", 16},
+              {"partial_rotary_factor", 0.75},
+              {"rms_norm_eps", 1e-5},
+              {"rope_theta", 10000.0},
+              {"rope_scaling",
+               {{"type", "longrope"}, {"short_factor", short_f}, {"long_factor", long_f}}},
+              {"sliding_window", 48},
+              {"tie_word_embeddings", false}});
   } else {
-    fail("make-tiny", "unknown --arch '" + s.arch + "'",
-         "supported: llama, llama3.2, mistral, qwen2, gemma2");
+    std::string names;
+    for (const auto& a : tiny_arches()) names += (names.empty() ? "" : ", ") + a;
+    fail("make-tiny", "unknown --arch '" + s.arch + "'", "supported: " + names);
   }
   return c;
+}
+
+const std::vector<std::string>& tiny_arches() {
+  static const std::vector<std::string> arches = {"llama",  "llama3.2", "mistral", "qwen2",
+                                                  "qwen3",  "gemma2",   "gemma3",  "phi3"};
+  return arches;
 }
 
 void write_tiny_weights(const TinySpec& spec, const std::string& out_dir) {
