@@ -496,8 +496,8 @@ TEST_P(ModelGrad, FiniteDifferencesInDoublePrecision) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Arch, ModelGrad,
-                         ::testing::Values("llama", "llama3.2", "qwen2", "qwen3", "gemma2", "gemma3",
-                                           "phi3"));
+                         ::testing::Values("llama", "llama3.2", "qwen2", "qwen3", "gemma2",
+                                           "gemma3", "phi3"));
 
 TEST(ModelAttention, FusedSdpaMatchesReference) {
   for (const char* arch : {"llama", "qwen2", "mistral"}) {

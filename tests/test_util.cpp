@@ -1,7 +1,5 @@
 #include "test_util.h"
 
-#include "treg/runtime.h"
-
 #include <dirent.h>
 #include <fcntl.h>
 #include <sys/file.h>
@@ -16,6 +14,7 @@
 
 #include "treg/error.h"
 #include "treg/io.h"
+#include "treg/runtime.h"
 
 namespace {
 // The treg binary tunes glibc's allocator in init_runtime(); the in-process tests get the same.

@@ -1,7 +1,7 @@
-// The decoder-only language models treg trains: Llama-3 (3.1/3.2), Mistral, Qwen2/2.5, Qwen3, Gemma-2,
-// Gemma-3 (text) and Phi-3/3.5 as ONE decoder whose architectural differences are fields of ModelArgs. Submodules are registered
-// under the Hugging Face names, so `named_parameters()` keys equal the safetensors keys of a HF
-// checkpoint.
+// The decoder-only language models treg trains: Llama-3 (3.1/3.2), Mistral, Qwen2/2.5, Qwen3,
+// Gemma-2, Gemma-3 (text) and Phi-3/3.5 as ONE decoder whose architectural differences are fields
+// of ModelArgs. Submodules are registered under the Hugging Face names, so `named_parameters()`
+// keys equal the safetensors keys of a HF checkpoint.
 //
 // Letters in shape comments: B batch, T tokens, D hidden, H query heads, K key/value heads,
 // E head dim, F MLP width, V vocabulary, N selected tokens.
@@ -29,13 +29,14 @@ struct RopeParams {
   double high_freq_factor = 4.0;                 // llama3
   int64_t original_max_position_embeddings = 0;  // llama3, yarn, longrope
   double attention_factor = 1.0;  // yarn, longrope: cos/sin are multiplied by it (resolved value)
-  double beta_fast = 32.0, beta_slow = 1.0;  // yarn
-  bool truncate = true;                      // yarn
+  double beta_fast = 32.0, beta_slow = 1.0;       // yarn
+  bool truncate = true;                           // yarn
   std::vector<double> short_factor, long_factor;  // longrope: [rotary_dim / 2] each
 };
 
 struct ModelArgs {
-  std::string model_type;  // "llama" | "mistral" | "qwen2" | "qwen3" | "gemma2" | "gemma3_text" | "phi3"
+  std::string
+      model_type;  // "llama" | "mistral" | "qwen2" | "qwen3" | "gemma2" | "gemma3_text" | "phi3"
   int64_t vocab_size = 0;
   int64_t hidden_size = 0;        // D
   int64_t intermediate_size = 0;  // F
@@ -45,12 +46,14 @@ struct ModelArgs {
   int64_t head_dim = 0;      // E (explicit in Gemma-2 / Mistral-Nemo configs)
   int64_t max_position_embeddings = 0;
   double rms_norm_eps = 1e-6;
-  RopeParams rope;        // every layer, or the full-attention layers when local_rope is set
+  RopeParams rope;  // every layer, or the full-attention layers when local_rope is set
   bool has_local_rope = false;
-  RopeParams local_rope;  // Gemma-3: sliding layers rotate with their own base (rope_local_base_freq)
-  int64_t rotary_dim = 0;  // leading head dims that rotate (partial_rotary_factor * E); the rest pass
+  RopeParams
+      local_rope;  // Gemma-3: sliding layers rotate with their own base (rope_local_base_freq)
+  int64_t rotary_dim =
+      0;  // leading head dims that rotate (partial_rotary_factor * E); the rest pass
   HiddenAct hidden_act = HiddenAct::kSilu;
-  bool qkv_bias = false;        // Qwen2: q/k/v projections carry a bias
+  bool qkv_bias = false;  // Qwen2: q/k/v projections carry a bias
   // Qwen3 / Gemma-3: q_norm / k_norm, an RMSNorm over each head's E dims of q and k before RoPE.
   bool qk_norm = false;
   // Phi-3: q/k/v are one `qkv_proj` [(H + 2K) E, D] and gate/up one `gate_up_proj` [2F, D].

@@ -31,8 +31,8 @@ std::string tokenizer_arch(const std::string& arch) {
   return arch;
 }
 
-// Special-token ids of the tiny tokenizer in `dir`, as load_tokenizer reads them. EOS also lists the
-// family's end-of-turn / end-of-text tokens, as the real configs do (Llama-3: <|end_of_text|> +
+// Special-token ids of the tiny tokenizer in `dir`, as load_tokenizer reads them. EOS also lists
+// the family's end-of-turn / end-of-text tokens, as the real configs do (Llama-3: <|end_of_text|> +
 // <|eot_id|>, Gemma-2: <eos> + <end_of_turn>, Qwen2: <|im_end|> + <|endoftext|>).
 void read_special_ids(const std::string& dir, int64_t vocab, TinySpec* spec) {
   auto tok = load_tokenizer(dir);
@@ -76,9 +76,10 @@ void add_make_tiny_command(CLI::App& app) {
   auto opts = std::make_shared<MakeTinyOptions>();
   CLI::App* sub = app.add_subcommand(
       "make-tiny", "Write a tiny random-init model + tokenizer in the Hugging Face layout");
-  sub->add_option("--arch", opts->arch,
-                  "llama | llama3.2 (tied, llama3 RoPE scaling) | mistral | qwen2 | qwen3 | gemma2 | "
-                  "gemma3 (text) | phi3 (fused projections, longrope)")
+  sub->add_option(
+         "--arch", opts->arch,
+         "llama | llama3.2 (tied, llama3 RoPE scaling) | mistral | qwen2 | qwen3 | gemma2 | "
+         "gemma3 (text) | phi3 (fused projections, longrope)")
       ->required();
   sub->add_option("--out", opts->out, "output directory")->required();
   sub->add_option("--seed", opts->seed, "seed of the weight init")->capture_default_str();

@@ -24,7 +24,12 @@ struct CheckpointedLayer : public torch::autograd::Function<CheckpointedLayer> {
     ctx->saved_data["impl"] = impl;
     ctx->saved_data["num_params"] = static_cast<int64_t>(params.size());
     auto* layer = reinterpret_cast<DecoderLayerImpl*>(static_cast<intptr_t>(layer_address));
-    LayerInputs in{rope[0], rope[1], rope[2], rope[3], allowed_full, allowed_window,
+    LayerInputs in{rope[0],
+                   rope[1],
+                   rope[2],
+                   rope[3],
+                   allowed_full,
+                   allowed_window,
                    static_cast<AttentionImpl>(impl)};
     return layer->forward(x, in);  // autograd records nothing inside a custom Function's forward
   }
@@ -56,7 +61,7 @@ struct CheckpointedLayer : public torch::autograd::Function<CheckpointedLayer> {
                                                 /*create_graph=*/false, /*allow_unused=*/true);
     // One gradient per forward argument: x, rope (4), allowed_full, allowed_window, params...,
     // address, impl.
-    variable_list out = {grads[0], torch::Tensor(), torch::Tensor(), torch::Tensor(),
+    variable_list out = {grads[0],        torch::Tensor(), torch::Tensor(), torch::Tensor(),
                          torch::Tensor(), torch::Tensor(), torch::Tensor()};
     for (int64_t i = 0; i < num_params; ++i)
       out.push_back(slot[i] >= 0 ? grads[slot[i]] : torch::Tensor());

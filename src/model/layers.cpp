@@ -132,8 +132,8 @@ namespace {
 
 // base^(2i / R), i < R/2, in fp32 as transformers computes it.
 torch::Tensor rope_powers(double base, int64_t R, torch::Device device) {
-  torch::Tensor exponents = torch::arange(0, R, 2, torch::kInt64).to(torch::kFloat32) /
-                            static_cast<double>(R);  // [R/2]
+  torch::Tensor exponents =
+      torch::arange(0, R, 2, torch::kInt64).to(torch::kFloat32) / static_cast<double>(R);  // [R/2]
   return torch::pow(torch::scalar_tensor(base, torch::kFloat32), exponents).to(device);
 }
 
@@ -160,7 +160,8 @@ torch::Tensor llama3_inv_freq(const RopeParams& s, torch::Tensor inv_freq) {
 torch::Tensor yarn_inv_freq(const RopeParams& s, int64_t R, torch::Device device) {
   const double orig = static_cast<double>(s.original_max_position_embeddings);
   auto correction_dim = [&](double rotations) {
-    return static_cast<double>(R) * std::log(orig / (rotations * 2 * M_PI)) / (2 * std::log(s.theta));
+    return static_cast<double>(R) * std::log(orig / (rotations * 2 * M_PI)) /
+           (2 * std::log(s.theta));
   };
   double low = correction_dim(s.beta_fast), high = correction_dim(s.beta_slow);
   if (s.truncate) {
@@ -169,7 +170,7 @@ torch::Tensor yarn_inv_freq(const RopeParams& s, int64_t R, torch::Device device
   }
   low = std::max(low, 0.0);
   high = std::min(high, static_cast<double>(R - 1));
-  if (low == high) high += 0.001;  // as transformers: no zero-width ramp
+  if (low == high) high += 0.001;                             // as transformers: no zero-width ramp
   torch::Tensor pos_freqs = rope_powers(s.theta, R, device);  // [R/2]
   torch::Tensor extrapolation = 1.0 / pos_freqs, interpolation = 1.0 / (s.factor * pos_freqs);
   torch::Tensor ramp =
@@ -189,9 +190,10 @@ RopeTables rope_tables(const RopeParams& s, int64_t R, int64_t max_position_embe
   if (s.type == "dynamic" && seq_len > max_position_embeddings) {
     // NTK: a larger base once the sequence outgrows the trained context (stateless: transformers
     // caches the grown table, which for ascending lengths is the same).
-    const double seq = static_cast<double>(seq_len), max_pos = static_cast<double>(max_position_embeddings);
-    const double base =
-        s.theta * std::pow(s.factor * seq / max_pos - (s.factor - 1), static_cast<double>(R) / (R - 2));
+    const double seq = static_cast<double>(seq_len),
+                 max_pos = static_cast<double>(max_position_embeddings);
+    const double base = s.theta * std::pow(s.factor * seq / max_pos - (s.factor - 1),
+                                           static_cast<double>(R) / (R - 2));
     inv_freq = default_inv_freq(base, R, device);
   } else if (s.type == "yarn") {
     inv_freq = yarn_inv_freq(s, R, device);
@@ -208,7 +210,6 @@ RopeTables rope_tables(const RopeParams& s, int64_t R, int64_t max_position_embe
     if (s.type == "llama3") inv_freq = llama3_inv_freq(s, inv_freq);
   }
   RopeTables t;
-  t.inv_freq = inv_freq;
   torch::Tensor positions =
       torch::arange(T, torch::TensorOptions().dtype(torch::kFloat32).device(device));
   torch::Tensor freqs = torch::outer(positions, inv_freq);  // [T, R/2]
@@ -238,7 +239,8 @@ std::pair<torch::Tensor, torch::Tensor> rope_cos_sin(const RopeParams& rope, int
     const int64_t len = lengths[b].item<int64_t>();
     auto it = by_length.find(len);
     if (it == by_length.end())
-      it = by_length.emplace(len, rope_tables(rope, R, max_position_embeddings, T, len, device)).first;
+      it = by_length.emplace(len, rope_tables(rope, R, max_position_embeddings, T, len, device))
+               .first;
     cos.push_back(it->second.cos);
     sin.push_back(it->second.sin);
   }
@@ -288,9 +290,9 @@ torch::Tensor SelfAttentionImpl::forward(const torch::Tensor& x, const LayerInpu
     q = q_norm(q);
     k = k_norm(k);
   }
-  q = q.transpose(1, 2);                                                  // [B, H, T, E]
-  k = k.transpose(1, 2);                                                  // [B, K, T, E]
-  v = v.view({B, T, num_kv_heads_, head_dim_}).transpose(1, 2);           // [B, K, T, E]
+  q = q.transpose(1, 2);                                         // [B, H, T, E]
+  k = k.transpose(1, 2);                                         // [B, K, T, E]
+  v = v.view({B, T, num_kv_heads_, head_dim_}).transpose(1, 2);  // [B, K, T, E]
   const torch::Tensor& cos = local_rope_ ? in.cos_local : in.cos;
   const torch::Tensor& sin = local_rope_ ? in.sin_local : in.sin;
   q = apply_rope(q, cos, sin);
@@ -328,8 +330,8 @@ MLPImpl::MLPImpl(const ModelArgs& a, const torch::TensorOptions& options) : act_
   } else {
     gate_proj = register_module("gate_proj",
                                 Linear(a.hidden_size, a.intermediate_size, a.mlp_bias, options));
-    up_proj = register_module("up_proj",
-                              Linear(a.hidden_size, a.intermediate_size, a.mlp_bias, options));
+    up_proj =
+        register_module("up_proj", Linear(a.hidden_size, a.intermediate_size, a.mlp_bias, options));
   }
   down_proj =
       register_module("down_proj", Linear(a.intermediate_size, a.hidden_size, a.mlp_bias, options));

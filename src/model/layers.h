@@ -50,17 +50,16 @@ torch::Tensor attention_reference(const torch::Tensor& q, const torch::Tensor& k
 torch::Tensor attention_sdpa(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
                              const torch::Tensor& allowed, double scale);
 // Rotary tables for positions 0..T-1 as transformers builds them for a sequence of `seq_len`
-// tokens: inv_freq [rotary_dim / 2] fp32 with the rope type's scaling (dynamic and longrope depend
-// on seq_len), cos/sin [T, rotary_dim] multiplied by the type's attention factor.
+// tokens: frequencies with the rope type's scaling (dynamic and longrope depend on seq_len),
+// cos/sin [T, rotary_dim] fp32 multiplied by the type's attention factor.
 struct RopeTables {
-  torch::Tensor inv_freq;  // [R/2] fp32
   torch::Tensor cos, sin;  // [T, R] fp32
 };
 RopeTables rope_tables(const RopeParams& rope, int64_t rotary_dim, int64_t max_position_embeddings,
                        int64_t T, int64_t seq_len, torch::Device device);
 // cos/sin for a right-padded batch (mask [B, T]): [T, R] when the rope ignores the length, else
-// [B, 1, T, R] with each row's table chosen by its own token count, so a sequence's log-probs do not
-// depend on the batch it is padded into (transformers, unpadded, sees the same).
+// [B, 1, T, R] with each row's table chosen by its own token count, so a sequence's log-probs do
+// not depend on the batch it is padded into (transformers, unpadded, sees the same).
 std::pair<torch::Tensor, torch::Tensor> rope_cos_sin(const RopeParams& rope, int64_t rotary_dim,
                                                      int64_t max_position_embeddings,
                                                      const torch::Tensor& mask,
@@ -70,7 +69,7 @@ std::pair<torch::Tensor, torch::Tensor> rope_cos_sin(const RopeParams& rope, int
 struct LayerInputs {
   torch::Tensor cos, sin;              // [T, R] in the hidden dtype (R = rotary_dim <= E)
   torch::Tensor cos_local, sin_local;  // the same for sliding layers with their own rope (Gemma-3)
-  torch::Tensor allowed_full;  // [B, 1, T, T] bool: causal & key not padding
+  torch::Tensor allowed_full;          // [B, 1, T, T] bool: causal & key not padding
   torch::Tensor
       allowed_window;  // [B, 1, T, T] bool: the above & i - j < sliding_window (or undefined)
   AttentionImpl impl = AttentionImpl::kAuto;
@@ -81,7 +80,7 @@ class SelfAttentionImpl : public torch::nn::Module {
   SelfAttentionImpl(const ModelArgs& args, int64_t layer, const torch::TensorOptions& options);
   torch::Tensor forward(const torch::Tensor& x, const LayerInputs& in);  // [B, T, D] -> [B, T, D]
   Linear q_proj{nullptr}, k_proj{nullptr}, v_proj{nullptr}, o_proj{nullptr};
-  Linear qkv_proj{nullptr};             // fused_qkv (Phi-3) instead of q/k/v_proj
+  Linear qkv_proj{nullptr};                  // fused_qkv (Phi-3) instead of q/k/v_proj
   RMSNorm q_norm{nullptr}, k_norm{nullptr};  // qk_norm only
 
  private:

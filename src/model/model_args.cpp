@@ -96,8 +96,7 @@ RopeParams parse_rope(const json& s, double theta, const ModelArgs& a, const Con
   r.original_max_position_embeddings =
       top.has("original_max_position_embeddings")
           ? top.get_int("original_max_position_embeddings", 0)
-          : rs.get_int("original_max_position_embeddings",
-                       phi3 ? 4096 : a.max_position_embeddings);
+          : rs.get_int("original_max_position_embeddings", phi3 ? 4096 : a.max_position_embeddings);
   if (r.original_max_position_embeddings <= 0)
     fail(where, "original_max_position_embeddings must be positive");
   const bool factor_derived = type == "yarn" || type == "longrope";
@@ -111,7 +110,8 @@ RopeParams parse_rope(const json& s, double theta, const ModelArgs& a, const Con
     r.low_freq_factor = rs.get_double("low_freq_factor", 1.0);
     r.high_freq_factor = rs.get_double("high_freq_factor", 4.0);
     if (r.high_freq_factor == r.low_freq_factor)
-      fail(where, "high_freq_factor equals low_freq_factor (division by zero in the smooth factor)");
+      fail(where,
+           "high_freq_factor equals low_freq_factor (division by zero in the smooth factor)");
   } else if (type == "yarn") {
     // Python's `x or default`: a 0 or null beta takes the default.
     r.beta_fast = rs.get_double("beta_fast", 0.0);
@@ -119,15 +119,16 @@ RopeParams parse_rope(const json& s, double theta, const ModelArgs& a, const Con
     r.beta_slow = rs.get_double("beta_slow", 0.0);
     if (r.beta_slow == 0.0) r.beta_slow = 1.0;
     r.truncate = rs.get_bool("truncate", true);
-    const double mscale = rs.get_double("mscale", 0.0), mscale_all = rs.get_double("mscale_all_dim", 0.0);
-    r.attention_factor =
-        rs.has("attention_factor") ? rs.get_double("attention_factor", 1.0)
-        : (mscale != 0.0 && mscale_all != 0.0)
-            ? yarn_mscale(r.factor, mscale) / yarn_mscale(r.factor, mscale_all)
-            : yarn_mscale(r.factor, 1.0);
+    const double mscale = rs.get_double("mscale", 0.0),
+                 mscale_all = rs.get_double("mscale_all_dim", 0.0);
+    r.attention_factor = rs.has("attention_factor") ? rs.get_double("attention_factor", 1.0)
+                         : (mscale != 0.0 && mscale_all != 0.0)
+                             ? yarn_mscale(r.factor, mscale) / yarn_mscale(r.factor, mscale_all)
+                             : yarn_mscale(r.factor, 1.0);
   } else if (type == "longrope") {
-    for (auto [key, out] : {std::pair<const char*, std::vector<double>*>{"short_factor", &r.short_factor},
-                            {"long_factor", &r.long_factor}}) {
+    for (auto [key, out] :
+         {std::pair<const char*, std::vector<double>*>{"short_factor", &r.short_factor},
+          {"long_factor", &r.long_factor}}) {
       const json& f = rs.has(key) ? rs.at(key) : json();
       if (!f.is_array() || static_cast<int64_t>(f.size()) != a.rotary_dim / 2)
         fail(where, std::string("longrope needs '") + key + "': a list of rotary_dim / 2 = " +
@@ -141,8 +142,8 @@ RopeParams parse_rope(const json& s, double theta, const ModelArgs& a, const Con
         rs.has("attention_factor") ? rs.get_double("attention_factor", 1.0)
         : r.factor <= 1.0
             ? 1.0
-            : std::sqrt(1.0 + std::log(r.factor) /
-                                  std::log(static_cast<double>(r.original_max_position_embeddings)));
+            : std::sqrt(1.0 + std::log(r.factor) / std::log(static_cast<double>(
+                                                       r.original_max_position_embeddings)));
   }
   return r;
 }
@@ -151,8 +152,8 @@ enum class Arch { kLlama, kMistral, kQwen2, kQwen3, kGemma2, kGemma3, kPhi3 };
 
 const std::vector<std::pair<std::string, Arch>>& arch_names() {
   static const std::vector<std::pair<std::string, Arch>> names = {
-      {"llama", Arch::kLlama},        {"mistral", Arch::kMistral},    {"qwen2", Arch::kQwen2},
-      {"qwen3", Arch::kQwen3},        {"gemma2", Arch::kGemma2},      {"gemma3_text", Arch::kGemma3},
+      {"llama", Arch::kLlama}, {"mistral", Arch::kMistral}, {"qwen2", Arch::kQwen2},
+      {"qwen3", Arch::kQwen3}, {"gemma2", Arch::kGemma2},   {"gemma3_text", Arch::kGemma3},
       {"phi3", Arch::kPhi3}};
   return names;
 }
@@ -219,7 +220,8 @@ ModelArgs model_args_from_json(const json& config, const std::string& where) {
                    : c.has("rope_scaling")  ? c.at("rope_scaling")
                                             : no_rope;
   double partial = c.get_double("partial_rotary_factor", 1.0);
-  if (rp.is_object() && rp.contains("partial_rotary_factor") && rp["partial_rotary_factor"].is_number())
+  if (rp.is_object() && rp.contains("partial_rotary_factor") &&
+      rp["partial_rotary_factor"].is_number())
     partial = rp["partial_rotary_factor"].get<double>();
   a.rotary_dim = static_cast<int64_t>(static_cast<double>(a.head_dim) * partial);
   if (a.rotary_dim <= 0 || a.rotary_dim % 2 != 0 || a.rotary_dim > a.head_dim)
@@ -227,7 +229,8 @@ ModelArgs model_args_from_json(const json& config, const std::string& where) {
                     std::to_string(a.rotary_dim) + " rotary dims of head_dim " +
                     std::to_string(a.head_dim) + "; expected an even number in (0, head_dim]");
   const double theta = c.get_double("rope_theta", gemma3 ? 1e6 : 10000.0);
-  const bool nested = rp.is_object() && (rp.contains("full_attention") || rp.contains("sliding_attention"));
+  const bool nested =
+      rp.is_object() && (rp.contains("full_attention") || rp.contains("sliding_attention"));
   if (nested) {
     a.rope = parse_rope(rp.value("full_attention", json()), theta, a, c, phi3,
                         where + ": rope_parameters.full_attention");
@@ -235,7 +238,9 @@ ModelArgs model_args_from_json(const json& config, const std::string& where) {
                               where + ": rope_parameters.sliding_attention");
     a.has_local_rope = true;
   } else {
-    a.rope = parse_rope(rp, theta, a, c, phi3, where + (c.has("rope_parameters") ? ": rope_parameters" : ": rope_scaling"));
+    a.rope =
+        parse_rope(rp, theta, a, c, phi3,
+                   where + (c.has("rope_parameters") ? ": rope_parameters" : ": rope_scaling"));
     if (gemma3) {
       // transformers 4: rope_scaling and rope_theta are the global layers'; local layers rotate
       // with rope_local_base_freq, unscaled.
@@ -270,7 +275,7 @@ ModelArgs model_args_from_json(const json& config, const std::string& where) {
     a.attn_softcap = c.get_double("attn_logit_softcapping", 0.0);
     a.final_softcap = c.get_double("final_logit_softcapping", 0.0);
     a.query_scale = 1.0 / std::sqrt(c.get_double("query_pre_attn_scalar", 256.0));
-    a.sliding_window = config.contains("sliding_window") ? c.get_int("sliding_window", 0) : 4096;
+    a.sliding_window = c.has("sliding_window") ? c.get_int("sliding_window", 0) : 4096;
     // Gemma-2: even layers slide. Gemma-3: every `sliding_window_pattern`-th layer is global.
     const int64_t pattern = gemma3 ? c.get_int("sliding_window_pattern", 6) : 2;
     if (pattern <= 0) fail(where, "sliding_window_pattern must be positive");

@@ -18,8 +18,12 @@ nlohmann::json tiny_config(const TinySpec& s) {
   if (s.vocab_size <= 0)
     fail("make-tiny", "vocab_size must be positive, got " + std::to_string(s.vocab_size));
   using nlohmann::json;
-  // Shapes shared by all: D 64, 4 query heads, 2 key/value heads (GQA), head_dim 16, F 128.
+  // Shapes shared by all: D 64, 4 query heads, 2 key/value heads (GQA), head_dim 16, F 128, two
+  // layers (Gemma's alternating windows need four), SiLU, 1024 positions.
   json c = {{"vocab_size", s.vocab_size},
+            {"num_hidden_layers", 2},
+            {"hidden_act", "silu"},
+            {"max_position_embeddings", 1024},
             {"hidden_size", 64},
             {"intermediate_size", 128},
             {"num_attention_heads", 4},
@@ -38,9 +42,6 @@ nlohmann::json tiny_config(const TinySpec& s) {
     // with a short original context so the scaled, interpolated and kept frequency bands all occur.
     c.update({{"architectures", {"LlamaForCausalLM"}},
               {"model_type", "llama"},
-              {"num_hidden_layers", 2},
-              {"hidden_act", "silu"},
-              {"max_position_embeddings", 1024},
               {"rms_norm_eps", 1e-5},
               {"rope_theta", 500000.0},
               {"attention_bias", false},
@@ -60,9 +61,6 @@ nlohmann::json tiny_config(const TinySpec& s) {
   } else if (s.arch == "mistral") {
     c.update({{"architectures", {"MistralForCausalLM"}},
               {"model_type", "mistral"},
-              {"num_hidden_layers", 2},
-              {"hidden_act", "silu"},
-              {"max_position_embeddings", 1024},
               {"rms_norm_eps", 1e-5},
               {"rope_theta", 10000.0},
               {"sliding_window", 8},
@@ -71,9 +69,6 @@ nlohmann::json tiny_config(const TinySpec& s) {
     // Qwen2.5-0.5B style: tied, q/k/v biases, sliding window configured but switched off.
     c.update({{"architectures", {"Qwen2ForCausalLM"}},
               {"model_type", "qwen2"},
-              {"num_hidden_layers", 2},
-              {"hidden_act", "silu"},
-              {"max_position_embeddings", 1024},
               {"max_window_layers", 2},
               {"rms_norm_eps", 1e-6},
               {"rope_theta", 1000000.0},
@@ -88,7 +83,6 @@ nlohmann::json tiny_config(const TinySpec& s) {
               {"num_hidden_layers", 4},
               {"hidden_act", "gelu_pytorch_tanh"},
               {"hidden_activation", "gelu_pytorch_tanh"},
-              {"max_position_embeddings", 1024},
               {"rms_norm_eps", 1e-6},
               {"rope_theta", 10000.0},
               {"attention_bias", false},
@@ -102,9 +96,6 @@ nlohmann::json tiny_config(const TinySpec& s) {
     // Qwen3 style: q/k RMSNorm per head, no biases, untied.
     c.update({{"architectures", {"Qwen3ForCausalLM"}},
               {"model_type", "qwen3"},
-              {"num_hidden_layers", 2},
-              {"hidden_act", "silu"},
-              {"max_position_embeddings", 1024},
               {"max_window_layers", 2},
               {"rms_norm_eps", 1e-6},
               {"rope_theta", 1000000.0},
@@ -118,8 +109,8 @@ nlohmann::json tiny_config(const TinySpec& s) {
     c.update({{"architectures", {"Gemma3ForCausalLM"}},
               {"model_type", "gemma3_text"},
               {"num_hidden_layers", 4},
+              {"hidden_act", "gelu_pytorch_tanh"},
               {"hidden_activation", "gelu_pytorch_tanh"},
-              {"max_position_embeddings", 1024},
               {"rms_norm_eps", 1e-6},
               {"rope_theta", 1000000.0},
               {"rope_local_base_freq", 10000.0},
@@ -142,9 +133,6 @@ nlohmann::json tiny_config(const TinySpec& s) {
     }
     c.update({{"architectures", {"Phi3ForCausalLM"}},
               {"model_type", "phi3"},
-              {"num_hidden_layers", 2},
-              {"hidden_act", "silu"},
-              {"max_position_embeddings", 1024},
               {"original_max_position_embeddings", 16},
               {"partial_rotary_factor", 0.75},
               {"rms_norm_eps", 1e-5},
@@ -162,8 +150,8 @@ nlohmann::json tiny_config(const TinySpec& s) {
 }
 
 const std::vector<std::string>& tiny_arches() {
-  static const std::vector<std::string> arches = {"llama",  "llama3.2", "mistral", "qwen2",
-                                                  "qwen3",  "gemma2",   "gemma3",  "phi3"};
+  static const std::vector<std::string> arches = {"llama", "llama3.2", "mistral", "qwen2",
+                                                  "qwen3", "gemma2",   "gemma3",  "phi3"};
   return arches;
 }
 

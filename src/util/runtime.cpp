@@ -1,9 +1,8 @@
 #include "treg/runtime.h"
 
+#include <malloc.h>
 #include <spdlog/spdlog.h>
 #include <torch/torch.h>
-
-#include <malloc.h>
 
 #include <cstdlib>
 #include <thread>
@@ -26,10 +25,10 @@ int configured_threads() {
 void tune_allocator() {
 #if defined(__GLIBC__)
   // A CPU forward allocates and frees tensors of a few MB to a few hundred MB every layer. glibc
-  // serves those with fresh mmap()s (or trims them off the heap top) and the kernel zero-fills every
-  // page again on first touch: score-tokens on the tiny model spent half its time in page faults and
-  // ran 5x slower. Keep freed memory up to 1 GiB for reuse; larger blocks are still mmap()ed and
-  // returned. An explicit MALLOC_*_ environment setting wins.
+  // serves those with fresh mmap()s (or trims them off the heap top) and the kernel zero-fills
+  // every page again on first touch: score-tokens on the tiny model spent half its time in page
+  // faults and ran 5x slower. Keep freed memory up to 1 GiB for reuse; larger blocks are still
+  // mmap()ed and returned. An explicit MALLOC_*_ environment setting wins.
   for (const char* var : {"MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_", "MALLOC_TOP_PAD_"})
     if (std::getenv(var)) return;
   mallopt(M_MMAP_THRESHOLD, 256 << 20);
@@ -62,7 +61,8 @@ c10::Device parse_device(const std::string& name, const std::string& flag) {
       }
     }
     if (index < 0 || index >= static_cast<int>(torch::cuda::device_count()))
-      fail(flag, "'" + name + "': there are " + std::to_string(torch::cuda::device_count()) + " CUDA devices");
+      fail(flag, "'" + name + "': there are " + std::to_string(torch::cuda::device_count()) +
+                     " CUDA devices");
     return c10::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(index));
   }
   fail(flag, "unknown device '" + name + "'", "expected cpu, cuda or cuda:N");
@@ -77,11 +77,16 @@ c10::ScalarType parse_dtype(const std::string& name, const std::string& flag) {
 
 std::string dtype_name(c10::ScalarType type) {
   switch (type) {
-    case torch::kFloat32: return "float32";
-    case torch::kBFloat16: return "bfloat16";
-    case torch::kFloat16: return "float16";
-    case torch::kFloat64: return "float64";
-    default: return std::string(c10::toString(type));
+    case torch::kFloat32:
+      return "float32";
+    case torch::kBFloat16:
+      return "bfloat16";
+    case torch::kFloat16:
+      return "float16";
+    case torch::kFloat64:
+      return "float64";
+    default:
+      return std::string(c10::toString(type));
   }
 }
 
