@@ -131,4 +131,24 @@ TEST(Metrics, MeansOverPairs) {
   EXPECT_DOUBLE_EQ(m["loss"], 2.0);
   EXPECT_DOUBLE_EQ(m["rewards/accuracies"], 0.5);
   EXPECT_NEAR(m["rewards/margins"], (0.3 - 0.4) / 2, 1e-7);  // fp32 inputs
+  EXPECT_EQ(m.count("logits/chosen"), 0u);  // only when logit statistics were added
+}
+
+// TRL logs the mean over micro-batches of each micro-batch's mean over its tokens × vocabulary:
+// micro-batch 1 has 5 (token, vocab) entries summing to 10 (mean 2), micro-batch 2 one entry of 3
+// (mean 3): logits/chosen = (2 + 3) / 2 = 2.5, not the pooled 13 / 6.
+TEST(Metrics, LogitsAreMeansOfMicroBatchMeans) {
+  LossOutput o;
+  o.losses = o.chosen_rewards = o.rejected_rewards = o.chosen_logps = o.rejected_logps =
+      o.pref_losses = o.reg_losses = o.sft_losses = o.treg_weights = o.policy_weights =
+          torch::zeros({1});
+  MetricAccumulator acc;
+  acc.add_pairs(o);
+  acc.add_logits(
+      {/*chosen_sum=*/10, /*rejected_sum=*/-4, /*chosen_count=*/5, /*rejected_count=*/4});
+  acc.add_pairs(o);
+  acc.add_logits({3, 0, 1, 2});
+  auto m = acc.means();
+  EXPECT_DOUBLE_EQ(m["logits/chosen"], 2.5);
+  EXPECT_DOUBLE_EQ(m["logits/rejected"], -0.5);
 }

@@ -94,10 +94,22 @@ void gather_responses(const PairBatch& batch, const torch::Tensor& logps,
 
 // ---- metrics (TRL's names) ----
 
+// TRL's logits/chosen and logits/rejected of one micro-batch: the mean of the policy's logits over
+// the response tokens and the whole vocabulary, kept as sum and count.
+struct LogitStats {
+  double chosen_sum = 0, rejected_sum = 0;      // Σ over response tokens and vocabulary
+  double chosen_count = 0, rejected_count = 0;  // response tokens × V
+};
+// From the per-position logit sums [2B, T-1] of a collated batch (policy_logprobs.h).
+LogitStats response_logit_stats(const PairBatch& batch, const torch::Tensor& logit_sums,
+                                int64_t vocab_size);
+
 // Sums per-pair values over micro-batches and steps; `means()` gives what one log line reports.
+// logits/* are, as TRL logs them, the mean over micro-batches of each micro-batch's token mean.
 class MetricAccumulator {
  public:
   void add_pairs(const LossOutput& out);  // loss, rewards/*, logps/*, treg/*
+  void add_logits(const LogitStats& s);   // logits/chosen, logits/rejected
   void add_tokens(int64_t n) { tokens_ += n; }
   std::map<std::string, double> means() const;
   int64_t pairs() const { return pairs_; }
@@ -108,6 +120,8 @@ class MetricAccumulator {
   std::map<std::string, double> sums_;
   int64_t pairs_ = 0;
   int64_t tokens_ = 0;
+  std::map<std::string, double> batch_mean_sums_;  // Σ over micro-batches of their logits/* means
+  int64_t logit_batches_ = 0;
 };
 
 }  // namespace treg

@@ -53,8 +53,9 @@ class Trainer {
   TrainResult train();
 
   // Pieces, public for tests.
-  // Forward + loss of one micro-batch (grad enabled unless under NoGradGuard).
-  LossOutput compute_loss(const PairBatch& batch);
+  // Forward + loss of one micro-batch (grad enabled unless under NoGradGuard); `logits`, if given,
+  // receives the batch's logits/* statistics from the same forward.
+  LossOutput compute_loss(const PairBatch& batch, LogitStats* logits = nullptr);
   // Metrics of the whole eval set under the current policy, keys "eval_<name>".
   std::map<std::string, double> evaluate();
   torch::optim::AdamW& optimizer() { return *optimizer_; }

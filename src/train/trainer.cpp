@@ -16,6 +16,7 @@
 
 #include "treg/error.h"
 #include "treg/io.h"
+#include "treg/policy_logprobs.h"
 #include "treg/trainer.h"
 
 namespace treg {
@@ -139,15 +140,17 @@ double Trainer::set_learning_rate(int64_t step) {
   return lr;
 }
 
-LossOutput Trainer::compute_loss(const PairBatch& batch) {
+LossOutput Trainer::compute_loss(const PairBatch& batch, LogitStats* logits) {
   // ids, mask: [2B, T] -- chosen rows then rejected rows, ONE forward pass.
   auto ids = batch.ids.to(device_);
   auto mask = batch.mask.to(device_);
-  TokenLogprobs lp;
+  PolicyTokenOutputs lp;
   {
     AutocastGuard autocast(config_.bf16 && device_.is_cuda());
-    lp = next_token_logprobs(policy_, ids, mask, /*with_sq_mass=*/loss_.use_weighting);  // [2B, T-1] fp32
+    lp = next_token_logprobs_and_logit_sums(policy_, ids, mask,
+                                            /*with_sq_mass=*/loss_.use_weighting);  // [2B, T-1]
   }
+  if (logits) *logits = response_logit_stats(batch, lp.logit_sums, policy_->args().vocab_size);
   ResponseTokens chosen, rejected;  // [B, L] each
   gather_responses(batch, lp.logps, lp.log_sq_mass, chosen, rejected);
   return preference_loss(loss_, chosen, rejected);
@@ -163,7 +166,9 @@ std::map<std::string, double> Trainer::evaluate() {
   for (int64_t start = 0; start < n; start += bs) {
     std::vector<PairRecord> recs;
     for (int64_t i = start; i < std::min(n, start + bs); ++i) recs.push_back(eval_->get(i));
-    acc.add_pairs(compute_loss(collate_pairs(std::move(recs), eval_->name())));
+    LogitStats logits;
+    acc.add_pairs(compute_loss(collate_pairs(std::move(recs), eval_->name()), &logits));
+    acc.add_logits(logits);
   }
   policy_->train();
   for (const auto& [k, v] : acc.means()) out["eval_" + k] = v;
@@ -261,7 +266,8 @@ TrainResult Trainer::train() {
         std::vector<PairRecord> recs;
         for (int64_t i : plan_.micro_batch_pairs(step, micro)) recs.push_back(train_->get(i));
         PairBatch batch = collate_pairs(std::move(recs), train_->name());
-        LossOutput out = compute_loss(batch);
+        LogitStats logits;
+        LossOutput out = compute_loss(batch, &logits);
         if (hooks_.after_loss) hooks_.after_loss(step + 1, out);
         const double loss_value = out.loss.item<double>();
         if (!finite(loss_value))
@@ -271,6 +277,7 @@ TrainResult Trainer::train() {
                "the last good checkpoint is " + last_good() + "; lower learning_rate or check the reward dump");
         (out.loss / static_cast<double>(plan_.accumulation)).backward();
         acc.add_pairs(out);
+        acc.add_logits(logits);
         acc.add_tokens(batch.num_tokens);
       }
       const double grad_norm =
