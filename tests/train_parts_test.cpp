@@ -20,6 +20,16 @@ TEST(Schedule, WarmupStepsAsHf) {
   EXPECT_EQ(warmup_steps(0.0, 100), 0);
 }
 
+// HF's warmup_steps: a step count >= 1 wins over warmup_ratio (transformers 4); a fraction < 1 is
+// ceil(fraction · total) (transformers 5: math.ceil(100 * 0.07) == 8); 0 falls back to the ratio.
+TEST(Schedule, WarmupStepsKeyOverridesRatio) {
+  EXPECT_EQ(resolved_warmup_steps(10, 0.5, 100), 10);
+  EXPECT_EQ(resolved_warmup_steps(1, 0.5, 100), 1);
+  EXPECT_EQ(resolved_warmup_steps(0.07, 0.5, 100), 8);
+  EXPECT_EQ(resolved_warmup_steps(0, 0.1, 25), 3);
+  EXPECT_EQ(resolved_warmup_steps(0, 0.0, 25), 0);
+}
+
 // total n = 10, warmup w = 2 (hand-worked):
 //   every warmup schedule: step 0 -> 0, step 1 -> 1/2
 //   cosine step 2 -> 1; step 6 -> 0.5·(1 + cos(π·4/8)) = 0.5; step 4 -> 0.5·(1 + cos(π/4)) = 0.853553...;

@@ -1,6 +1,7 @@
 // Trainer invariants on the tiny llama model: micro-batch × accumulation equivalence, overfitting
 // one batch, resume == uninterrupted (bit for bit on CPU), NaN handling, SIGINT, checkpoint reload,
-// rising eval accuracy / margins on held-out pairs, and TRL's logits/* metrics.
+// rising eval accuracy / margins on held-out pairs, TRL's logits/* metrics, HF's eval/save
+// strategies and warmup_steps.
 #include <gtest/gtest.h>
 
 #include <csignal>
@@ -270,4 +271,49 @@ TEST(Trainer, LogitMetricsEqualTheMeanOfTheFullLogits) {
     EXPECT_NEAR(eval.at("eval_logits/chosen"), ref_chosen, tol);
     EXPECT_NEAR(eval.at("eval_logits/rejected"), ref_rejected, tol);
   }
+}
+
+// HF's strategies: "no" evaluates never and saves only the final checkpoint; "epoch" acts at every
+// epoch's end (16 pairs / (2 × 2) = 4 steps per epoch); warmup_steps overrides warmup_ratio.
+TEST(Trainer, EvalSaveStrategiesAndWarmupSteps) {
+  auto eval_steps_of = [](const TrainResult& r) {
+    std::vector<int64_t> steps;
+    for (const auto& e : r.history)
+      if (e.values.count("eval_loss")) steps.push_back(e.step);
+    return steps;
+  };
+  auto checkpoint_names = [](const std::string& dir) {
+    std::vector<std::string> names;
+    for (const auto& p : list_checkpoints(dir))
+      names.push_back(std::filesystem::path(p).filename().string());
+    return names;
+  };
+  Config c = tiny_train_config(fresh_dir("strategy_no"));
+  c.max_steps = 4;
+  c.eval_steps = 1;
+  c.save_steps = 1;
+  c.eval_strategy = "no";
+  c.save_strategy = "no";
+  c.warmup_ratio = 0.5;
+  c.warmup_steps = 3;
+  c.lr_scheduler_type = "constant_with_warmup";
+  TrainResult r = Trainer(c, load_tiny(), train_src(), eval_src()).train();
+  EXPECT_TRUE(eval_steps_of(r).empty());
+  EXPECT_EQ(checkpoint_names(c.output_dir), (std::vector<std::string>{"checkpoint-4"}));
+  std::vector<double> lrs;
+  for (const auto& e : r.history) lrs.push_back(e.values.at("learning_rate"));
+  ASSERT_EQ(lrs.size(), 4u);
+  for (size_t s = 0; s < 4; ++s)
+    EXPECT_NEAR(lrs[s], c.learning_rate * std::min(1.0, s / 3.0), 1e-12) << s;
+
+  c = tiny_train_config(fresh_dir("strategy_epoch"));
+  c.max_steps = 8;
+  c.eval_steps = 1;
+  c.save_steps = 1;
+  c.eval_strategy = "epoch";
+  c.save_strategy = "epoch";
+  r = Trainer(c, load_tiny(), train_src(), eval_src()).train();
+  EXPECT_EQ(eval_steps_of(r), (std::vector<int64_t>{0, 4, 8}));
+  EXPECT_EQ(checkpoint_names(c.output_dir),
+            (std::vector<std::string>{"checkpoint-4", "checkpoint-8"}));
 }

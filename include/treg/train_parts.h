@@ -19,6 +19,10 @@ namespace treg {
 
 // ceil(warmup_ratio · total_steps), as TrainingArguments.get_warmup_steps.
 int64_t warmup_steps(double warmup_ratio, int64_t total_steps);
+// With HF's warmup_steps (`steps`) too: >= 1 is a step count and wins over warmup_ratio
+// (transformers 4), a fraction in (0, 1) is ceil(fraction · total_steps) (transformers 5), 0 falls
+// back to warmup_ratio.
+int64_t resolved_warmup_steps(double steps, double warmup_ratio, int64_t total_steps);
 // The multiplier of the base learning rate for optimizer step `step` (0-based; the lr HF's LambdaLR
 // applies to the step that follows `step` completed steps). With w warmup and n total steps:
 //   step < w:                 step / max(1, w)                                     (all but constant)

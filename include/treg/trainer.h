@@ -47,7 +47,8 @@ void request_training_stop();
 
 class Trainer {
  public:
-  // `policy` is trained in place (fp32 master weights on config's device). `eval` may be null.
+  // `policy` is trained in place (fp32 master weights on config's device). `eval` may be null;
+  // with eval_strategy "no" it is not used.
   Trainer(Config config, CausalLM policy, std::shared_ptr<PairSource> train,
           std::shared_ptr<PairSource> eval, TrainerHooks hooks = {});
   TrainResult train();
@@ -70,6 +71,7 @@ class Trainer {
   torch::Device device_;
   DataPlan plan_;
   int64_t warmup_ = 0;
+  int64_t eval_interval_ = 0, save_interval_ = 0;  // steps between evals / saves; 0 = none
   std::unique_ptr<torch::optim::AdamW> optimizer_;
   std::vector<torch::Tensor> params_;
   int64_t step_ = 0;  // completed optimizer steps

@@ -112,7 +112,15 @@ Trainer::Trainer(Config config, CausalLM policy, std::shared_ptr<PairSource> tra
       device_(policy_->parameters().front().device()) {
   plan_ = make_data_plan(train_->size(), config_.per_device_train_batch_size, config_.gradient_accumulation_steps,
                          config_.num_train_epochs, config_.max_steps, static_cast<uint64_t>(config_.seed));
-  warmup_ = warmup_steps(config_.warmup_ratio, plan_.total_steps);
+  warmup_ = resolved_warmup_steps(config_.warmup_steps, config_.warmup_ratio, plan_.total_steps);
+  // HF's strategies: "epoch" acts at every epoch's end, "no" never (the final checkpoint is still
+  // saved).
+  auto interval = [&](const std::string& strategy, int64_t steps) {
+    return strategy == "no" ? 0 : strategy == "epoch" ? plan_.steps_per_epoch : steps;
+  };
+  eval_interval_ = interval(config_.eval_strategy, config_.eval_steps);
+  save_interval_ = interval(config_.save_strategy, config_.save_steps);
+  if (config_.eval_strategy == "no") eval_.reset();
   policy_->set_gradient_checkpointing(config_.gradient_checkpointing);
 
   // AdamW with HF Trainer defaults from the config; two groups as HF: decayed and not decayed.
@@ -244,7 +252,7 @@ TrainResult Trainer::train() {
     return all.empty() ? std::string("none") : all.back();
   };
 
-  if (eval_ && step_ == 0 && config_.eval_steps > 0) {  // the untrained policy: where the curves start
+  if (eval_ && step_ == 0 && eval_interval_ > 0) {  // the untrained policy: where the curves start
     LogEvent e{0, evaluate()};
     e.values["epoch"] = 0.0;
     log_event(e);
@@ -309,7 +317,7 @@ TrainResult Trainer::train() {
         acc.clear();
         t_log = now;
       }
-      if (config_.eval_steps > 0 && step_ % config_.eval_steps == 0 && step_ < plan_.total_steps && eval_) {
+      if (eval_interval_ > 0 && step_ % eval_interval_ == 0 && step_ < plan_.total_steps && eval_) {
         LogEvent e{step_, evaluate()};
         e.values["epoch"] = plan_.epoch_at(step_);
         log_event(e);
@@ -317,7 +325,7 @@ TrainResult Trainer::train() {
                      e.values["eval_rewards/accuracies"], e.values["eval_rewards/margins"]);
         t_log = std::chrono::steady_clock::now();
       }
-      if (config_.save_steps > 0 && step_ % config_.save_steps == 0 && step_ < plan_.total_steps)
+      if (save_interval_ > 0 && step_ % save_interval_ == 0 && step_ < plan_.total_steps)
         last_saved = save_checkpoint();
       if (hooks_.after_step) hooks_.after_step(step_);
     }
