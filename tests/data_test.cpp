@@ -256,6 +256,35 @@ TEST(Data, TruncationKeepsPromptEndAndBosThenCutsResponses) {
   }
 }
 
+// TRL's max_completion_length: each response keeps its first N tokens (end-of-turn included in the
+// count), before the max_length rule; a response cut by both is counted once.
+TEST(Data, MaxCompletionLengthKeepsEachResponsesStart) {
+  MockTokenizer tok;
+  const ChatTemplate chat = builtin_chat_template("llama3");
+  std::string path = write_jsonl(
+      "trunc_completion", {R"({"prompt":"0123456789","chosen":"abcdefghij","rejected":"xyz"})"});
+  const std::vector<int64_t> chosen = tok.encode("abcdefghij<|eot_id|>", false);  // 11 tokens
+  const std::vector<int64_t> rejected = tok.encode("xyz<|eot_id|>", false);       // 4 tokens
+  DataOptions o;
+  o.max_completion_length = 5;  // max_length 2048: only the completion cut applies
+  PreferenceData d = load_preference_data(path, tok, chat, o);
+  ASSERT_EQ(d.pairs.size(), 1u);
+  EXPECT_EQ(d.pairs[0].prompt_ids.size(), 33u);
+  EXPECT_EQ(d.pairs[0].chosen_ids, std::vector<int64_t>(chosen.begin(), chosen.begin() + 5));
+  EXPECT_EQ(d.pairs[0].rejected_ids, rejected);
+  EXPECT_EQ(d.stats.chosen_truncated, 1);
+  EXPECT_EQ(d.stats.rejected_truncated, 0);
+  // 33 + 5 > 30: then the prompt keeps 26 tokens and the responses 30 - 26 = 4.
+  o.max_length = 30;
+  o.max_prompt_length = 26;
+  d = load_preference_data(path, tok, chat, o);
+  EXPECT_EQ(d.pairs[0].prompt_ids.size(), 26u);
+  EXPECT_EQ(d.pairs[0].chosen_ids, std::vector<int64_t>(chosen.begin(), chosen.begin() + 4));
+  EXPECT_EQ(d.pairs[0].rejected_ids, rejected);
+  EXPECT_EQ(d.stats.chosen_truncated, 1);
+  EXPECT_EQ(d.stats.rejected_truncated, 0);
+}
+
 // ---- bad rows ----
 TEST(Data, EachBadRowClassStopsTheRunWithFileLineAndReason) {
   MockTokenizer tok;

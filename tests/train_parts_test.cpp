@@ -20,6 +20,16 @@ TEST(Schedule, WarmupStepsAsHf) {
   EXPECT_EQ(warmup_steps(0.0, 100), 0);
 }
 
+// HF's warmup_steps: a step count >= 1 wins over warmup_ratio (transformers 4); a fraction < 1 is
+// ceil(fraction · total) (transformers 5: math.ceil(100 * 0.07) == 8); 0 falls back to the ratio.
+TEST(Schedule, WarmupStepsKeyOverridesRatio) {
+  EXPECT_EQ(resolved_warmup_steps(10, 0.5, 100), 10);
+  EXPECT_EQ(resolved_warmup_steps(1, 0.5, 100), 1);
+  EXPECT_EQ(resolved_warmup_steps(0.07, 0.5, 100), 8);
+  EXPECT_EQ(resolved_warmup_steps(0, 0.1, 25), 3);
+  EXPECT_EQ(resolved_warmup_steps(0, 0.0, 25), 0);
+}
+
 // total n = 10, warmup w = 2 (hand-worked):
 //   every warmup schedule: step 0 -> 0, step 1 -> 1/2
 //   cosine step 2 -> 1; step 6 -> 0.5·(1 + cos(π·4/8)) = 0.5; step 4 -> 0.5·(1 + cos(π/4)) = 0.853553...;
@@ -131,4 +141,24 @@ TEST(Metrics, MeansOverPairs) {
   EXPECT_DOUBLE_EQ(m["loss"], 2.0);
   EXPECT_DOUBLE_EQ(m["rewards/accuracies"], 0.5);
   EXPECT_NEAR(m["rewards/margins"], (0.3 - 0.4) / 2, 1e-7);  // fp32 inputs
+  EXPECT_EQ(m.count("logits/chosen"), 0u);  // only when logit statistics were added
+}
+
+// TRL logs the mean over micro-batches of each micro-batch's mean over its tokens × vocabulary:
+// micro-batch 1 has 5 (token, vocab) entries summing to 10 (mean 2), micro-batch 2 one entry of 3
+// (mean 3): logits/chosen = (2 + 3) / 2 = 2.5, not the pooled 13 / 6.
+TEST(Metrics, LogitsAreMeansOfMicroBatchMeans) {
+  LossOutput o;
+  o.losses = o.chosen_rewards = o.rejected_rewards = o.chosen_logps = o.rejected_logps =
+      o.pref_losses = o.reg_losses = o.sft_losses = o.treg_weights = o.policy_weights =
+          torch::zeros({1});
+  MetricAccumulator acc;
+  acc.add_pairs(o);
+  acc.add_logits(
+      {/*chosen_sum=*/10, /*rejected_sum=*/-4, /*chosen_count=*/5, /*rejected_count=*/4});
+  acc.add_pairs(o);
+  acc.add_logits({3, 0, 1, 2});
+  auto m = acc.means();
+  EXPECT_DOUBLE_EQ(m["logits/chosen"], 2.5);
+  EXPECT_DOUBLE_EQ(m["logits/rejected"], -0.5);
 }

@@ -1,6 +1,7 @@
-// Trainer invariants on the tiny llama model: micro-batch × accumulation equivalence, overfitting one
-// batch, resume == uninterrupted (bit for bit on CPU), NaN handling, SIGINT, checkpoint reload, and
-// rising eval accuracy / margins on held-out pairs.
+// Trainer invariants on the tiny llama model: micro-batch × accumulation equivalence, overfitting
+// one batch, resume == uninterrupted (bit for bit on CPU), NaN handling, SIGINT, checkpoint reload,
+// rising eval accuracy / margins on held-out pairs, TRL's logits/* metrics, HF's eval/save
+// strategies and warmup_steps.
 #include <gtest/gtest.h>
 
 #include <csignal>
@@ -9,6 +10,7 @@
 #include "train_test_util.h"
 #include "treg/error.h"
 #include "treg/io.h"
+#include "treg/policy_logprobs.h"
 #include "treg/trainer.h"
 
 using namespace treg;
@@ -211,4 +213,107 @@ TEST(Trainer, EvalAccuracyAndMarginsRise) {
   const std::string html = read_file(c.output_dir + "/report.html");
   EXPECT_NE(html.find("<svg"), std::string::npos);
   EXPECT_NE(html.find("Token rewards"), std::string::npos);
+}
+
+// TRL's logits/chosen and logits/rejected: the mean of the policy's logits over the positions that
+// predict a response token and the whole vocabulary, here from the full [2B, T, V] logits (final
+// softcap included: gemma2) against treg's chunked pass, which never builds them; and the value the
+// trainer's eval logs for one batch.
+TEST(Trainer, LogitMetricsEqualTheMeanOfTheFullLogits) {
+  for (const char* arch : {"llama", "gemma2"}) {
+    SCOPED_TRACE(arch);
+    CausalLM model = load_tiny(arch);
+    const int64_t V = model->args().vocab_size, B = 3;
+    ASSERT_GT(V, 210);  // synthetic_pairs draws ids below 210
+    std::vector<PairRecord> pairs = synthetic_pairs(model, B, 11);
+    PairBatch b = collate_pairs(pairs, "x");
+    torch::NoGradGuard no_grad;
+    torch::Tensor logits =
+        model->lm_logits(model->forward(b.ids, b.mask)).to(torch::kFloat64);  // [2B, T, V]
+    // TRL's mean over the positions predicting each response token, moved by `shift` positions.
+    auto reference = [&](int side, int64_t shift, double* count) {
+      double sum = 0;
+      *count = 0;
+      for (int64_t i = 0; i < B; ++i) {
+        const PairRecord& p = pairs[static_cast<size_t>(i)];
+        const int64_t P = static_cast<int64_t>(p.prompt_ids.size());
+        const int64_t R = static_cast<int64_t>((side == 0 ? p.chosen : p.rejected).ids.size());
+        sum += logits[side * B + i].narrow(0, P - 1 + shift, R).sum().item<double>();
+        *count += static_cast<double>(R * V);
+      }
+      return sum / *count;
+    };
+    // Response token j sits at position P + j and is predicted by position P + j - 1.
+    double ref_count[2], unused;
+    const double ref_chosen = reference(0, 0, &ref_count[0]),
+                 ref_rejected = reference(1, 0, &ref_count[1]);
+    const double tol = 1e-6 * std::abs(ref_chosen) + 1e-9;
+
+    PolicyTokenOutputs out =
+        next_token_logprobs_and_logit_sums(model, b.ids, b.mask, false, /*chunk_tokens=*/5);
+    LogitStats s = response_logit_stats(b, out.logit_sums, V);
+    EXPECT_EQ(s.chosen_count, ref_count[0]);
+    EXPECT_EQ(s.rejected_count, ref_count[1]);
+    EXPECT_NEAR(s.chosen_sum / s.chosen_count, ref_chosen, tol);
+    EXPECT_NEAR(s.rejected_sum / s.rejected_count, ref_rejected, tol);
+    // The tolerance tells positions apart: one position later is far off.
+    EXPECT_GT(std::abs(reference(0, 1, &unused) - ref_chosen), 100 * tol);
+    EXPECT_GT(std::abs(ref_rejected - ref_chosen), 100 * tol);
+    // Asking for the sums leaves the log-probs as they are.
+    EXPECT_TRUE(torch::equal(out.logps, next_token_logprobs(model, b.ids, b.mask, false, 5).logps));
+
+    Config c = tiny_train_config(fresh_dir(std::string("logit_metrics_") + arch));
+    c.model_name_or_path = tiny_model(arch);
+    c.per_device_eval_batch_size = B;
+    c.gradient_accumulation_steps = 1;
+    Trainer t(c, model, memory_source(pairs, "p"), memory_source(pairs, "p"));
+    auto eval = t.evaluate();
+    EXPECT_NEAR(eval.at("eval_logits/chosen"), ref_chosen, tol);
+    EXPECT_NEAR(eval.at("eval_logits/rejected"), ref_rejected, tol);
+  }
+}
+
+// HF's strategies: "no" evaluates never and saves only the final checkpoint; "epoch" acts at every
+// epoch's end (16 pairs / (2 × 2) = 4 steps per epoch); warmup_steps overrides warmup_ratio.
+TEST(Trainer, EvalSaveStrategiesAndWarmupSteps) {
+  auto eval_steps_of = [](const TrainResult& r) {
+    std::vector<int64_t> steps;
+    for (const auto& e : r.history)
+      if (e.values.count("eval_loss")) steps.push_back(e.step);
+    return steps;
+  };
+  auto checkpoint_names = [](const std::string& dir) {
+    std::vector<std::string> names;
+    for (const auto& p : list_checkpoints(dir))
+      names.push_back(std::filesystem::path(p).filename().string());
+    return names;
+  };
+  Config c = tiny_train_config(fresh_dir("strategy_no"));
+  c.max_steps = 4;
+  c.eval_steps = 1;
+  c.save_steps = 1;
+  c.eval_strategy = "no";
+  c.save_strategy = "no";
+  c.warmup_ratio = 0.5;
+  c.warmup_steps = 3;
+  c.lr_scheduler_type = "constant_with_warmup";
+  TrainResult r = Trainer(c, load_tiny(), train_src(), eval_src()).train();
+  EXPECT_TRUE(eval_steps_of(r).empty());
+  EXPECT_EQ(checkpoint_names(c.output_dir), (std::vector<std::string>{"checkpoint-4"}));
+  std::vector<double> lrs;
+  for (const auto& e : r.history) lrs.push_back(e.values.at("learning_rate"));
+  ASSERT_EQ(lrs.size(), 4u);
+  for (size_t s = 0; s < 4; ++s)
+    EXPECT_NEAR(lrs[s], c.learning_rate * std::min(1.0, s / 3.0), 1e-12) << s;
+
+  c = tiny_train_config(fresh_dir("strategy_epoch"));
+  c.max_steps = 8;
+  c.eval_steps = 1;
+  c.save_steps = 1;
+  c.eval_strategy = "epoch";
+  c.save_strategy = "epoch";
+  r = Trainer(c, load_tiny(), train_src(), eval_src()).train();
+  EXPECT_EQ(eval_steps_of(r), (std::vector<int64_t>{0, 4, 8}));
+  EXPECT_EQ(checkpoint_names(c.output_dir),
+            (std::vector<std::string>{"checkpoint-4", "checkpoint-8"}));
 }

@@ -71,9 +71,10 @@ const std::vector<std::string>& builtin_chat_template_names();
 // An unknown name is an error listing the names.
 ChatTemplate builtin_chat_template(const std::string& name);
 
-// The template a run renders with: the built-in `override_name` when it is not empty, else the
-// tokenizer's own (chat_template.jinja or tokenizer_config.json). A tokenizer without a template
-// and no override is an error that says to set `chat_template: NAME`.
+// The template a run renders with: `override_name` when it is not empty -- Jinja text (a recipe's
+// chat_template, recognised by "{{" or "{%") or a built-in name -- else the tokenizer's own
+// (chat_template.jinja or tokenizer_config.json). A tokenizer without a template and no override is
+// an error that says to set `chat_template: NAME`.
 ChatTemplate make_chat_template(const Tokenizer& tok, const std::string& override_name);
 
 }  // namespace treg

@@ -1,20 +1,50 @@
 // The one configuration of a treg run. YAML (alignment-handbook / SimPO / WPO key names plus treg's
 // own) becomes this typed struct once, here; nothing below config/ sees YAML.
+//
+// Every key a config may hold -- treg's settings, other trainers' names for them, and the Hugging
+// Face keys accepted without effect -- is one row of the table in src/config/keys.cpp, with its
+// type and one-line meaning: `treg config-keys` prints it. Recipes of SimPO, WPO and the
+// alignment-handbook are read as their own trainers read them (src/config/recipes.cpp).
 #pragma once
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace treg {
+
+// One dataset of an alignment-handbook `dataset_mixture` (its DatasetConfig), from local files.
+struct MixtureDataset {
+  std::string id;                    // a JSONL file, or a directory holding <split>.jsonl
+  std::string config;                // Hub config name: kept, meaningless for local files
+  std::string split = "train";       // which <split>.jsonl of a directory id
+  std::vector<std::string> columns;  // kept; treg reads prompt/chosen/rejected whatever they say
+  double weight = 1.0;               // fraction of the rows taken (a seeded random subset)
+};
+
+// The handbook's DatasetMixtureConfig: the datasets are subsampled, concatenated and, with
+// test_split_size, split into train and test.
+struct DatasetMixture {
+  std::vector<MixtureDataset> datasets;  // empty: no mixture
+  int64_t seed = 0;
+  double test_split_size = 0;  // 0: no test split; < 1: a fraction of the rows; >= 1: a row count
+};
 
 struct Config {
   // ---- model and data (shared by score-tokens and train) ----
   std::string model_name_or_path;          // HF model directory
   std::string train_file;                  // JSONL preference pairs
   std::string eval_file;                   // optional held-out pairs
-  std::string chat_template;               // built-in format name; "" = the model's own template
+  // Instead of train_file / eval_file: alignment-handbook mixtures of local JSONL files
+  // (src/data/dataset_mixture.cpp says how rows are chosen).
+  std::vector<std::pair<std::string, double>> dataset_mixer;  // path -> fraction (handbook <= 0.4)
+  // The splits a dataset_mixer directory holds as <split>.jsonl.
+  std::vector<std::string> dataset_splits = {"train", "test"};
+  DatasetMixture dataset_mixture;          // the newer list form
+  std::string chat_template;               // "" = the model's own; a built-in name or Jinja text
   int64_t max_length = 2048;
   int64_t max_prompt_length = 1800;
+  int64_t max_completion_length = 0;  // TRL: each response cut to this many tokens; 0 = no cut
   bool skip_bad_rows = false;
   std::string output_dir = "out";
   std::string device = "auto";             // auto | cpu | cuda
@@ -44,6 +74,7 @@ struct Config {
   double learning_rate = 5e-7;
   std::string lr_scheduler_type = "cosine"; // cosine | linear | constant | constant_with_warmup
   double warmup_ratio = 0.1;
+  double warmup_steps = 0;  // > 0 overrides warmup_ratio: >= 1 steps, < 1 a fraction
   double weight_decay = 0.0;
   double adam_beta1 = 0.9;
   double adam_beta2 = 0.999;
@@ -59,7 +90,9 @@ struct Config {
 
   // ---- logging, evaluation, checkpoints ----
   int64_t logging_steps = 10;
+  std::string eval_strategy = "steps";     // steps | epoch | no (no eval at all)
   int64_t eval_steps = 100;                // 0 = only at the end
+  std::string save_strategy = "steps";     // steps | epoch | no (only the final checkpoint)
   int64_t save_steps = 500;                // 0 = only at the end
   int64_t save_total_limit = 2;            // 0 = keep all
   std::string resume_from_checkpoint;      // "" | auto | PATH
@@ -68,11 +101,15 @@ struct Config {
   // Resolved paths.
   std::string reward_dump_path() const;       // train split
   std::string eval_reward_dump_path() const;  // beside it, "<stem>.eval.bin"
+  // Data comes from dataset_mixer / dataset_mixture rather than train_file.
+  bool uses_mixture() const { return !dataset_mixer.empty() || !dataset_mixture.datasets.empty(); }
 };
 
-// Reads YAML, applies `overrides` ("key=value", YAML scalar syntax), validates. Errors name the file,
-// line and key; an unknown key suggests the nearest known one. Keys of HF TrainingArguments that have
-// no meaning here (hub_model_id, report_to, ...) are accepted with a warning.
+// Reads YAML, applies `overrides` ("key=value", the value in YAML syntax: `beta=0.1`,
+// `dataset_mixer={data/a.jsonl: 0.5}`), applies the recipe rules, validates. Errors name the file,
+// line and key; an unknown key suggests the nearest known one. Keys of HF TrainingArguments that
+// have no meaning here (hub_model_id, report_to, ...) are accepted with one warning that lists
+// them.
 Config load_config(const std::string& yaml_path, const std::vector<std::string>& overrides = {});
 // Same, from YAML text (`where` names it in errors).
 Config parse_config(const std::string& yaml_text, const std::string& where,
@@ -81,7 +118,9 @@ Config parse_config(const std::string& yaml_text, const std::string& where,
 std::string config_to_yaml(const Config& config);
 // Throws a treg::Error naming the first invalid key.
 void validate_config(const Config& config);
-// The names of all known keys (for docs and suggestions).
+// The names of all known keys (settings, other trainers' names, accepted-and-ignored keys).
 std::vector<std::string> config_keys();
+// What `treg config-keys` prints: every key with its type, default and one-line meaning.
+std::string config_keys_table();
 
 }  // namespace treg

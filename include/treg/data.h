@@ -39,6 +39,7 @@ RawPair parse_pair_line(const std::string& text, const std::string& file, int64_
 struct DataOptions {
   int64_t max_length = 2048;         // prompt + longer response, in tokens
   int64_t max_prompt_length = 1800;  // the prompt keeps its end (and its BOS)
+  int64_t max_completion_length = 0;  // TRL: a response keeps its first this many tokens; 0 = all
   bool skip_bad_rows = false;        // false: the first bad row is an error
   std::string bad_rows_report;       // skip mode: JSONL report of skipped rows ("" = none written)
 };
@@ -81,6 +82,7 @@ TokenizedPair tokenize_pair(const RawPair& row, const Tokenizer& tok, const Chat
 
 // SimPO/WPO truncation: when prompt + longer response > max_length the prompt keeps its last
 // max_prompt_length tokens (BOS stays first), then each response is cut to max_length - prompt.
+// Before that, max_completion_length (TRL's) cuts each response to its first that-many tokens.
 // Returns false when the pair must be dropped (a response is empty after truncation).
 bool truncate_pair(TokenizedPair& pair, int64_t bos_id, const DataOptions& opts, DataStats* stats);
 

@@ -85,8 +85,9 @@ uint32_t crc32_update(uint32_t crc, const void* data, size_t n);
 // The metadata a dump of `split` ("train" | "eval") must carry for `config`: model identity
 // (sha256 of config.json and of the safetensors headers + sampled weight bytes), tokenizer
 // fingerprint, data file sha256 and row count, revision prompt sha256 with both descriptions and
-// the assistant prefix, chat template, max_length/max_prompt_length, skip_bad_rows, reward source
-// (and the DPO model's identity). Loads only the tokenizer, not the model.
+// the assistant prefix, chat template, max_length / max_prompt_length / max_completion_length,
+// skip_bad_rows, reward source (and the DPO model's identity). Loads only the tokenizer, not the
+// model.
 nlohmann::json expected_dump_metadata(const Config& config, const std::string& split);
 
 // Refuses a dump whose metadata differs from `expected` in any field `expected` has: the error
@@ -97,9 +98,10 @@ void check_dump_matches(const nlohmann::json& dump_meta, const nlohmann::json& e
 // Identity of a model directory: {"path", "config_sha256", "weights_sha256"}.
 nlohmann::json model_identity(const std::string& model_dir);
 
-// Makes sure complete dumps matching `config` exist for the train split (and eval, if eval_file is
-// set): a missing or partial one is scored (resuming a partial one), a complete matching one is
-// reused, a mismatching one is an error. `treg train` calls it before training.
+// Makes sure complete dumps matching `config` exist for the train split (and eval, if the run has
+// one: has_eval_split in data_sources.h): a missing or partial one is scored (resuming a partial
+// one), a complete matching one is reused, a mismatching one is an error. `treg train` calls it
+// before training.
 void ensure_reward_dumps(const Config& config, const std::string& config_path = "");
 
 }  // namespace treg

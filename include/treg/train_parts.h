@@ -19,6 +19,10 @@ namespace treg {
 
 // ceil(warmup_ratio · total_steps), as TrainingArguments.get_warmup_steps.
 int64_t warmup_steps(double warmup_ratio, int64_t total_steps);
+// With HF's warmup_steps (`steps`) too: >= 1 is a step count and wins over warmup_ratio
+// (transformers 4), a fraction in (0, 1) is ceil(fraction · total_steps) (transformers 5), 0 falls
+// back to warmup_ratio.
+int64_t resolved_warmup_steps(double steps, double warmup_ratio, int64_t total_steps);
 // The multiplier of the base learning rate for optimizer step `step` (0-based; the lr HF's LambdaLR
 // applies to the step that follows `step` completed steps). With w warmup and n total steps:
 //   step < w:                 step / max(1, w)                                     (all but constant)
@@ -94,10 +98,22 @@ void gather_responses(const PairBatch& batch, const torch::Tensor& logps,
 
 // ---- metrics (TRL's names) ----
 
+// TRL's logits/chosen and logits/rejected of one micro-batch: the mean of the policy's logits over
+// the response tokens and the whole vocabulary, kept as sum and count.
+struct LogitStats {
+  double chosen_sum = 0, rejected_sum = 0;      // Σ over response tokens and vocabulary
+  double chosen_count = 0, rejected_count = 0;  // response tokens × V
+};
+// From the per-position logit sums [2B, T-1] of a collated batch (policy_logprobs.h).
+LogitStats response_logit_stats(const PairBatch& batch, const torch::Tensor& logit_sums,
+                                int64_t vocab_size);
+
 // Sums per-pair values over micro-batches and steps; `means()` gives what one log line reports.
+// logits/* are, as TRL logs them, the mean over micro-batches of each micro-batch's token mean.
 class MetricAccumulator {
  public:
   void add_pairs(const LossOutput& out);  // loss, rewards/*, logps/*, treg/*
+  void add_logits(const LogitStats& s);   // logits/chosen, logits/rejected
   void add_tokens(int64_t n) { tokens_ += n; }
   std::map<std::string, double> means() const;
   int64_t pairs() const { return pairs_; }
@@ -108,6 +124,8 @@ class MetricAccumulator {
   std::map<std::string, double> sums_;
   int64_t pairs_ = 0;
   int64_t tokens_ = 0;
+  std::map<std::string, double> batch_mean_sums_;  // Σ over micro-batches of their logits/* means
+  int64_t logit_batches_ = 0;
 };
 
 }  // namespace treg

@@ -47,14 +47,16 @@ void request_training_stop();
 
 class Trainer {
  public:
-  // `policy` is trained in place (fp32 master weights on config's device). `eval` may be null.
+  // `policy` is trained in place (fp32 master weights on config's device). `eval` may be null;
+  // with eval_strategy "no" it is not used.
   Trainer(Config config, CausalLM policy, std::shared_ptr<PairSource> train,
           std::shared_ptr<PairSource> eval, TrainerHooks hooks = {});
   TrainResult train();
 
   // Pieces, public for tests.
-  // Forward + loss of one micro-batch (grad enabled unless under NoGradGuard).
-  LossOutput compute_loss(const PairBatch& batch);
+  // Forward + loss of one micro-batch (grad enabled unless under NoGradGuard); `logits`, if given,
+  // receives the batch's logits/* statistics from the same forward.
+  LossOutput compute_loss(const PairBatch& batch, LogitStats* logits = nullptr);
   // Metrics of the whole eval set under the current policy, keys "eval_<name>".
   std::map<std::string, double> evaluate();
   torch::optim::AdamW& optimizer() { return *optimizer_; }
@@ -69,6 +71,7 @@ class Trainer {
   torch::Device device_;
   DataPlan plan_;
   int64_t warmup_ = 0;
+  int64_t eval_interval_ = 0, save_interval_ = 0;  // steps between evals / saves; 0 = none
   std::unique_ptr<torch::optim::AdamW> optimizer_;
   std::vector<torch::Tensor> params_;
   int64_t step_ = 0;  // completed optimizer steps

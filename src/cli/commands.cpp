@@ -16,6 +16,7 @@ void add_tokenize_command(CLI::App& app);
 void add_score_tokens_command(CLI::App& app);
 void add_export_rewards_command(CLI::App& app);
 void add_view_rewards_command(CLI::App& app);
+void add_config_keys_command(CLI::App& app);
 
 namespace {
 std::map<CLI::App*, Action>& actions() {
@@ -36,6 +37,7 @@ void add_all_commands(CLI::App& app) {
   add_export_rewards_command(app);
   add_view_rewards_command(app);
   add_train_command(app);
+  add_config_keys_command(app);
 }
 
 int run_selected(CLI::App& app) {

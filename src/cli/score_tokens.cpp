@@ -1,10 +1,11 @@
 // treg score-tokens --config CFG.yaml [key=value ...]: self-generated token rewards (paper §3.3)
-// and reference log-probs for the train split (and eval, if eval_file is set), into the reward
+// and reference log-probs for the train split (and eval, if the run has one), into the reward
 // dump.
 #include <spdlog/spdlog.h>
 
 #include "cli/commands.h"
 #include "treg/config.h"
+#include "treg/data_sources.h"
 #include "treg/rewards.h"
 
 namespace treg::cli {
@@ -23,7 +24,7 @@ void add_score_tokens_command(CLI::App& app) {
   set_action(sub, [] {
     Config c = load_config(config_path, overrides);
     std::vector<std::string> splits = {"train"};
-    if (!c.eval_file.empty()) splits.push_back("eval");
+    if (has_eval_split(c)) splits.push_back("eval");
     for (const std::string& split : splits) {
       ScoreSummary s = score_tokens(c, split, !no_progress);
       const std::string dump = split == "train" ? c.reward_dump_path() : c.eval_reward_dump_path();

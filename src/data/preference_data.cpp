@@ -220,6 +220,12 @@ TokenizedPair tokenize_pair(const RawPair& row, const Tokenizer& tok, const Chat
 }
 
 bool truncate_pair(TokenizedPair& p, int64_t bos_id, const DataOptions& opts, DataStats* stats) {
+  const size_t chosen_before = p.chosen_ids.size(), rejected_before = p.rejected_ids.size();
+  if (opts.max_completion_length > 0) {
+    const size_t cap = static_cast<size_t>(opts.max_completion_length);
+    p.chosen_ids.resize(std::min(p.chosen_ids.size(), cap));
+    p.rejected_ids.resize(std::min(p.rejected_ids.size(), cap));
+  }
   const int64_t longer = static_cast<int64_t>(std::max(p.chosen_ids.size(), p.rejected_ids.size()));
   if (static_cast<int64_t>(p.prompt_ids.size()) + longer > opts.max_length) {
     const int64_t P = static_cast<int64_t>(p.prompt_ids.size());
@@ -235,14 +241,12 @@ bool truncate_pair(TokenizedPair& p, int64_t bos_id, const DataOptions& opts, Da
     }
     const size_t room =
         static_cast<size_t>(opts.max_length - static_cast<int64_t>(p.prompt_ids.size()));
-    if (p.chosen_ids.size() > room) {
-      p.chosen_ids.resize(room);
-      if (stats) ++stats->chosen_truncated;
-    }
-    if (p.rejected_ids.size() > room) {
-      p.rejected_ids.resize(room);
-      if (stats) ++stats->rejected_truncated;
-    }
+    p.chosen_ids.resize(std::min(p.chosen_ids.size(), room));
+    p.rejected_ids.resize(std::min(p.rejected_ids.size(), room));
+  }
+  if (stats) {
+    stats->chosen_truncated += p.chosen_ids.size() < chosen_before;
+    stats->rejected_truncated += p.rejected_ids.size() < rejected_before;
   }
   if (p.chosen_ids.empty() || p.rejected_ids.empty()) {
     if (stats) ++stats->dropped_empty;

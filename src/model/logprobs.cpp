@@ -1,7 +1,9 @@
 // Per-token log-probabilities log p(ids[t+1] | ids[..t]) without materialising [B, T, V] logits:
 // the selected positions are processed in chunks, and the backward recomputes each chunk's logits.
+// The same pass can sum each position's logits over the vocabulary (TRL's logits/* metrics).
 #include "treg/error.h"
 #include "treg/model.h"
+#include "treg/policy_logprobs.h"
 
 namespace treg {
 
@@ -24,28 +26,34 @@ torch::Tensor chunk_logits(const torch::Tensor& h, const torch::Tensor& weight, 
 }
 
 struct ChunkedLogprobs : public torch::autograd::Function<ChunkedLogprobs> {
-  // hidden [N, D], weight [V, D], targets [N] int64 -> {logps [N], log_sq_mass [N] (or [0])}
+  // hidden [N, D], weight [V, D], targets [N] int64
+  //   -> {logps [N], log_sq_mass [N] (or [0]), logit_sums [N] fp64 (or [0]), not differentiable}
   static variable_list forward(AutogradContext* ctx, torch::Tensor hidden, torch::Tensor weight,
-                               torch::Tensor targets, double softcap, int64_t chunk, bool with_sq) {
+                               torch::Tensor targets, double softcap, int64_t chunk, bool with_sq,
+                               bool with_sums) {
     const int64_t N = hidden.size(0);
     torch::Tensor logps = torch::empty({N}, hidden.options().dtype(softmax_dtype(weight)));
     torch::Tensor sq =
         with_sq ? torch::empty({N}, logps.options()) : torch::empty({0}, logps.options());
+    // Summed in fp64: a sum over a 256k vocabulary in fp32 would lose digits of the mean.
+    torch::Tensor sums = torch::empty({with_sums ? N : 0}, logps.options().dtype(torch::kFloat64));
     for (int64_t s = 0; s < N; s += chunk) {
       const int64_t n = std::min(chunk, N - s);
-      torch::Tensor lsm =
-          torch::log_softmax(chunk_logits(hidden.narrow(0, s, n), weight, softcap), -1);  // [n, V]
+      torch::Tensor logits = chunk_logits(hidden.narrow(0, s, n), weight, softcap);  // [n, V]
+      if (with_sums) sums.narrow(0, s, n).copy_(logits.sum(-1, /*keepdim=*/false, torch::kFloat64));
+      torch::Tensor lsm = torch::log_softmax(logits, -1);  // [n, V]
       logps.narrow(0, s, n).copy_(lsm.gather(1, targets.narrow(0, s, n).unsqueeze(1)).squeeze(1));
       // log sum_v p_v^2 = logsumexp_v(2 log p_v)
       if (with_sq) sq.narrow(0, s, n).copy_(torch::logsumexp(2 * lsm, -1));
     }
+    ctx->mark_non_differentiable({sums});
     ctx->save_for_backward({hidden, weight, targets});
     ctx->saved_data["softcap"] = softcap;
     ctx->saved_data["chunk"] = chunk;
     ctx->saved_data["with_sq"] = with_sq;
     ctx->saved_data["hidden_grad"] = hidden.requires_grad();
     ctx->saved_data["weight_grad"] = weight.requires_grad();
-    return {logps, sq};
+    return {logps, sq, sums};
   }
 
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
@@ -94,15 +102,15 @@ struct ChunkedLogprobs : public torch::autograd::Function<ChunkedLogprobs> {
       }
     }
     if (need_w && multi) grad_w = grad_w.to(weight.scalar_type());
-    return {grad_h, grad_w, torch::Tensor(), torch::Tensor(), torch::Tensor(), torch::Tensor()};
+    return {grad_h,          grad_w,          torch::Tensor(), torch::Tensor(),
+            torch::Tensor(), torch::Tensor(), torch::Tensor()};
   }
 };
 
-}  // namespace
-
-TokenLogprobs next_token_logprobs_from_hidden(CausalLM& model, const torch::Tensor& hidden,
-                                              const torch::Tensor& ids, const torch::Tensor& mask,
-                                              bool with_sq_mass, int64_t chunk_tokens) {
+// next_token_logprobs_from_hidden, optionally with the per-position logit sums.
+PolicyTokenOutputs token_outputs(CausalLM& model, const torch::Tensor& hidden,
+                                 const torch::Tensor& ids, const torch::Tensor& mask,
+                                 bool with_sq_mass, bool with_logit_sums, int64_t chunk_tokens) {
   if (chunk_tokens <= 0)
     fail("next_token_logprobs",
          "chunk_tokens must be positive, got " + std::to_string(chunk_tokens));
@@ -114,10 +122,12 @@ TokenLogprobs next_token_logprobs_from_hidden(CausalLM& model, const torch::Tens
   auto f32 = torch::TensorOptions()
                  .dtype(softmax_dtype(hidden))
                  .device(device);  // fp32 (fp64 for fp64 models)
-  TokenLogprobs out;
+  auto f64 = f32.dtype(torch::kFloat64);
+  PolicyTokenOutputs out;
   if (T < 2) {
     out.logps = torch::zeros({B, 0}, f32);
     if (with_sq_mass) out.log_sq_mass = torch::zeros({B, 0}, f32);
+    if (with_logit_sums) out.logit_sums = torch::zeros({B, 0}, f64);
     return out;
   }
   // Position t (0..T-2) predicts ids[:, t+1]; only positions whose target is a token are computed.
@@ -134,13 +144,25 @@ TokenLogprobs next_token_logprobs_from_hidden(CausalLM& model, const torch::Tens
       fail("next_token_logprobs", "token id " + std::to_string(lo < 0 ? lo : hi) +
                                       " outside the vocabulary [0, " + std::to_string(V) + ")");
   }
-  variable_list res = ChunkedLogprobs::apply(
-      h, model->lm_head_weight(), targets, model->args().final_softcap, chunk_tokens, with_sq_mass);
+  variable_list res =
+      ChunkedLogprobs::apply(h, model->lm_head_weight(), targets, model->args().final_softcap,
+                             chunk_tokens, with_sq_mass, with_logit_sums);
   out.logps =
       torch::zeros({B * (T - 1)}, f32).index_copy(0, rows, res[0]).view({B, T - 1});  // [B, T-1]
   if (with_sq_mass)
     out.log_sq_mass = torch::zeros({B * (T - 1)}, f32).index_copy(0, rows, res[1]).view({B, T - 1});
+  if (with_logit_sums)
+    out.logit_sums = torch::zeros({B * (T - 1)}, f64).index_copy(0, rows, res[2]).view({B, T - 1});
   return out;
+}
+
+}  // namespace
+
+TokenLogprobs next_token_logprobs_from_hidden(CausalLM& model, const torch::Tensor& hidden,
+                                              const torch::Tensor& ids, const torch::Tensor& mask,
+                                              bool with_sq_mass, int64_t chunk_tokens) {
+  return token_outputs(model, hidden, ids, mask, with_sq_mass, /*with_logit_sums=*/false,
+                       chunk_tokens);
 }
 
 TokenLogprobs next_token_logprobs(CausalLM& model, const torch::Tensor& ids,
@@ -148,6 +170,14 @@ TokenLogprobs next_token_logprobs(CausalLM& model, const torch::Tensor& ids,
                                   int64_t chunk_tokens) {
   torch::Tensor hidden = model->forward(ids, mask);  // [B, T, D]
   return next_token_logprobs_from_hidden(model, hidden, ids, mask, with_sq_mass, chunk_tokens);
+}
+
+PolicyTokenOutputs next_token_logprobs_and_logit_sums(CausalLM& model, const torch::Tensor& ids,
+                                                      const torch::Tensor& mask, bool with_sq_mass,
+                                                      int64_t chunk_tokens) {
+  torch::Tensor hidden = model->forward(ids, mask);  // [B, T, D]
+  return token_outputs(model, hidden, ids, mask, with_sq_mass, /*with_logit_sums=*/true,
+                       chunk_tokens);
 }
 
 }  // namespace treg

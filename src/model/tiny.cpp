@@ -141,6 +141,9 @@ nlohmann::json tiny_config(const TinySpec& s) {
                {{"type", "longrope"}, {"short_factor", short_f}, {"long_factor", long_f}}},
               {"sliding_window", 48},
               {"tie_word_embeddings", false}});
+    // Phi3Config's default pad_token_id (32000) lies outside a tiny vocabulary: transformers then
+    // refuses to build the embedding, so the config always names one.
+    if (!c.contains("pad_token_id")) c["pad_token_id"] = nullptr;
   } else {
     std::string names;
     for (const auto& a : tiny_arches()) names += (names.empty() ? "" : ", ") + a;

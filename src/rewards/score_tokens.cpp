@@ -7,6 +7,7 @@
 #include <cstdlib>
 
 #include "treg/config.h"
+#include "treg/data_sources.h"
 #include "treg/error.h"
 #include "treg/io.h"
 #include "treg/model.h"
@@ -18,12 +19,6 @@ namespace {
 
 using nlohmann::json;
 
-const std::string& split_file(const Config& c, const std::string& split) {
-  if (split == "train") return c.train_file;
-  if (split == "eval") return c.eval_file;
-  fail("score-tokens", "unknown split '" + split + "' (expected train or eval)");
-}
-
 std::string split_dump_path(const Config& c, const std::string& split) {
   return split == "train" ? c.reward_dump_path() : c.eval_reward_dump_path();
 }
@@ -33,12 +28,11 @@ std::string revision_template_path(const Config& c) {
 }
 
 // The checked part of the metadata, from already-loaded pieces.
-json expected_metadata(const Config& c, const std::string& split, const Tokenizer& tok,
-                       const ChatTemplate& chat) {
-  const std::string& data = split_file(c, split);
+json expected_metadata(const Config& c, const std::string& split, const std::string& data,
+                       const Tokenizer& tok, const ChatTemplate& chat) {
   if (data.empty())
     fail("config key '" + std::string(split == "train" ? "train_file" : "eval_file") + "'",
-         "is not set");
+         "is not set", split == "train" ? "set train_file, dataset_mixer or dataset_mixture" : "");
   if (!file_exists(data))
     fail(data, "data file not found", "check `train_file` / `eval_file` in the config");
   json m;
@@ -52,6 +46,7 @@ json expected_metadata(const Config& c, const std::string& split, const Tokenize
                         {"sha256", sha256_hex(chat.source())}};
   m["max_length"] = c.max_length;
   m["max_prompt_length"] = c.max_prompt_length;
+  m["max_completion_length"] = c.max_completion_length;
   m["skip_bad_rows"] = c.skip_bad_rows;
   m["reward_source"] = c.reward_source;
   if (c.reward_source == "prompt") {
@@ -222,16 +217,17 @@ int64_t kill_after_pairs() {
 
 nlohmann::json expected_dump_metadata(const Config& c, const std::string& split) {
   auto tok = load_tokenizer(c.model_name_or_path);
-  return expected_metadata(c, split, *tok, make_chat_template(*tok, c.chat_template));
+  return expected_metadata(c, split, split_data_file(c, split), *tok,
+                           make_chat_template(*tok, c.chat_template));
 }
 
 ScoreSummary score_tokens(const Config& c, const std::string& split, bool progress) {
   ScoreSummary sum;
   const std::string dump = split_dump_path(c, split);
-  const std::string data_path = split_file(c, split);
+  const std::string data_path = split_data_file(c, split);
   auto tok = load_tokenizer(c.model_name_or_path);
   const ChatTemplate chat = make_chat_template(*tok, c.chat_template);
-  const json expected = expected_metadata(c, split, *tok, chat);
+  const json expected = expected_metadata(c, split, data_path, *tok, chat);
 
   const std::string dump_dir =
       dump.find('/') == std::string::npos ? "." : dump.substr(0, dump.rfind('/'));
@@ -242,6 +238,7 @@ ScoreSummary score_tokens(const Config& c, const std::string& split, bool progre
   DataOptions opts;
   opts.max_length = c.max_length;
   opts.max_prompt_length = c.max_prompt_length;
+  opts.max_completion_length = c.max_completion_length;
   opts.skip_bad_rows = c.skip_bad_rows;
   opts.bad_rows_report = path_join(c.output_dir, "bad_rows." + split + ".jsonl");
   PreferenceData data = load_preference_data(data_path, *tok, chat, opts);
@@ -349,7 +346,7 @@ ScoreSummary score_tokens(const Config& c, const std::string& split, bool progre
 
 void ensure_reward_dumps(const Config& c, const std::string& config_path) {
   std::vector<std::string> splits = {"train"};
-  if (!c.eval_file.empty()) splits.push_back("eval");
+  if (has_eval_split(c)) splits.push_back("eval");
   for (const std::string& split : splits) {
     const std::string dump = split_dump_path(c, split);
     if (file_exists(dump)) {

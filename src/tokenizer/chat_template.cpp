@@ -249,6 +249,11 @@ ChatTemplate builtin_chat_template(const std::string& name) {
 }
 
 ChatTemplate make_chat_template(const Tokenizer& tok, const std::string& override_name) {
+  // A recipe's chat_template is the template text itself (the handbook sets tokenizer.chat_template
+  // to it); a name never contains Jinja delimiters.
+  if (override_name.find("{{") != std::string::npos ||
+      override_name.find("{%") != std::string::npos)
+    return ChatTemplate(override_name, "config key 'chat_template'", tok.special());
   if (!override_name.empty()) return builtin_chat_template(override_name);
   if (tok.chat_template_source().empty())
     fail(tok.chat_template_origin(),

@@ -119,4 +119,20 @@ void gather_responses(const PairBatch& batch, const torch::Tensor& logps, const 
   fill(rejected, B);
 }
 
+LogitStats response_logit_stats(const PairBatch& batch, const torch::Tensor& logit_sums,
+                                int64_t vocab_size) {
+  const int64_t B = batch.pairs;
+  auto dev = logit_sums.device();
+  auto rmask = batch.response_mask.to(dev, torch::kFloat64);                            // [2B, L]
+  auto per_row = (logit_sums.gather(1, batch.response_index.to(dev)) * rmask).sum(-1);  // [2B]
+  auto tokens = rmask.sum(-1);                                                          // [2B]
+  const double V = static_cast<double>(vocab_size);
+  LogitStats s;
+  s.chosen_sum = per_row.narrow(0, 0, B).sum().item<double>();
+  s.rejected_sum = per_row.narrow(0, B, B).sum().item<double>();
+  s.chosen_count = tokens.narrow(0, 0, B).sum().item<double>() * V;
+  s.rejected_count = tokens.narrow(0, B, B).sum().item<double>() * V;
+  return s;
+}
+
 }  // namespace treg

@@ -22,10 +22,20 @@ void MetricAccumulator::add_pairs(const LossOutput& out) {
   pairs_ += out.losses.size(0);
 }
 
+void MetricAccumulator::add_logits(const LogitStats& s) {
+  // A micro-batch's mean is over its tokens, so long responses weigh more within it (TRL's
+  // logits[mask].mean()); micro-batches then weigh equally (TRL averages the logged values).
+  batch_mean_sums_["logits/chosen"] += s.chosen_count > 0 ? s.chosen_sum / s.chosen_count : 0.0;
+  batch_mean_sums_["logits/rejected"] +=
+      s.rejected_count > 0 ? s.rejected_sum / s.rejected_count : 0.0;
+  ++logit_batches_;
+}
+
 std::map<std::string, double> MetricAccumulator::means() const {
   std::map<std::string, double> m;
   if (pairs_ == 0) return m;
   for (const auto& [k, v] : sums_) m[k] = v / static_cast<double>(pairs_);
+  for (const auto& [k, v] : batch_mean_sums_) m[k] = v / static_cast<double>(logit_batches_);
   return m;
 }
 

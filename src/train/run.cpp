@@ -2,6 +2,7 @@
 // then the policy, then the loop.
 #include <spdlog/spdlog.h>
 
+#include "treg/data_sources.h"
 #include "treg/error.h"
 #include "treg/io.h"
 #include "treg/reward_dump.h"
@@ -13,7 +14,8 @@ namespace treg {
 TrainResult run_training(const Config& config, const std::string& config_path) {
   const std::string train_dump = config.reward_dump_path();
   const std::string eval_dump = config.eval_reward_dump_path();
-  if (!file_exists(train_dump) || (!config.eval_file.empty() && !file_exists(eval_dump)))
+  const bool with_eval = has_eval_split(config);
+  if (!file_exists(train_dump) || (with_eval && !file_exists(eval_dump)))
     spdlog::info("train: no reward dump at {}; scoring the token rewards first (score-tokens)", train_dump);
   ensure_reward_dumps(config, config_path);  // reuses matching dumps, scores missing ones, refuses stale ones
 
@@ -25,7 +27,7 @@ TrainResult run_training(const Config& config, const std::string& config_path) {
 
   auto train = open_dump_source(train_dump);
   std::shared_ptr<PairSource> eval;
-  if (!config.eval_file.empty()) eval = open_dump_source(eval_dump);
+  if (with_eval) eval = open_dump_source(eval_dump);
   spdlog::info("train: policy {} on {} (fp32 master weights{})", config.model_name_or_path, dev,
                config.bf16 && device.is_cuda() ? ", bf16 autocast forward" : "");
   CausalLM policy = load_model(config.model_name_or_path, device, torch::kFloat32);

@@ -11,6 +11,11 @@ int64_t warmup_steps(double warmup_ratio, int64_t total_steps) {
   return static_cast<int64_t>(std::ceil(warmup_ratio * static_cast<double>(total_steps)));
 }
 
+int64_t resolved_warmup_steps(double steps, double warmup_ratio, int64_t total_steps) {
+  if (steps >= 1) return static_cast<int64_t>(steps);
+  return warmup_steps(steps > 0 ? steps : warmup_ratio, total_steps);
+}
+
 double lr_multiplier(const std::string& scheduler, int64_t step, int64_t warmup, int64_t total) {
   if (scheduler == "constant") return 1.0;
   if (step < warmup) return static_cast<double>(step) / static_cast<double>(std::max<int64_t>(1, warmup));

@@ -16,6 +16,7 @@
 
 #include "treg/error.h"
 #include "treg/io.h"
+#include "treg/policy_logprobs.h"
 #include "treg/trainer.h"
 
 namespace treg {
@@ -111,7 +112,15 @@ Trainer::Trainer(Config config, CausalLM policy, std::shared_ptr<PairSource> tra
       device_(policy_->parameters().front().device()) {
   plan_ = make_data_plan(train_->size(), config_.per_device_train_batch_size, config_.gradient_accumulation_steps,
                          config_.num_train_epochs, config_.max_steps, static_cast<uint64_t>(config_.seed));
-  warmup_ = warmup_steps(config_.warmup_ratio, plan_.total_steps);
+  warmup_ = resolved_warmup_steps(config_.warmup_steps, config_.warmup_ratio, plan_.total_steps);
+  // HF's strategies: "epoch" acts at every epoch's end, "no" never (the final checkpoint is still
+  // saved).
+  auto interval = [&](const std::string& strategy, int64_t steps) {
+    return strategy == "no" ? 0 : strategy == "epoch" ? plan_.steps_per_epoch : steps;
+  };
+  eval_interval_ = interval(config_.eval_strategy, config_.eval_steps);
+  save_interval_ = interval(config_.save_strategy, config_.save_steps);
+  if (config_.eval_strategy == "no") eval_.reset();
   policy_->set_gradient_checkpointing(config_.gradient_checkpointing);
 
   // AdamW with HF Trainer defaults from the config; two groups as HF: decayed and not decayed.
@@ -139,15 +148,17 @@ double Trainer::set_learning_rate(int64_t step) {
   return lr;
 }
 
-LossOutput Trainer::compute_loss(const PairBatch& batch) {
+LossOutput Trainer::compute_loss(const PairBatch& batch, LogitStats* logits) {
   // ids, mask: [2B, T] -- chosen rows then rejected rows, ONE forward pass.
   auto ids = batch.ids.to(device_);
   auto mask = batch.mask.to(device_);
-  TokenLogprobs lp;
+  PolicyTokenOutputs lp;
   {
     AutocastGuard autocast(config_.bf16 && device_.is_cuda());
-    lp = next_token_logprobs(policy_, ids, mask, /*with_sq_mass=*/loss_.use_weighting);  // [2B, T-1] fp32
+    lp = next_token_logprobs_and_logit_sums(policy_, ids, mask,
+                                            /*with_sq_mass=*/loss_.use_weighting);  // [2B, T-1]
   }
+  if (logits) *logits = response_logit_stats(batch, lp.logit_sums, policy_->args().vocab_size);
   ResponseTokens chosen, rejected;  // [B, L] each
   gather_responses(batch, lp.logps, lp.log_sq_mass, chosen, rejected);
   return preference_loss(loss_, chosen, rejected);
@@ -163,7 +174,9 @@ std::map<std::string, double> Trainer::evaluate() {
   for (int64_t start = 0; start < n; start += bs) {
     std::vector<PairRecord> recs;
     for (int64_t i = start; i < std::min(n, start + bs); ++i) recs.push_back(eval_->get(i));
-    acc.add_pairs(compute_loss(collate_pairs(std::move(recs), eval_->name())));
+    LogitStats logits;
+    acc.add_pairs(compute_loss(collate_pairs(std::move(recs), eval_->name()), &logits));
+    acc.add_logits(logits);
   }
   policy_->train();
   for (const auto& [k, v] : acc.means()) out["eval_" + k] = v;
@@ -239,7 +252,7 @@ TrainResult Trainer::train() {
     return all.empty() ? std::string("none") : all.back();
   };
 
-  if (eval_ && step_ == 0 && config_.eval_steps > 0) {  // the untrained policy: where the curves start
+  if (eval_ && step_ == 0 && eval_interval_ > 0) {  // the untrained policy: where the curves start
     LogEvent e{0, evaluate()};
     e.values["epoch"] = 0.0;
     log_event(e);
@@ -261,7 +274,8 @@ TrainResult Trainer::train() {
         std::vector<PairRecord> recs;
         for (int64_t i : plan_.micro_batch_pairs(step, micro)) recs.push_back(train_->get(i));
         PairBatch batch = collate_pairs(std::move(recs), train_->name());
-        LossOutput out = compute_loss(batch);
+        LogitStats logits;
+        LossOutput out = compute_loss(batch, &logits);
         if (hooks_.after_loss) hooks_.after_loss(step + 1, out);
         const double loss_value = out.loss.item<double>();
         if (!finite(loss_value))
@@ -271,6 +285,7 @@ TrainResult Trainer::train() {
                "the last good checkpoint is " + last_good() + "; lower learning_rate or check the reward dump");
         (out.loss / static_cast<double>(plan_.accumulation)).backward();
         acc.add_pairs(out);
+        acc.add_logits(logits);
         acc.add_tokens(batch.num_tokens);
       }
       const double grad_norm =
@@ -302,7 +317,7 @@ TrainResult Trainer::train() {
         acc.clear();
         t_log = now;
       }
-      if (config_.eval_steps > 0 && step_ % config_.eval_steps == 0 && step_ < plan_.total_steps && eval_) {
+      if (eval_interval_ > 0 && step_ % eval_interval_ == 0 && step_ < plan_.total_steps && eval_) {
         LogEvent e{step_, evaluate()};
         e.values["epoch"] = plan_.epoch_at(step_);
         log_event(e);
@@ -310,7 +325,7 @@ TrainResult Trainer::train() {
                      e.values["eval_rewards/accuracies"], e.values["eval_rewards/margins"]);
         t_log = std::chrono::steady_clock::now();
       }
-      if (config_.save_steps > 0 && step_ % config_.save_steps == 0 && step_ < plan_.total_steps)
+      if (save_interval_ > 0 && step_ % save_interval_ == 0 && step_ < plan_.total_steps)
         last_saved = save_checkpoint();
       if (hooks_.after_step) hooks_.after_step(step_);
     }
