@@ -1,10 +1,11 @@
+#include "treg/config.h"
+
 #include <gtest/gtest.h>
 
 #include <map>
 #include <sstream>
 
 #include "test_util.h"
-#include "treg/config.h"
 #include "treg/error.h"
 #include "treg/io.h"
 
@@ -64,10 +65,27 @@ TEST(Config, WrongTypesAndValuesAreNamed) {
   EXPECT_NE(error_of("beta: 0.1\n").find("model_name_or_path"), std::string::npos);
   EXPECT_NE(error_of("model_name_or_path: m\nmax_prompt_length: 4096\n").find("max_prompt_length"),
             std::string::npos);
-  EXPECT_NE(error_of("model_name_or_path: m\nbeta: [1, 2]\n").find("got a list"), std::string::npos);
-  EXPECT_NE(error_of("model_name_or_path: m\nbeta: 1\nbeta: 2\n").find("set twice"), std::string::npos);
+  EXPECT_NE(error_of("model_name_or_path: m\nbeta: [1, 2]\n").find("got a list"),
+            std::string::npos);
+  EXPECT_NE(error_of("model_name_or_path: m\nbeta: 1\nbeta: 2\n").find("set twice"),
+            std::string::npos);
   EXPECT_NE(error_of("model_name_or_path: [\n").find("invalid YAML"), std::string::npos);
   EXPECT_NE(error_of("model_name_or_path: m\n", {"beta"}).find("key=value"), std::string::npos);
+}
+
+// YAML reads .inf / .nan as numbers; none is a usable setting, and beta=.inf used to fail only at
+// the first training step.
+TEST(Config, InfiniteAndNanNumbersAreNamedAtLoad) {
+  for (const char* ov : {"beta=.inf", "beta=-.inf", "learning_rate=.nan", "treg_alpha=.Inf",
+                         "max_steps=.inf", "warmup_steps=.inf"}) {
+    SCOPED_TRACE(ov);
+    std::string e = error_of("model_name_or_path: m\n", {ov});
+    const std::string key = std::string(ov).substr(0, std::string(ov).find('='));
+    EXPECT_NE(e.find("'" + key + "'"), std::string::npos) << e;
+    EXPECT_TRUE(e.find("finite") != std::string::npos || e.find("integer") != std::string::npos)
+        << e;
+  }
+  EXPECT_EQ(error_of("model_name_or_path: m\n", {"beta=2.5e-1"}), "");
 }
 
 // The settings whose treg default differs from Hugging Face's, as a recipe sets them.
@@ -311,6 +329,19 @@ TEST(ConfigKeys, CommandPrintsTheTableAndTheHintPointsAtIt) {
               std::string::npos)
         << e;
   }
+}
+
+// CLI11 answered a mistyped subcommand with "A subcommand is required".
+TEST(Cli, UnknownSubcommandNamesTheNearestOne) {
+  std::string out;
+  EXPECT_EQ(test::run_command(test::treg_binary() + " score-token --config x.yaml", &out), 2);
+  EXPECT_NE(out.find("unknown subcommand 'score-token': did you mean 'score-tokens'?"),
+            std::string::npos)
+      << out;
+  EXPECT_NE(out.find("train"), std::string::npos) << out;  // the list of subcommands
+  EXPECT_EQ(test::run_command(test::treg_binary() + " trian", &out), 2);
+  EXPECT_NE(out.find("did you mean 'train'?"), std::string::npos) << out;
+  EXPECT_EQ(test::run_command(test::treg_binary() + " --version", &out), 0) << out;
 }
 
 TEST(Config, ResolvedYamlRoundTrips) {

@@ -346,6 +346,34 @@ TEST(Data, SkipModeCountsAndReportsEveryBadRow) {
   EXPECT_EQ(count_rows(path), 4);
 }
 
+// Invalid UTF-8 in a row is a bad row like any other: named with its line without skip_bad_rows,
+// and listed (the bytes replaced) in the report with it.
+TEST(Data, InvalidUtf8RowIsABadRowWithItsLine) {
+  MockTokenizer tok;
+  const ChatTemplate chat = builtin_chat_template("llama3");
+  const std::string good = R"({"prompt":"Q","chosen":"a","rejected":"b"})";
+  std::string path = write_jsonl(
+      "utf8",
+      {good, "{\"prompt\":\"hi \xff\xfe there\",\"chosen\":\"a\",\"rejected\":\"b\"}", good});
+  std::string e = error_of([&] { load_preference_data(path, tok, chat, DataOptions{}); });
+  EXPECT_NE(e.find(path + ":2: invalid JSON"), std::string::npos) << e;
+  EXPECT_NE(e.find("UTF-8"), std::string::npos) << e;
+
+  DataOptions o;
+  o.skip_bad_rows = true;
+  o.bad_rows_report = path + ".bad_rows.jsonl";
+  PreferenceData d = load_preference_data(path, tok, chat, o);
+  EXPECT_EQ(d.stats.kept, 2);
+  EXPECT_EQ(d.stats.bad_rows, 1);
+  std::ifstream rep(o.bad_rows_report);
+  std::string l1, l2;
+  ASSERT_TRUE(std::getline(rep, l1));
+  EXPECT_FALSE(std::getline(rep, l2));
+  auto j = nlohmann::json::parse(l1);
+  EXPECT_EQ(j["line"], 2);
+  EXPECT_NE(j["reason"].get<std::string>().find("UTF-8"), std::string::npos) << l1;
+}
+
 TEST(Data, BundledTinyDataParsesAndHasEveryShape) {
   for (const char* split : {"train", "eval"}) {
     std::string path =

@@ -17,6 +17,7 @@
 #include "treg/error.h"
 #include "treg/io.h"
 #include "treg/reward_dump.h"
+#include "treg/safetensors.h"
 #include "treg/tokenizer.h"
 
 namespace treg {
@@ -130,6 +131,61 @@ Scored score(const std::string& name, const std::string& arch, int n_rows,
   s.rows = read_jsonl(s.dir + "/rewards.jsonl");
   s.meta = json::parse(read_file(s.dir + "/meta.json"));
   return s;
+}
+
+// The revision prompts used to quote the whole row: one 1 MB answer asked for a 176 GB forward.
+// A cut prompt or response is now quoted as cut, so every context is bounded by max_length (twice,
+// the answer is quoted and scored) plus the template; an uncut row is quoted as written.
+TEST(Rewards, RevisionContextsAreBoundedByMaxLength) {
+  const std::string dir = test::fresh_dir("rewards_bounded");
+  auto tok = load_tokenizer(test::tiny_model("llama"));
+  const ChatTemplate chat = make_chat_template(*tok, "");
+  const RevisionSpec spec{load_revision_template(default_revision_prompt_path()),
+                          "helpful, correct", "unhelpful, wrong", "Answer ({direction}): "};
+  std::string long_prompt, long_answer;
+  for (int i = 0; i < 2000; ++i) long_prompt += "why is the sky blue " + std::to_string(i) + "? ";
+  for (int i = 0; i < 20000; ++i)
+    long_answer += "because of scattering " + std::to_string(i) + ". ";
+  const std::string path = dir + "/d.jsonl";
+  write_file_atomic(
+      path, json{{"prompt", long_prompt}, {"chosen", long_answer}, {"rejected", "no"}}.dump() +
+                "\n" + json{{"prompt", "Q?"}, {"chosen", "Yes."}, {"rejected", "No."}}.dump() +
+                "\n");
+  DataOptions o;
+  o.max_length = 64;
+  o.max_prompt_length = 32;
+  PreferenceData d = load_preference_data(path, *tok, chat, o);
+  ASSERT_EQ(d.pairs.size(), 2u);
+  const TokenizedPair& big = d.pairs[0];
+  EXPECT_TRUE(big.prompt_cut && big.chosen_cut && !big.rejected_cut);
+  const size_t empty_ctx = revision_context_ids("", "", "better", spec, *tok, chat).size();
+  for (bool chosen : {true, false}) {
+    ScoreContexts c = build_score_contexts(big, chosen, spec, *tok, chat);
+    const size_t response = (chosen ? big.chosen_ids : big.rejected_ids).size();
+    EXPECT_LE(c.plain.size(), 64u);
+    // quoted prompt <= the kept prompt tokens, quoted answer <= the scored tokens (+ a few tokens
+    // where decoded text re-encodes differently at the seams).
+    const size_t bound = empty_ctx + big.prompt_ids.size() + 2 * response + 8;
+    EXPECT_LE(c.better.size(), bound);
+    EXPECT_LE(c.worse.size(), bound);
+    EXPECT_GE(c.better.size(), empty_ctx + response);
+  }
+  // The quoted answer is the scored text: its end is in the context, the text after the cut is not.
+  ScoreContexts c = build_score_contexts(big, true, spec, *tok, chat);
+  const std::string quoted = tok->decode(c.better, /*skip_special=*/true);
+  const std::string scored = tok->decode(big.chosen_ids, true);
+  const size_t first = quoted.find(scored);  // quoted in the prompt, then scored after it
+  ASSERT_NE(first, std::string::npos) << quoted;
+  EXPECT_NE(quoted.find(scored, first + scored.size()), std::string::npos) << quoted;
+  EXPECT_EQ(quoted.find("scattering 1999."), std::string::npos);
+  EXPECT_NE(quoted.find("sky blue 1999?"), std::string::npos);  // the prompt keeps its end
+
+  const TokenizedPair& small = d.pairs[1];
+  EXPECT_FALSE(small.prompt_cut || small.chosen_cut || small.rejected_cut);
+  ScoreContexts sc = build_score_contexts(small, true, spec, *tok, chat);
+  std::vector<int64_t> want = revision_context_ids("Q?", "Yes.", "better", spec, *tok, chat);
+  want.insert(want.end(), small.chosen_ids.begin(), small.chosen_ids.end());
+  EXPECT_EQ(sc.better, want);
 }
 
 class RewardsArch : public ::testing::TestWithParam<std::string> {
@@ -363,12 +419,87 @@ TEST(RewardsCli, StaleDumpIsRefusedNamingTheField) {
   ensure_reward_dumps(fresh, s.cfg);
   EXPECT_EQ(RewardDumpReader(s.dir + "/fresh/d.bin").size(), 5);
 
-  // A corrupt complete dump is a named error.
+  // A truncated complete dump is a named error for a reader, and scored again before training.
   std::string bytes = read_file(s.dump);
   write_file_atomic(s.dump, bytes.substr(0, bytes.size() - 9));
-  e = error_of([&] { ensure_reward_dumps(c, s.cfg); });
+  e = error_of([&] { RewardDumpReader r(s.dump); });
   EXPECT_NE(e.find(s.dump), std::string::npos) << e;
   EXPECT_NE(e.find("truncated"), std::string::npos) << e;
+  EXPECT_NO_THROW(ensure_reward_dumps(c, s.cfg));
+  EXPECT_TRUE(read_file(s.dump) == bytes);
+}
+
+// One flipped byte inside a record: train used to start on the dump and fail at the step reading
+// it, and score-tokens called it "complete and up to date". Both now check every record first and
+// score the dump again, to the same bytes.
+TEST(RewardsCli, DamagedRecordIsFoundUpFrontAndScoredAgain) {
+  Scored s = score("rewards_damaged", "llama", 6);
+  const std::string good = read_file(s.dump);
+  auto damage = [&] {
+    std::string bytes = good;
+    bytes[bytes.size() / 2] = static_cast<char>(bytes[bytes.size() / 2] ^ 0x10);
+    write_file_atomic(s.dump, bytes);
+  };
+  damage();
+  ASSERT_NE(error_of([&] {
+              RewardDumpReader r(s.dump);
+              for (int64_t i = 0; i < r.size(); ++i) r.read(i);
+            }),
+            "");
+  std::string out;
+  ASSERT_EQ(test::run_command(treg() + " score-tokens --no-progress --config " + s.cfg, &out), 0)
+      << out;
+  EXPECT_EQ(out.find("up to date; nothing to score"), std::string::npos) << out;
+  EXPECT_NE(out.find("scoring it again"), std::string::npos) << out;
+  EXPECT_TRUE(read_file(s.dump) == good) << "re-scored dump differs";
+
+  damage();
+  EXPECT_NO_THROW(ensure_reward_dumps(load_config(s.cfg), s.cfg));
+  EXPECT_TRUE(read_file(s.dump) == good) << "train did not repair the dump before starting";
+}
+
+// NaN weights used to give an exit-0 dump full of NaN.
+TEST(RewardsCli, NonFiniteLogProbsStopScoringNamingThePair) {
+  std::string dir = test::fresh_dir("rewards_nan");
+  std::string out;
+  ASSERT_EQ(test::run_command("cp -r " + test::tiny_model("llama") + " " + dir + "/model", &out), 0)
+      << out;
+  const std::string weights = dir + "/model/model.safetensors";
+  NamedTensors tensors;
+  {
+    SafetensorsCheckpoint ck(weights);
+    for (const std::string& k : ck.keys()) {
+      torch::Tensor t = ck.load(k, torch::kFloat32);
+      if (k == "model.layers.1.mlp.down_proj.weight") t.index_put_({0, 0}, NAN);
+      tensors.emplace_back(k, t);
+    }
+  }
+  save_safetensors(weights, tensors);
+  std::string cfg = write_config(dir, dir + "/model", data_subset(dir, 3));
+  EXPECT_NE(test::run_command(treg() + " score-tokens --no-progress --config " + cfg, &out), 0)
+      << out;
+  EXPECT_NE(out.find("non-finite"), std::string::npos) << out;
+  EXPECT_NE(out.find("data line 1"), std::string::npos) << out;
+  EXPECT_FALSE(file_exists(dir + "/out/token_rewards.bin"));
+}
+
+// CPU sums are split by thread, so a .partial scored with another thread count is not resumed
+// (its records would differ in the last bits from the ones this run appends); the log names why.
+TEST(RewardsCli, PartialFromAnotherThreadCountIsScoredAgainNamingIt) {
+  std::string dir = test::fresh_dir("rewards_threads");
+  std::string cfg = write_config(dir, test::tiny_model("llama"), data_subset(dir, 6));
+  const std::string dump = dir + "/out/token_rewards.bin";
+  const std::string run = treg() + " score-tokens --no-progress --config " + cfg;
+  std::string out;
+  ASSERT_EQ(test::run_command("TREG_NUM_THREADS=2 " + run, &out), 0) << out;
+  const std::string want = read_file(dump);
+  std::remove(dump.c_str());
+  EXPECT_NE(test::run_command("TREG_TEST_KILL_AFTER_PAIRS=3 TREG_NUM_THREADS=1 " + run, &out), 0);
+  ASSERT_TRUE(file_exists(dump + ".partial"));
+  ASSERT_EQ(test::run_command("TREG_NUM_THREADS=2 " + run, &out), 0) << out;
+  EXPECT_NE(out.find("run.cpu_threads = 1, this run has 2; starting over"), std::string::npos)
+      << out;
+  EXPECT_TRUE(read_file(dump) == want);
 }
 
 TEST(RewardsCli, CustomRevisionPromptWithMissingPlaceholderIsAnError) {

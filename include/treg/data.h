@@ -37,11 +37,11 @@ struct BadRow {
 RawPair parse_pair_line(const std::string& text, const std::string& file, int64_t line);
 
 struct DataOptions {
-  int64_t max_length = 2048;         // prompt + longer response, in tokens
-  int64_t max_prompt_length = 1800;  // the prompt keeps its end (and its BOS)
+  int64_t max_length = 2048;          // prompt + longer response, in tokens
+  int64_t max_prompt_length = 1800;   // the prompt keeps its end (and its BOS)
   int64_t max_completion_length = 0;  // TRL: a response keeps its first this many tokens; 0 = all
-  bool skip_bad_rows = false;        // false: the first bad row is an error
-  std::string bad_rows_report;       // skip mode: JSONL report of skipped rows ("" = none written)
+  bool skip_bad_rows = false;         // false: the first bad row is an error
+  std::string bad_rows_report;        // skip mode: JSONL report of skipped rows ("" = none written)
 };
 
 struct TokenizedPair {
@@ -50,6 +50,8 @@ struct TokenizedPair {
   std::string chosen_text, rejected_text;         // the answers' text as in the data ({answer})
   std::vector<int64_t> prompt_ids;                // [P]
   std::vector<int64_t> chosen_ids, rejected_ids;  // [C], [R], each ending in end-of-turn unless cut
+  // What truncate_pair cut: the revision prompt then quotes the cut text, not the full one.
+  bool prompt_cut = false, chosen_cut = false, rejected_cut = false;
 };
 
 // Everything that happened to the rows; nothing disappears without being counted here.

@@ -64,11 +64,14 @@ struct RevisionSpec {
 
 // Context for `direction` ("better" | "worse"): the revision prompt as a user turn through the chat
 // template with the generation prompt, then the assistant prefix as text without specials; the
-// response ids are appended by the caller.
-std::vector<int64_t> revision_context_ids(const TokenizedPair& pair, const std::string& answer,
+// response ids are appended by the caller. `instruction` is instruction_text of the prompt.
+std::vector<int64_t> revision_context_ids(const std::string& instruction, const std::string& answer,
                                           const std::string& direction, const RevisionSpec& spec,
                                           const Tokenizer& tok, const ChatTemplate& chat);
-// All three contexts for the chosen (chosen=true) or rejected response of `pair`.
+// All three contexts for the chosen (chosen=true) or rejected response of `pair`. Where
+// truncate_pair cut the prompt or the response, the revision prompt quotes the cut text (the last
+// prompt tokens, the response tokens scored), so every context stays within about twice
+// max_length plus the revision template, whatever the length of the row.
 ScoreContexts build_score_contexts(const TokenizedPair& pair, bool chosen, const RevisionSpec& spec,
                                    const Tokenizer& tok, const ChatTemplate& chat);
 
@@ -84,11 +87,11 @@ struct ScoreSummary {
 };
 
 // Scores `split` ("train" | "eval") of `config` into its dump path (resuming a partial dump).
-// Per step, up to score_batch_size pairs: the plain contexts of chosen+rejected go through the model
-// in one padded batch and their better+worse revision contexts in a second one (they are ~5x longer),
-// under NoGradGuard, bf16 on CUDA when `bf16`, fp32 otherwise; a resumed run redoes the last
-// incomplete batch so that its batches, and so its bytes, equal an uninterrupted run's.
-// Writes "<dump>.config.yaml" (the resolved config) beside it. `progress` draws a bar on stderr.
+// Per step, up to score_batch_size pairs: the plain contexts of chosen+rejected go through the
+// model in one padded batch and their better+worse revision contexts in a second one (they are ~5x
+// longer), under NoGradGuard, bf16 on CUDA when `bf16`, fp32 otherwise; a resumed run redoes the
+// last incomplete batch so that its batches, and so its bytes, equal an uninterrupted run's. Writes
+// "<dump>.config.yaml" (the resolved config) beside it. `progress` draws a bar on stderr.
 ScoreSummary score_tokens(const Config& config, const std::string& split, bool progress = true);
 
 }  // namespace treg

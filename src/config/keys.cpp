@@ -11,6 +11,7 @@
 #include <type_traits>
 
 #include "treg/error.h"
+#include "treg/nearest.h"
 
 namespace treg::config_keys_detail {
 namespace {
@@ -56,8 +57,14 @@ T scalar_as(const YAML::Node& v, const std::string& key, const std::string& wher
   try {
     if constexpr (std::is_same_v<T, int64_t>) {
       const double d = v.as<double>();
-      if (d != std::floor(d)) bad_value(key, where, expected_of<T>(), v);
+      if (!std::isfinite(d) || d != std::floor(d)) bad_value(key, where, expected_of<T>(), v);
       return static_cast<int64_t>(d);
+    } else if constexpr (std::is_same_v<T, double>) {
+      // YAML reads .inf and .nan as numbers; every treg number is a finite setting, and an
+      // infinite beta would only fail at the first step.
+      const double d = v.as<double>();
+      if (!std::isfinite(d)) bad_value(key, where, "a finite number", v);
+      return d;
     } else {
       return v.as<T>();
     }
@@ -233,19 +240,6 @@ void read_alias(Config& c, const YAML::Node& v, const std::string& key, const st
   target->read(c, v, key, where);
 }
 
-size_t edit_distance(const std::string& a, const std::string& b) {
-  std::vector<size_t> prev(b.size() + 1), cur(b.size() + 1);
-  for (size_t j = 0; j <= b.size(); ++j) prev[j] = j;
-  for (size_t i = 1; i <= a.size(); ++i) {
-    cur[0] = i;
-    for (size_t j = 1; j <= b.size(); ++j)
-      cur[j] =
-          std::min({prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1)});
-    std::swap(prev, cur);
-  }
-  return prev[b.size()];
-}
-
 KeySpec alias(const char* name, const char* target, const char* meaning) {
   return {name, KeyRole::kAlias, "(alias)", meaning, &read_alias, nullptr, target};
 }
@@ -405,13 +399,9 @@ const KeySpec* find_key(const std::string& name) {
 }
 
 std::string nearest_key(const std::string& name) {
-  std::string best;
-  size_t best_d = SIZE_MAX;
-  for (const auto& s : key_specs()) {
-    const size_t d = edit_distance(name, s.name);
-    if (d < best_d) best_d = d, best = s.name;
-  }
-  return best;
+  std::vector<std::string> names;
+  for (const auto& s : key_specs()) names.push_back(s.name);
+  return nearest_name(name, names);
 }
 
 bool guard_accepts(const KeySpec& spec, const YAML::Node& value) {

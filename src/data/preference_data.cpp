@@ -237,6 +237,7 @@ bool truncate_pair(TokenizedPair& p, int64_t bos_id, const DataOptions& opts, Da
       if (keep_bos) cut.push_back(bos_id);
       cut.insert(cut.end(), p.prompt_ids.end() - tail, p.prompt_ids.end());
       p.prompt_ids = std::move(cut);
+      p.prompt_cut = true;
       if (stats) ++stats->prompts_truncated;
     }
     const size_t room =
@@ -244,9 +245,11 @@ bool truncate_pair(TokenizedPair& p, int64_t bos_id, const DataOptions& opts, Da
     p.chosen_ids.resize(std::min(p.chosen_ids.size(), room));
     p.rejected_ids.resize(std::min(p.rejected_ids.size(), room));
   }
+  p.chosen_cut = p.chosen_ids.size() < chosen_before;
+  p.rejected_cut = p.rejected_ids.size() < rejected_before;
   if (stats) {
-    stats->chosen_truncated += p.chosen_ids.size() < chosen_before;
-    stats->rejected_truncated += p.rejected_ids.size() < rejected_before;
+    stats->chosen_truncated += p.chosen_cut;
+    stats->rejected_truncated += p.rejected_cut;
   }
   if (p.chosen_ids.empty() || p.rejected_ids.empty()) {
     if (stats) ++stats->dropped_empty;
@@ -309,7 +312,10 @@ PreferenceData load_preference_data(const std::string& path, const Tokenizer& to
   if (opts.skip_bad_rows && !opts.bad_rows_report.empty()) {
     std::string report;
     for (const BadRow& b : data.bad_rows)
-      report += json{{"file", b.file}, {"line", b.line}, {"reason", b.reason}}.dump() + "\n";
+      // A reason may quote the row's invalid UTF-8 (the parser's "last read"): replaced, not fatal.
+      report += json{{"file", b.file}, {"line", b.line}, {"reason", b.reason}}.dump(
+                    -1, ' ', false, json::error_handler_t::replace) +
+                "\n";
     write_file_atomic(opts.bad_rows_report, report);
     if (!data.bad_rows.empty())
       spdlog::warn("{}: skipped {} bad rows (listed in {})", path, data.bad_rows.size(),

@@ -137,13 +137,13 @@ std::string render_assistant_prefix(const std::string& prefix, const std::string
   return out;
 }
 
-std::vector<int64_t> revision_context_ids(const TokenizedPair& pair, const std::string& answer,
+std::vector<int64_t> revision_context_ids(const std::string& instruction, const std::string& answer,
                                           const std::string& direction, const RevisionSpec& spec,
                                           const Tokenizer& tok, const ChatTemplate& chat) {
   const std::string& desc =
       direction == "better" ? spec.better_description : spec.worse_description;
-  const std::string user = render_revision_prompt(spec.template_text, instruction_text(pair.prompt),
-                                                  answer, direction, desc);
+  const std::string user =
+      render_revision_prompt(spec.template_text, instruction, answer, direction, desc);
   std::vector<int64_t> ids =
       tok.encode(chat.render({{"user", user}}, /*add_generation_prompt=*/true),
                  /*add_special=*/false);
@@ -157,7 +157,18 @@ std::vector<int64_t> revision_context_ids(const TokenizedPair& pair, const std::
 ScoreContexts build_score_contexts(const TokenizedPair& pair, bool chosen, const RevisionSpec& spec,
                                    const Tokenizer& tok, const ChatTemplate& chat) {
   const std::vector<int64_t>& response = chosen ? pair.chosen_ids : pair.rejected_ids;
-  const std::string& answer = chosen ? pair.chosen_text : pair.rejected_text;
+  // An uncut row is quoted as written (decoding ids would not give back the data's text exactly).
+  const std::string answer = (chosen ? pair.chosen_cut : pair.rejected_cut)
+                                 ? tok.decode(response, /*skip_special=*/true)
+                                 : (chosen ? pair.chosen_text : pair.rejected_text);
+  std::string instruction = instruction_text(pair.prompt);
+  if (pair.prompt_cut) {
+    const std::vector<int64_t> ids = tok.encode(instruction, /*add_special=*/false);
+    const size_t keep = std::min(ids.size(), pair.prompt_ids.size());
+    instruction =
+        tok.decode(std::vector<int64_t>(ids.end() - static_cast<std::ptrdiff_t>(keep), ids.end()),
+                   /*skip_special=*/true);
+  }
   ScoreContexts c;
   auto with_response = [&](std::vector<int64_t> ctx, int64_t* start) {
     *start = static_cast<int64_t>(ctx.size());
@@ -165,10 +176,10 @@ ScoreContexts build_score_contexts(const TokenizedPair& pair, bool chosen, const
     return ctx;
   };
   c.plain = with_response(pair.prompt_ids, &c.plain_start);
-  c.better =
-      with_response(revision_context_ids(pair, answer, "better", spec, tok, chat), &c.better_start);
-  c.worse =
-      with_response(revision_context_ids(pair, answer, "worse", spec, tok, chat), &c.worse_start);
+  c.better = with_response(revision_context_ids(instruction, answer, "better", spec, tok, chat),
+                           &c.better_start);
+  c.worse = with_response(revision_context_ids(instruction, answer, "worse", spec, tok, chat),
+                          &c.worse_start);
   return c;
 }
 

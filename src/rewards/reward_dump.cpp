@@ -363,6 +363,27 @@ struct RewardDumpWriter::Impl {
   bool finished = false;
 };
 
+// Why a .partial cannot be resumed, for the log: the first metadata field that differs (a
+// different model, data, thread count, ...), or that the file is unreadable.
+static std::string metadata_difference(int fd, const std::string& where, const json& now) {
+  json before;
+  try {
+    uint64_t records_start = 0;
+    before = read_header(fd, where, &records_start);
+  } catch (const Error& e) {
+    return std::string("unreadable header (") + e.what() + ")";
+  }
+  std::vector<std::pair<std::string, json>> fields;
+  flatten(now, "", &fields);
+  for (const auto& [key, value] : fields) {
+    const json* old = lookup(before, key);
+    if (!old || *old != value)
+      return "left by a run with " + key + " = " + (old ? old->dump() : std::string("(absent)")) +
+             ", this run has " + value.dump();
+  }
+  return "left by a run with different metadata";
+}
+
 RewardDumpWriter::RewardDumpWriter(const std::string& path, const nlohmann::json& metadata,
                                    int64_t align, int64_t fsync_every)
     : impl_(std::make_unique<Impl>()) {
@@ -430,9 +451,9 @@ RewardDumpWriter::RewardDumpWriter(const std::string& path, const nlohmann::json
       w.resumed = static_cast<int64_t>(w.offsets.size());
       spdlog::info("{}: resuming after {} scored pairs", w.partial, w.resumed);
     } else {
+      spdlog::warn("{}: {}; starting over (its records cannot be mixed with this run's)", w.partial,
+                   metadata_difference(fd, w.partial, metadata));
       ::close(fd);
-      spdlog::warn("{}: left by a run with different metadata (or unreadable); starting over",
-                   w.partial);
     }
   }
   if (w.fd < 0) {

@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 #include <torch/torch.h>
 
+#include <cmath>
 #include <csignal>
 #include <cstdlib>
 
@@ -203,10 +204,45 @@ struct Scorer {
         r->rewards.resize(r->ids.size());
         for (size_t t = 0; t < r->ids.size(); ++t)
           r->rewards[t] = token_reward(r->logp_better[t], r->logp_worse[t]);
+        check_finite(rec, *r, r == &rec.chosen ? "chosen" : "rejected");
       }
     return recs;
   }
+
+  // A dump of NaN would train on garbage with exit code 0; stop at the first bad value instead.
+  void check_finite(const PairRecord& rec, const ResponseScores& r, const char* which) const {
+    const std::pair<const char*, const std::vector<float>*> series[] = {
+        {"reference log-prob", &r.ref_logps},
+        {"log-prob under the 'better' prompt", &r.logp_better},
+        {"log-prob under the 'worse' prompt", &r.logp_worse}};
+    for (const auto& [what, values] : series)
+      for (size_t t = 0; t < values->size(); ++t)
+        if (!std::isfinite((*values)[t]))
+          fail("score-tokens",
+               std::string("the model gives a non-finite ") + what + " (" +
+                   std::to_string((*values)[t]) + ") for " + which + " token " + std::to_string(t) +
+                   " of the pair on data line " + std::to_string(rec.source_line),
+               "the checkpoint's weights hold NaN/inf or overflow in this dtype; check it with "
+               "`treg logprobs`, or score in float32 (bf16: false)");
+  }
 };
+
+struct RewardMeans {
+  double chosen = 0, rejected = 0;
+};
+
+// Reads every record, so every checksum is checked (a damaged record is an error naming it), and
+// returns the mean token rewards.
+RewardMeans verify_records(const RewardDumpReader& reader) {
+  double rc = 0, rr = 0;
+  int64_t nc = 0, nr = 0;
+  for (int64_t i = 0; i < reader.size(); ++i) {
+    PairRecord p = reader.read(i);
+    for (float v : p.chosen.rewards) rc += v, ++nc;
+    for (float v : p.rejected.rewards) rr += v, ++nr;
+  }
+  return {nc ? rc / static_cast<double>(nc) : 0.0, nr ? rr / static_cast<double>(nr) : 0.0};
+}
 
 int64_t kill_after_pairs() {
   const char* v = std::getenv("TREG_TEST_KILL_AFTER_PAIRS");
@@ -257,6 +293,9 @@ ScoreSummary score_tokens(const Config& c, const std::string& split, bool progre
                  {"score_batch_size", c.score_batch_size},
                  {"device", device.is_cuda() ? "cuda" : "cpu"},
                  {"dtype", dtype == torch::kBFloat16 ? "bfloat16" : "float32"},
+                 // CPU reductions are split by thread, so the bytes depend on the count: a
+                 // .partial made with another count is scored again rather than mixed.
+                 {"cpu_threads", device.is_cuda() ? 0 : torch::get_num_threads()},
                  {"data_stats",
                   {{"rows", data.stats.rows},
                    {"bad_rows", data.stats.bad_rows},
@@ -266,15 +305,20 @@ ScoreSummary score_tokens(const Config& c, const std::string& split, bool progre
                    {"dropped_empty", data.stats.dropped_empty},
                    {"boundary_merges", data.stats.boundary_merges}}}};
 
-  // A complete dump that matches is reused; a stale or unreadable one is replaced.
+  // A complete dump that matches, every record intact, is reused; a stale, damaged or unreadable
+  // one is scored again.
   bool reuse = false;
   if (file_exists(dump)) {
     try {
       RewardDumpReader r(dump);
       check_dump_matches(r.metadata(), expected, dump);
       reuse = r.size() == static_cast<int64_t>(data.pairs.size());
-      if (reuse) spdlog::info("{}: complete and up to date; nothing to score", dump);
+      if (reuse) {
+        verify_records(r);
+        spdlog::info("{}: complete, intact and up to date; nothing to score", dump);
+      }
     } catch (const Error& e) {
+      reuse = false;
       spdlog::warn("{}\n  -> scoring it again", e.what());
     }
   }
@@ -332,15 +376,9 @@ ScoreSummary score_tokens(const Config& c, const std::string& split, bool progre
 
   RewardDumpReader reader(dump);
   sum.pairs = reader.size();
-  double rc = 0, rr = 0;
-  int64_t nc = 0, nr = 0;
-  for (int64_t i = 0; i < reader.size(); ++i) {
-    PairRecord p = reader.read(i);
-    for (float v : p.chosen.rewards) rc += v, ++nc;
-    for (float v : p.rejected.rewards) rr += v, ++nr;
-  }
-  sum.mean_reward_chosen = nc ? rc / static_cast<double>(nc) : 0.0;
-  sum.mean_reward_rejected = nr ? rr / static_cast<double>(nr) : 0.0;
+  const RewardMeans means = verify_records(reader);
+  sum.mean_reward_chosen = means.chosen;
+  sum.mean_reward_rejected = means.rejected;
   return sum;
 }
 
@@ -350,14 +388,30 @@ void ensure_reward_dumps(const Config& c, const std::string& config_path) {
   for (const std::string& split : splits) {
     const std::string dump = split_dump_path(c, split);
     if (file_exists(dump)) {
-      RewardDumpReader r(dump);  // a corrupt complete dump is an error naming it
-      check_dump_matches(r.metadata(), expected_dump_metadata(c, split), dump, config_path);
-      spdlog::info("reward dump {} ({}): {} pairs, matches the config; reusing it", dump, split,
-                   r.size());
-      continue;
+      // Every record is checked before the first step, not when training reaches a damaged one;
+      // a damaged dump is scored again, a stale one is refused (its hint names the command).
+      std::string damage;
+      nlohmann::json meta;
+      int64_t pairs = 0;
+      try {
+        RewardDumpReader r(dump);
+        meta = r.metadata();
+        pairs = r.size();
+        verify_records(r);
+      } catch (const Error& e) {
+        damage = e.what();
+      }
+      if (damage.empty()) {
+        check_dump_matches(meta, expected_dump_metadata(c, split), dump, config_path);
+        spdlog::info("reward dump {} ({}): {} pairs, intact, matches the config; reusing it", dump,
+                     split, pairs);
+        continue;
+      }
+      spdlog::warn("{}\n  -> scoring it again before training", damage);
+    } else {
+      spdlog::info("reward dump {} ({}) {}; scoring now", dump, split,
+                   file_exists(dump + ".partial") ? "is unfinished" : "is missing");
     }
-    spdlog::info("reward dump {} ({}) {}; scoring now", dump, split,
-                 file_exists(dump + ".partial") ? "is unfinished" : "is missing");
     ScoreSummary s = score_tokens(c, split);
     spdlog::info("scored {} pairs ({} tokens) in {:.1f}s", s.scored, s.response_tokens, s.seconds);
   }
