@@ -307,12 +307,10 @@ void check_same_run(const std::string& saved_yaml, const std::string& source,
     fail(source,
          "resume_from_checkpoint would continue a run made with another config: " + key + " was " +
              it->second + " there, this run has " + now,
-         "to train with " + key + " " + now +
-             ", use a new output_dir, or overwrite_output_dir: true "
-             "to start over in " +
+         "to train with " + key + " " + now + ", use a new output_dir, or start over in " +
              config.output_dir +
-             " (its checkpoints and metrics are removed); to "
-             "continue the earlier run, set " +
+             " with overwrite_output_dir: true and no resume_from_checkpoint (its checkpoints and "
+             "metrics are removed); to continue the earlier run, set " +
              key + " back to " + it->second);
   }
 }
