@@ -1,7 +1,7 @@
 // `treg train`: preference optimisation with the T-REG regulariser, as Algorithm 1 of the paper.
 //   setup   -> model, optimizer (AdamW), schedule, data plan, resume
-//   loop    -> batch -> one forward of chosen+rejected -> loss -> backward (accumulate) -> clip ->
-//   step
+//   loop    -> batch -> one forward of chosen+rejected -> loss -> backward (accumulate) -> clip
+//              -> step
 //              -> log / eval / save
 //   cleanup -> final eval, final checkpoint, report.html
 #pragma once
@@ -126,8 +126,8 @@ struct TrainerState {
   uint64_t data_seed = 0;
   int64_t total_steps = 0;
   std::vector<LogEvent> history;
-  std::string
-      config_yaml;  // the resolved config of the run; "" in checkpoints older treg versions wrote
+  // The resolved config of the run; "" in checkpoints that older treg versions wrote.
+  std::string config_yaml;
 };
 std::string save_checkpoint_dir(const std::string& output_dir, const std::string& model_dir,
                                 CausalLM& model, torch::optim::AdamW& optimizer,

@@ -26,9 +26,8 @@ std::string log_event_json(const LogEvent& e) {
 void append_metrics_line(const std::string& path, const std::string& line) {
   // A cut line is harmless: a resumed run rewrites metrics.jsonl from the checkpoint's history.
   const std::string hint =
-      "free disk space, then resume with resume_from_checkpoint=auto: the checkpoints written so "
-      "far "
-      "are intact";
+      "free disk space, then resume with resume_from_checkpoint=auto: the checkpoints written "
+      "so far are intact";
   auto failed = [&](const char* what, int e) {
     fail(path, std::string(what) + ": " + std::strerror(e), hint);
   };
