@@ -47,6 +47,7 @@ struct Config {
   int64_t max_completion_length = 0;  // TRL: each response cut to this many tokens; 0 = no cut
   bool skip_bad_rows = false;
   std::string output_dir = "out";
+  bool overwrite_output_dir = false;       // train: replace an earlier run in output_dir (HF's key)
   std::string device = "auto";             // auto | cpu | cuda
   bool bf16 = false;                       // bf16 weights/activations on CUDA (fp32 master weights)
 

@@ -1,6 +1,7 @@
 // `treg train`: preference optimisation with the T-REG regulariser, as Algorithm 1 of the paper.
 //   setup   -> model, optimizer (AdamW), schedule, data plan, resume
-//   loop    -> batch -> one forward of chosen+rejected -> loss -> backward (accumulate) -> clip -> step
+//   loop    -> batch -> one forward of chosen+rejected -> loss -> backward (accumulate) -> clip
+//              -> step
 //              -> log / eval / save
 //   cleanup -> final eval, final checkpoint, report.html
 #pragma once
@@ -29,9 +30,9 @@ struct LogEvent {
 // What a run leaves behind.
 struct TrainResult {
   int64_t steps_done = 0;
-  bool interrupted = false;            // stopped by SIGINT / request_training_stop()
-  std::string last_checkpoint;         // "" if none was written
-  std::vector<LogEvent> history;       // every train and eval event, in order (also metrics.jsonl)
+  bool interrupted = false;       // stopped by SIGINT / request_training_stop()
+  std::string last_checkpoint;    // "" if none was written
+  std::vector<LogEvent> history;  // every train and eval event, in order (also metrics.jsonl)
 };
 
 // Test hooks; nothing in a normal run sets them.
@@ -77,16 +78,36 @@ class Trainer {
   int64_t step_ = 0;  // completed optimizer steps
   std::vector<LogEvent> history_;
 
-  void resume_if_asked();
+  void resume_from(const std::string& checkpoint_dir);
   double set_learning_rate(int64_t step);
   std::string save_checkpoint();
   void log_event(const LogEvent& e);
   void write_report();
 };
 
-// `treg train --config`: scores the reward dumps first when missing (ensure_reward_dumps), loads the
-// policy, trains, writes output_dir/{config.yaml, metrics.jsonl, checkpoint-*/, report.html}.
-TrainResult run_training(const Config& config, const std::string& config_path = "");
+// `treg train --config`: checks output_dir (prepare_output_dir), scores the reward dumps first when
+// missing (ensure_reward_dumps), loads the policy, trains, writes output_dir/{config.yaml,
+// metrics.jsonl, checkpoint-*/, report.html}. `config_args` is the config path with the run's
+// key=value overrides, as a shell would read them back: hints that print a command use it.
+TrainResult run_training(const Config& config, const std::string& config_args = "");
+
+// ---- the output_dir of a run (train/checkpoint.cpp) ----
+
+// What a run in output_dir starts from, decided before anything of the run is written there.
+// Removes checkpoint-*.tmp directories that a killed run left. An output_dir holding an earlier
+// run (checkpoint-*, config.yaml or metrics.jsonl; reward dumps, bad-row files and the lock file do
+// not count) is refused unless
+//   overwrite_output_dir: true  -- the earlier run's checkpoints, config.yaml, metrics.jsonl and
+//                                  report.html are removed, the run starts from step 0;
+//   resume_from_checkpoint      -- auto (the newest checkpoint, if any) or a checkpoint directory;
+//                                  refused when the checkpoint's saved config (treg_config.yaml)
+//                                  or output_dir's config.yaml differs from `config` in a key that
+//                                  changes the result (resume_compatible_key says which may
+//                                  change).
+// Returns the checkpoint directory to resume from, "" to start from step 0.
+std::string prepare_output_dir(const Config& config);
+// Keys a resumed run may change: logging, eval, saving, the device, the length of the run.
+bool resume_compatible_key(const std::string& key);
 
 // ---- checkpoints (train/checkpoint.cpp) ----
 
@@ -95,19 +116,25 @@ TrainResult run_training(const Config& config, const std::string& config_path = 
 //   optimizer.pt      torch archive of the AdamW state
 //   trainer_state.pt  torch archive: magic, format version, global step, RNG state, data position
 //   trainer_state.json  the same for humans plus the log history (as HF's)
-// Files are written into "checkpoint-<step>.tmp" and the directory is renamed into place last.
+//   treg_config.yaml  the run's resolved config (config_to_yaml), checked when a run resumes
+// Files are written into "checkpoint-<step>.tmp" and the directory is renamed into place last; a
+// failed save removes the .tmp directory and leaves the earlier checkpoints as they were.
+// A corrupt or missing optimizer.pt / trainer_state.pt is an error naming the file.
 struct TrainerState {
   int64_t global_step = 0;
   double epoch = 0;
   uint64_t data_seed = 0;
   int64_t total_steps = 0;
   std::vector<LogEvent> history;
+  // The resolved config of the run; "" in checkpoints that older treg versions wrote.
+  std::string config_yaml;
 };
 std::string save_checkpoint_dir(const std::string& output_dir, const std::string& model_dir,
                                 CausalLM& model, torch::optim::AdamW& optimizer,
                                 const TrainerState& state);
 // Loads weights into `model` (in place), the optimizer state and the trainer state.
-TrainerState load_checkpoint_dir(const std::string& dir, CausalLM& model, torch::optim::AdamW& optimizer);
+TrainerState load_checkpoint_dir(const std::string& dir, CausalLM& model,
+                                 torch::optim::AdamW& optimizer);
 // checkpoint-<N> directories of output_dir, by N ascending.
 std::vector<std::string> list_checkpoints(const std::string& output_dir);
 // Deletes the oldest checkpoints beyond `keep` (0 = keep all).
@@ -116,6 +143,9 @@ void rotate_checkpoints(const std::string& output_dir, int64_t keep);
 // ---- metrics log and report (train/metrics_log.cpp, train/report.cpp) ----
 
 std::string log_event_json(const LogEvent& e);
+// Appends one line to metrics.jsonl, checking every write: a full disk is an error naming the file
+// at once, not a log cut mid-line found at the end of the run.
+void append_metrics_line(const std::string& path, const std::string& line);
 // Self-contained HTML: inline SVG curves of loss, margins, accuracies and learning rate (train and
 // eval), then the token rewards β·log π_θ/π_ref of a few eval pairs (paper Fig. 3).
 struct TokenRewardView {
@@ -126,7 +156,8 @@ struct TokenRewardView {
 std::string render_report(const std::string& title, const std::vector<LogEvent>& history,
                           const std::vector<TokenRewardView>& pairs);
 // A polyline chart of named series (x = step) as an inline <svg>.
-std::string svg_chart(const std::string& title,
-                      const std::vector<std::pair<std::string, std::vector<std::pair<double, double>>>>& series);
+std::string svg_chart(
+    const std::string& title,
+    const std::vector<std::pair<std::string, std::vector<std::pair<double, double>>>>& series);
 
 }  // namespace treg

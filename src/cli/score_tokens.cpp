@@ -6,6 +6,7 @@
 #include "cli/commands.h"
 #include "treg/config.h"
 #include "treg/data_sources.h"
+#include "treg/dir_lock.h"
 #include "treg/rewards.h"
 
 namespace treg::cli {
@@ -23,6 +24,8 @@ void add_score_tokens_command(CLI::App& app) {
   sub->add_flag("--no-progress", no_progress, "no progress bar on stderr");
   set_action(sub, [] {
     Config c = load_config(config_path, overrides);
+    // Two scorers of different data into one dump would interleave their pairs.
+    DirLock lock(c.output_dir);
     std::vector<std::string> splits = {"train"};
     if (has_eval_split(c)) splits.push_back("eval");
     for (const std::string& split : splits) {

@@ -269,6 +269,7 @@ const std::vector<KeySpec>& key_specs() {
       TREG_SETTING(max_completion_length, "TRL: each response keeps its first this-many tokens; 0 = no limit"),
       TREG_SETTING(skip_bad_rows, "skip (and report) malformed rows instead of stopping at the first"),
       TREG_SETTING(output_dir, "where checkpoints, metrics.jsonl, report.html, reward dumps and mixture files go"),
+      TREG_SETTING(overwrite_output_dir, "train: start over in an output_dir holding an earlier run (its checkpoints, config.yaml, metrics.jsonl are removed); false = refuse it unless resume_from_checkpoint is set"),
       TREG_SETTING(device, "auto | cpu | cuda"),
       TREG_SETTING(bf16, "CUDA: bf16 autocast forward with fp32 master weights (what HF's bf16=True does)"),
       // ---- token rewards (paper §3.3) ----
@@ -376,7 +377,6 @@ const std::vector<KeySpec>& key_specs() {
       ignored("hub_private_repo", "treg never uploads"),
       ignored("hub_model_revision", "treg never uploads"),
       ignored("push_to_hub_revision", "treg never uploads"),
-      ignored("overwrite_output_dir", "treg writes into output_dir; resume_from_checkpoint decides about old checkpoints"),
       ignored("save_only_model", "treg checkpoints always hold the optimizer state (for resume)"),
       ignored("save_safetensors", "treg always saves safetensors"),
       ignored("remove_unused_columns", "treg reads prompt/chosen/rejected and ignores other columns"),

@@ -1,9 +1,13 @@
-// Checkpoints: the model in the Hugging Face layout plus the trainer state needed to resume exactly.
+// Checkpoints: the model in the Hugging Face layout plus the trainer state needed to resume
+// exactly, and what a run may continue from them (prepare_output_dir): one output_dir holds one
+// run.
 #include <ATen/CPUGeneratorImpl.h>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
 #include <filesystem>
+#include <map>
+#include <set>
 #include <sstream>
 
 #include "treg/error.h"
@@ -37,44 +41,54 @@ void save_archive(torch::serialize::OutputArchive& a, const std::string& path) {
 
 torch::Tensor scalar_i64(int64_t v) { return torch::tensor({v}, torch::kInt64); }
 
-int64_t read_i64(torch::serialize::InputArchive& a, const std::string& key, const std::string& where) {
+int64_t read_i64(torch::serialize::InputArchive& a, const std::string& key,
+                 const std::string& where) {
   torch::Tensor t;
   if (!a.try_read(key, t)) fail(where, "missing entry '" + key + "'");
   return t.item<int64_t>();
 }
 
-}  // namespace
+constexpr const char* kConfigFile = "treg_config.yaml";
 
-std::vector<std::string> list_checkpoints(const std::string& output_dir) {
-  std::vector<std::pair<int64_t, std::string>> found;
-  if (!fs::is_directory(output_dir)) return {};
-  for (const auto& e : fs::directory_iterator(output_dir)) {
-    const std::string name = e.path().filename().string();
-    if (!e.is_directory() || name.rfind("checkpoint-", 0) != 0) continue;
-    const std::string num = name.substr(11);
-    if (num.empty() || num.find_first_not_of("0123456789") != std::string::npos) continue;
-    found.emplace_back(std::stoll(num), e.path().string());
+// What to do about a damaged checkpoint: fall back to the one before it.
+std::string damaged_checkpoint_hint(const std::string& dir) {
+  fs::path p = fs::path(dir).lexically_normal();
+  if (!p.has_filename()) p = p.parent_path();  // "checkpoint-4/"
+  const fs::path me = fs::weakly_canonical(p);
+  std::string earlier;
+  bool found = false;
+  for (const std::string& c :
+       list_checkpoints(p.has_parent_path() ? p.parent_path().string() : std::string("."))) {
+    if (fs::weakly_canonical(c) == me) {
+      found = true;
+      break;
+    }
+    earlier = c;
   }
-  std::sort(found.begin(), found.end());
-  std::vector<std::string> out;
-  for (auto& f : found) out.push_back(f.second);
-  return out;
+  if (!found || earlier.empty())
+    return "delete " + dir +
+           " and resume from an earlier checkpoint, or start over (overwrite_output_dir: true)";
+  return "delete " + dir + " and resume from the checkpoint before it, " + earlier +
+         " (resume_from_checkpoint=auto takes it once " + dir + " is gone)";
 }
 
-void rotate_checkpoints(const std::string& output_dir, int64_t keep) {
-  if (keep <= 0) return;
-  auto all = list_checkpoints(output_dir);
-  for (size_t i = 0; i + static_cast<size_t>(keep) < all.size(); ++i) {
-    spdlog::info("removing old checkpoint {} (save_total_limit {})", all[i], keep);
-    fs::remove_all(all[i]);
+// A torch archive of a checkpoint, read with libtorch's terse errors turned into ones naming the
+// file.
+void load_archive(torch::serialize::InputArchive& a, const std::string& path,
+                  const std::string& dir) {
+  if (!file_exists(path))
+    fail(path, "missing: the checkpoint is incomplete", damaged_checkpoint_hint(dir));
+  try {
+    a.load_from(path);
+  } catch (const c10::Error& e) {
+    const std::string why = e.what_without_backtrace();
+    fail(path, "corrupt: not a readable torch archive (" + why.substr(0, why.find('\n')) + ")",
+         damaged_checkpoint_hint(dir));
   }
 }
 
-std::string save_checkpoint_dir(const std::string& output_dir, const std::string& model_dir, CausalLM& model,
-                                torch::optim::AdamW& optimizer, const TrainerState& state) {
-  const std::string final_dir = path_join(output_dir, "checkpoint-" + std::to_string(state.global_step));
-  const std::string tmp = final_dir + ".tmp";
-  fs::remove_all(tmp);
+void write_checkpoint_files(const std::string& tmp, const std::string& model_dir, CausalLM& model,
+                            torch::optim::AdamW& optimizer, const TrainerState& state) {
   make_dirs(tmp);
 
   // The model, fp32 master weights (HF's layout; config.json torch_dtype float32).
@@ -107,43 +121,100 @@ std::string save_checkpoint_dir(const std::string& output_dir, const std::string
                        {"data_seed", state.data_seed},
                        {"format", "treg trainer state v1; exact state is in trainer_state.pt"}};
   js["log_history"] = nlohmann::json::array();
-  for (const auto& e : state.history) js["log_history"].push_back(nlohmann::json::parse(log_event_json(e)));
+  for (const auto& e : state.history)
+    js["log_history"].push_back(nlohmann::json::parse(log_event_json(e)));
   write_file_atomic(path_join(tmp, "trainer_state.json"), js.dump(2) + "\n");
+  if (!state.config_yaml.empty()) write_file_atomic(path_join(tmp, kConfigFile), state.config_yaml);
+}
 
+}  // namespace
+
+std::vector<std::string> list_checkpoints(const std::string& output_dir) {
+  std::vector<std::pair<int64_t, std::string>> found;
+  if (!fs::is_directory(output_dir)) return {};
+  for (const auto& e : fs::directory_iterator(output_dir)) {
+    const std::string name = e.path().filename().string();
+    if (!e.is_directory() || name.rfind("checkpoint-", 0) != 0) continue;
+    const std::string num = name.substr(11);
+    if (num.empty() || num.find_first_not_of("0123456789") != std::string::npos) continue;
+    found.emplace_back(std::stoll(num), e.path().string());
+  }
+  std::sort(found.begin(), found.end());
+  std::vector<std::string> out;
+  for (auto& f : found) out.push_back(f.second);
+  return out;
+}
+
+void rotate_checkpoints(const std::string& output_dir, int64_t keep) {
+  if (keep <= 0) return;
+  auto all = list_checkpoints(output_dir);
+  for (size_t i = 0; i + static_cast<size_t>(keep) < all.size(); ++i) {
+    spdlog::info("removing old checkpoint {} (save_total_limit {})", all[i], keep);
+    fs::remove_all(all[i]);
+  }
+}
+
+std::string save_checkpoint_dir(const std::string& output_dir, const std::string& model_dir,
+                                CausalLM& model, torch::optim::AdamW& optimizer,
+                                const TrainerState& state) {
+  const std::string final_dir =
+      path_join(output_dir, "checkpoint-" + std::to_string(state.global_step));
+  const std::string tmp = final_dir + ".tmp";
+  fs::remove_all(tmp);
+  try {
+    write_checkpoint_files(tmp, model_dir, model, optimizer, state);
+  } catch (...) {
+    // A full disk must not leave a half checkpoint behind that fills it further.
+    std::error_code ec;
+    fs::remove_all(tmp, ec);
+    throw;
+  }
   fs::remove_all(final_dir);
   fs::rename(tmp, final_dir);
   return final_dir;
 }
 
-TrainerState load_checkpoint_dir(const std::string& dir, CausalLM& model, torch::optim::AdamW& optimizer) {
+TrainerState load_checkpoint_dir(const std::string& dir, CausalLM& model,
+                                 torch::optim::AdamW& optimizer) {
   const std::string state_path = path_join(dir, "trainer_state.pt");
   if (!file_exists(state_path))
     fail(dir, "not a treg checkpoint: trainer_state.pt is missing",
          "resume_from_checkpoint takes a checkpoint-<step> directory written by treg train");
   torch::serialize::InputArchive st;
-  st.load_from(state_path);
-  if (read_i64(st, "magic", state_path) != kStateMagic) fail(state_path, "bad magic number: not a treg trainer state");
+  load_archive(st, state_path, dir);
+  if (read_i64(st, "magic", state_path) != kStateMagic)
+    fail(state_path, "bad magic number: not a treg trainer state");
   const int64_t version = read_i64(st, "format_version", state_path);
   if (version != kStateVersion)
-    fail(state_path, "trainer state format version " + std::to_string(version) + ", this treg reads " +
-                         std::to_string(kStateVersion));
+    fail(state_path, "trainer state format version " + std::to_string(version) +
+                         ", this treg reads " + std::to_string(kStateVersion));
   TrainerState s;
   s.global_step = read_i64(st, "global_step", state_path);
   s.total_steps = read_i64(st, "total_steps", state_path);
   s.data_seed = static_cast<uint64_t>(read_i64(st, "data_seed", state_path));
   const std::string json_path = path_join(dir, "trainer_state.json");
   if (file_exists(json_path)) {
-    for (const auto& row : nlohmann::json::parse(read_file(json_path)).value("log_history", nlohmann::json::array())) {
+    nlohmann::json js;
+    try {
+      js = nlohmann::json::parse(read_file(json_path));
+    } catch (const nlohmann::json::exception& e) {
+      fail(json_path, std::string("corrupt: ") + e.what(), damaged_checkpoint_hint(dir));
+    }
+    for (const auto& row : js.value("log_history", nlohmann::json::array())) {
       LogEvent e;
       e.step = row.value("step", int64_t{0});
       for (const auto& [k, v] : row.items()) {
         if (k == "step") continue;
-        if (v.is_number()) e.values[k] = v.get<double>();
-        else if (v.is_string()) e.values[k] = std::stod(v.get<std::string>());  // "nan" / "inf"
+        if (v.is_number())
+          e.values[k] = v.get<double>();
+        else if (v.is_string())
+          e.values[k] = std::stod(v.get<std::string>());  // "nan" / "inf"
       }
       s.history.push_back(std::move(e));
     }
   }
+  if (file_exists(path_join(dir, kConfigFile)))
+    s.config_yaml = read_file(path_join(dir, kConfigFile));
   torch::Tensor rng;
   if (st.try_read("cpu_rng_state", rng)) {
     auto gen = at::detail::getDefaultCPUGenerator();
@@ -162,10 +233,162 @@ TrainerState load_checkpoint_dir(const std::string& dir, CausalLM& model, torch:
     p.value().copy_(q->to(device));
   }
 
+  const std::string opt_path = path_join(dir, "optimizer.pt");
   torch::serialize::InputArchive opt;
-  opt.load_from(path_join(dir, "optimizer.pt"));
-  optimizer.load(opt);
+  load_archive(opt, opt_path, dir);
+  try {
+    optimizer.load(opt);
+  } catch (const c10::Error& e) {
+    const std::string why = e.what_without_backtrace();
+    fail(opt_path,
+         "corrupt, or the AdamW state of another model (" + why.substr(0, why.find('\n')) + ")",
+         damaged_checkpoint_hint(dir));
+  }
   return s;
+}
+
+// ---- the output_dir of a run ----
+
+namespace {
+
+// Besides checkpoint-* directories, what a run writes into output_dir. Reward dumps, mixture files
+// and bad-row files are not here: they are keyed by what made them (ensure_reward_dumps refuses a
+// stale dump), so a new run may share them.
+const char* kRunFiles[] = {"config.yaml", "metrics.jsonl", "report.html"};
+
+std::vector<std::string> earlier_run(const std::string& output_dir) {
+  std::vector<std::string> out;
+  for (const std::string& c : list_checkpoints(output_dir)) out.push_back(c);
+  for (const char* f : kRunFiles)
+    if (file_exists(path_join(output_dir, f))) out.push_back(path_join(output_dir, f));
+  return out;
+}
+
+// A kill during a save leaves checkpoint-<N>.tmp; nothing reads it, and on a full disk it is the
+// space the next save needs. The output_dir lock makes sure no other run is writing it now.
+void remove_stale_checkpoint_tmps(const std::string& output_dir) {
+  if (!fs::is_directory(output_dir)) return;
+  std::vector<fs::path> stale;
+  for (const auto& e : fs::directory_iterator(output_dir)) {
+    const std::string name = e.path().filename().string();
+    if (e.is_directory() && name.rfind("checkpoint-", 0) == 0 && name.size() > 15 &&
+        name.compare(name.size() - 4, 4, ".tmp") == 0)
+      stale.push_back(e.path());
+  }
+  for (const fs::path& p : stale) {
+    spdlog::info("removing {}: an unfinished checkpoint of a run that was killed while saving",
+                 p.string());
+    fs::remove_all(p);
+  }
+}
+
+// The "key: value" lines of config_to_yaml (one per setting; strings are double-quoted on one
+// line).
+std::map<std::string, std::string> setting_lines(const std::string& yaml) {
+  std::map<std::string, std::string> out;
+  std::istringstream in(yaml);
+  for (std::string line; std::getline(in, line);) {
+    const size_t colon = line.find(": ");
+    if (line.empty() || line[0] == '#' || line[0] == ' ' || colon == std::string::npos) continue;
+    out[line.substr(0, colon)] = line.substr(colon + 2);
+  }
+  return out;
+}
+
+// Refuses to continue a run whose resolved config (`saved_yaml`, read from `source`) differs from
+// this run's in a key that changes what is trained. Keys one of the two does not know (a treg of
+// another version) are not compared.
+void check_same_run(const std::string& saved_yaml, const std::string& source,
+                    const Config& config) {
+  const auto saved = setting_lines(saved_yaml);
+  for (const auto& [key, now] : setting_lines(config_to_yaml(config))) {
+    auto it = saved.find(key);
+    if (it == saved.end() || it->second == now || resume_compatible_key(key)) continue;
+    fail(source,
+         "resume_from_checkpoint would continue a run made with another config: " + key + " was " +
+             it->second + " there, this run has " + now,
+         "to train with " + key + " " + now + ", use a new output_dir, or start over in " +
+             config.output_dir +
+             " with overwrite_output_dir: true and no resume_from_checkpoint (its checkpoints and "
+             "metrics are removed); to continue the earlier run, set " +
+             key + " back to " + it->second);
+  }
+}
+
+}  // namespace
+
+bool resume_compatible_key(const std::string& key) {
+  // How often to log, evaluate and save, where the run lives and how long it goes on: none of these
+  // changes the update of any step (eval batches are means over pairs; gradient checkpointing
+  // recomputes the same activations).
+  static const std::set<std::string> keys = {"logging_steps",
+                                             "eval_strategy",
+                                             "eval_steps",
+                                             "save_strategy",
+                                             "save_steps",
+                                             "save_total_limit",
+                                             "report_pairs",
+                                             "output_dir",
+                                             "overwrite_output_dir",
+                                             "resume_from_checkpoint",
+                                             "num_train_epochs",
+                                             "max_steps",
+                                             "device",
+                                             "per_device_eval_batch_size",
+                                             "gradient_checkpointing",
+                                             "score_batch_size"};
+  return keys.count(key) > 0;
+}
+
+std::string prepare_output_dir(const Config& config) {
+  const std::string& out = config.output_dir;
+  const std::string& resume = config.resume_from_checkpoint;
+  if (config.overwrite_output_dir && !resume.empty())
+    fail("config key 'overwrite_output_dir'",
+         "true starts " + out + " over, but resume_from_checkpoint " + resume +
+             " asks to continue a run",
+         "drop one of them");
+  remove_stale_checkpoint_tmps(out);
+  const std::vector<std::string> earlier = earlier_run(out);
+
+  if (config.overwrite_output_dir) {
+    for (const std::string& p : earlier) {
+      spdlog::info("overwrite_output_dir: removing {} of the earlier run", p);
+      fs::remove_all(p);
+    }
+    return "";
+  }
+  if (resume.empty()) {
+    if (earlier.empty()) return "";
+    std::string list;
+    for (const std::string& p : earlier)
+      list += (list.empty() ? "" : ", ") + fs::path(p).filename().string();
+    fail(out, "holds an earlier run (" + list + "); a new run there would mix with it",
+         "use a new output_dir; or overwrite_output_dir: true to replace that run; or "
+         "resume_from_checkpoint=auto to continue it");
+  }
+
+  std::string dir = resume;
+  if (resume == "auto") {
+    const auto all = list_checkpoints(out);
+    dir = all.empty() ? "" : all.back();
+  }
+  // The run writes its checkpoints and metrics into output_dir, so both the checkpoint and the run
+  // that output_dir holds must be this one.
+  bool checked = false;
+  if (!dir.empty() && file_exists(path_join(dir, kConfigFile))) {
+    check_same_run(read_file(path_join(dir, kConfigFile)), path_join(dir, kConfigFile), config);
+    checked = true;
+  }
+  const std::string out_config = path_join(out, "config.yaml");
+  if (file_exists(out_config)) {
+    check_same_run(read_file(out_config), out_config, config);
+    checked = true;
+  }
+  if (!dir.empty() && !checked)
+    spdlog::warn("{}: no saved config to compare with (an older treg wrote it); resuming unchecked",
+                 dir);
+  return dir;
 }
 
 }  // namespace treg

@@ -1,5 +1,5 @@
-// run_training: what `treg train` does around the Trainer — reward dumps first (scored when missing),
-// then the policy, then the loop.
+// run_training: what `treg train` does around the Trainer — the output_dir check, reward dumps
+// (scored when missing), then the policy, then the loop.
 #include <spdlog/spdlog.h>
 
 #include "treg/data_sources.h"
@@ -11,13 +11,19 @@
 
 namespace treg {
 
-TrainResult run_training(const Config& config, const std::string& config_path) {
+TrainResult run_training(const Config& config, const std::string& config_args) {
+  // Trainer::train checks again; this first check refuses a used output_dir before hours of scoring
+  // or minutes of loading a policy.
+  make_dirs(config.output_dir);
+  prepare_output_dir(config);
   const std::string train_dump = config.reward_dump_path();
   const std::string eval_dump = config.eval_reward_dump_path();
   const bool with_eval = has_eval_split(config);
   if (!file_exists(train_dump) || (with_eval && !file_exists(eval_dump)))
-    spdlog::info("train: no reward dump at {}; scoring the token rewards first (score-tokens)", train_dump);
-  ensure_reward_dumps(config, config_path);  // reuses matching dumps, scores missing ones, refuses stale ones
+    spdlog::info("train: no reward dump at {}; scoring the token rewards first (score-tokens)",
+                 train_dump);
+  ensure_reward_dumps(
+      config, config_args);  // reuses matching dumps, scores missing ones, refuses stale ones
 
   std::string dev = config.device;
   if (dev == "auto") dev = torch::cuda::is_available() ? "cuda" : "cpu";

@@ -1,23 +1,23 @@
 // The training loop, as Algorithm 1 of the T-REG paper:
 //   for each step: sample a mini-batch (x, y_w, y_l) with token rewards r̂ (from the reward dump),
 //   compute L_pref + α·w·(L_reg(y_w) + L_reg(y_l)) (Eq. 1-2), update θ by gradient descent (AdamW).
-// HF Trainer conventions: steps count optimizer updates (1-based in logs), the learning rate of step s
-// is lr·multiplier(s), gradients are clipped to max_grad_norm before the update, gradient
+// HF Trainer conventions: steps count optimizer updates (1-based in logs), the learning rate of
+// step s is lr·multiplier(s), gradients are clipped to max_grad_norm before the update, gradient
 // accumulation divides each micro-batch loss by the number of micro-batches.
+#include "treg/trainer.h"
+
 #include <ATen/autocast_mode.h>
-#include <torch/version.h>
 #include <spdlog/spdlog.h>
+#include <torch/version.h>
 #include <unistd.h>
 
 #include <chrono>
 #include <cmath>
 #include <csignal>
-#include <fstream>
 
 #include "treg/error.h"
 #include "treg/io.h"
 #include "treg/policy_logprobs.h"
-#include "treg/trainer.h"
 
 namespace treg {
 namespace {
@@ -65,21 +65,26 @@ bool decays(const std::string& name) {
   return name.find("bias") == std::string::npos && name.find("norm") == std::string::npos;
 }
 
-// A one-line progress bar on stderr (redrawn in place on a terminal, one line per log step otherwise).
+// A one-line progress bar on stderr (redrawn in place on a terminal, one line per log step
+// otherwise).
 class StepProgress {
  public:
-  StepProgress(int64_t total, int64_t start) : total_(total), start_(start), t0_(clock::now()), tty_(isatty(2)) {}
+  StepProgress(int64_t total, int64_t start)
+      : total_(total), start_(start), t0_(clock::now()), tty_(isatty(2)) {}
   void update(int64_t step, double loss, double acc, double tok_s) {
     const double el = std::chrono::duration<double>(clock::now() - t0_).count();
-    const double eta = step > start_ ? el / static_cast<double>(step - start_) * static_cast<double>(total_ - step) : 0;
+    const double eta =
+        step > start_ ? el / static_cast<double>(step - start_) * static_cast<double>(total_ - step)
+                      : 0;
     const int width = 24;
     const int filled = static_cast<int>(width * step / std::max<int64_t>(1, total_));
     std::string bar(static_cast<size_t>(filled), '#');
     bar += std::string(static_cast<size_t>(width - filled), '.');
     char line[256];
-    std::snprintf(line, sizeof line, "[%s] step %lld/%lld  loss %.4f  acc %.3f  %.0f tok/s  ETA %02d:%02d",
-                  bar.c_str(), static_cast<long long>(step), static_cast<long long>(total_), loss, acc, tok_s,
-                  static_cast<int>(eta) / 60, static_cast<int>(eta) % 60);
+    std::snprintf(line, sizeof line,
+                  "[%s] step %lld/%lld  loss %.4f  acc %.3f  %.0f tok/s  ETA %02d:%02d",
+                  bar.c_str(), static_cast<long long>(step), static_cast<long long>(total_), loss,
+                  acc, tok_s, static_cast<int>(eta) / 60, static_cast<int>(eta) % 60);
     if (tty_) std::fprintf(stderr, "\r%s\033[K", line);
     last_ = line;
   }
@@ -110,8 +115,9 @@ Trainer::Trainer(Config config, CausalLM policy, std::shared_ptr<PairSource> tra
       eval_(std::move(eval)),
       hooks_(std::move(hooks)),
       device_(policy_->parameters().front().device()) {
-  plan_ = make_data_plan(train_->size(), config_.per_device_train_batch_size, config_.gradient_accumulation_steps,
-                         config_.num_train_epochs, config_.max_steps, static_cast<uint64_t>(config_.seed));
+  plan_ = make_data_plan(train_->size(), config_.per_device_train_batch_size,
+                         config_.gradient_accumulation_steps, config_.num_train_epochs,
+                         config_.max_steps, static_cast<uint64_t>(config_.seed));
   warmup_ = resolved_warmup_steps(config_.warmup_steps, config_.warmup_ratio, plan_.total_steps);
   // HF's strategies: "epoch" acts at every epoch's end, "no" never (the final checkpoint is still
   // saved).
@@ -138,13 +144,15 @@ Trainer::Trainer(Config config, CausalLM policy, std::shared_ptr<PairSource> tra
   std::vector<torch::optim::OptimizerParamGroup> groups;
   groups.emplace_back(decay, options(config_.weight_decay));
   groups.emplace_back(no_decay, options(0.0));
-  optimizer_ = std::make_unique<torch::optim::AdamW>(groups, torch::optim::AdamWOptions(config_.learning_rate));
+  optimizer_ = std::make_unique<torch::optim::AdamW>(
+      groups, torch::optim::AdamWOptions(config_.learning_rate));
 }
 
 double Trainer::set_learning_rate(int64_t step) {
-  const double lr =
-      config_.learning_rate * lr_multiplier(config_.lr_scheduler_type, step, warmup_, plan_.total_steps);
-  for (auto& g : optimizer_->param_groups()) static_cast<torch::optim::AdamWOptions&>(g.options()).lr(lr);
+  const double lr = config_.learning_rate *
+                    lr_multiplier(config_.lr_scheduler_type, step, warmup_, plan_.total_steps);
+  for (auto& g : optimizer_->param_groups())
+    static_cast<torch::optim::AdamWOptions&>(g.options()).lr(lr);
   return lr;
 }
 
@@ -185,8 +193,7 @@ std::map<std::string, double> Trainer::evaluate() {
 
 void Trainer::log_event(const LogEvent& e) {
   history_.push_back(e);
-  std::ofstream f(path_join(config_.output_dir, "metrics.jsonl"), std::ios::app);
-  f << log_event_json(e) << "\n";
+  append_metrics_line(path_join(config_.output_dir, "metrics.jsonl"), log_event_json(e));
 }
 
 std::string Trainer::save_checkpoint() {
@@ -196,30 +203,23 @@ std::string Trainer::save_checkpoint() {
   s.data_seed = plan_.seed;
   s.total_steps = plan_.total_steps;
   s.history = history_;
-  std::string dir = save_checkpoint_dir(config_.output_dir, config_.model_name_or_path, policy_, *optimizer_, s);
+  s.config_yaml = config_to_yaml(config_);
+  std::string dir =
+      save_checkpoint_dir(config_.output_dir, config_.model_name_or_path, policy_, *optimizer_, s);
   rotate_checkpoints(config_.output_dir, config_.save_total_limit);
   spdlog::info("step {}: saved {}", step_, dir);
   return dir;
 }
 
-void Trainer::resume_if_asked() {
-  const std::string& r = config_.resume_from_checkpoint;
-  if (r.empty()) return;
-  std::string dir = r;
-  if (r == "auto") {
-    auto all = list_checkpoints(config_.output_dir);
-    if (all.empty()) {
-      spdlog::info("resume_from_checkpoint auto: no checkpoint in {}, starting from step 0", config_.output_dir);
-      return;
-    }
-    dir = all.back();
-  }
+void Trainer::resume_from(const std::string& dir) {
   TrainerState s = load_checkpoint_dir(dir, policy_, *optimizer_);
   if (s.total_steps != plan_.total_steps)
-    spdlog::warn("{}: the checkpoint was made for {} total steps, this run has {}; the schedule differs", dir,
-                 s.total_steps, plan_.total_steps);
+    spdlog::warn(
+        "{}: the checkpoint was made for {} total steps, this run has {}; the schedule differs",
+        dir, s.total_steps, plan_.total_steps);
   if (s.data_seed != plan_.seed)
-    spdlog::warn("{}: data order seed {} differs from this run's seed {}", dir, s.data_seed, plan_.seed);
+    spdlog::warn("{}: data order seed {} differs from this run's seed {}", dir, s.data_seed,
+                 plan_.seed);
   step_ = s.global_step;
   history_ = s.history;
   spdlog::info("resumed from {} at step {} (epoch {:.3f})", dir, step_, plan_.epoch_at(step_));
@@ -228,17 +228,26 @@ void Trainer::resume_if_asked() {
 TrainResult Trainer::train() {
   // ---- setup ----
   make_dirs(config_.output_dir);
+  // config.yaml last: a run refused here, or failing to load its checkpoint, leaves the earlier
+  // run's config.yaml as that run wrote it.
+  const std::string resume_dir = prepare_output_dir(config_);
+  if (!resume_dir.empty())
+    resume_from(resume_dir);
+  else if (!config_.resume_from_checkpoint.empty())
+    spdlog::info("resume_from_checkpoint {}: no checkpoint in {}, starting from step 0",
+                 config_.resume_from_checkpoint, config_.output_dir);
   write_file_atomic(path_join(config_.output_dir, "config.yaml"), config_to_yaml(config_));
-  resume_if_asked();
   {  // metrics.jsonl holds exactly the history up to the start step (a resumed run rewrites it).
     std::string text;
     for (const auto& e : history_) text += log_event_json(e) + "\n";
     write_file_atomic(path_join(config_.output_dir, "metrics.jsonl"), text);
   }
-  spdlog::info("train: {} pairs, {} steps ({} per epoch) of {} × {} pairs, loss {} β={} α={}, lr {} ({}, {} warmup)",
-               plan_.num_pairs, plan_.total_steps, plan_.steps_per_epoch, plan_.micro_batch, plan_.accumulation,
-               loss_type_name(loss_.type), loss_.beta, loss_.treg_alpha, config_.learning_rate,
-               config_.lr_scheduler_type, warmup_);
+  spdlog::info(
+      "train: {} pairs, {} steps ({} per epoch) of {} × {} pairs, loss {} β={} α={}, lr {} ({}, {} "
+      "warmup)",
+      plan_.num_pairs, plan_.total_steps, plan_.steps_per_epoch, plan_.micro_batch,
+      plan_.accumulation, loss_type_name(loss_.type), loss_.beta, loss_.treg_alpha,
+      config_.learning_rate, config_.lr_scheduler_type, warmup_);
   g_stop_requested = false;
   auto prev_handler = std::signal(SIGINT, on_sigint);
   policy_->train();
@@ -280,9 +289,11 @@ TrainResult Trainer::train() {
         const double loss_value = out.loss.item<double>();
         if (!finite(loss_value))
           fail("step " + std::to_string(step + 1),
-               "the loss is " + std::to_string(loss_value) + " (micro-batch " + std::to_string(micro) + ", pairs from " +
-                   train_->name() + "); stopped without saving this state",
-               "the last good checkpoint is " + last_good() + "; lower learning_rate or check the reward dump");
+               "the loss is " + std::to_string(loss_value) + " (micro-batch " +
+                   std::to_string(micro) + ", pairs from " + train_->name() +
+                   "); stopped without saving this state",
+               "the last good checkpoint is " + last_good() +
+                   "; lower learning_rate or check the reward dump");
         (out.loss / static_cast<double>(plan_.accumulation)).backward();
         acc.add_pairs(out);
         acc.add_logits(logits);
@@ -295,7 +306,8 @@ TrainResult Trainer::train() {
       if (!finite(grad_norm))
         fail("step " + std::to_string(step + 1),
              "grad_norm is " + std::to_string(grad_norm) + "; stopped without updating or saving",
-             "the last good checkpoint is " + last_good() + "; lower learning_rate or check the reward dump");
+             "the last good checkpoint is " + last_good() +
+                 "; lower learning_rate or check the reward dump");
       optimizer_->step();
       step_ = step + 1;
 
@@ -308,12 +320,15 @@ TrainResult Trainer::train() {
         e.values["epoch"] = plan_.epoch_at(step_);
         e.values["tokens_per_second"] = static_cast<double>(acc.tokens()) / secs;
         log_event(e);
-        bar.update(step_, e.values["loss"], e.values["rewards/accuracies"], e.values["tokens_per_second"]);
+        bar.update(step_, e.values["loss"], e.values["rewards/accuracies"],
+                   e.values["tokens_per_second"]);
         spdlog::debug("step {}: {}", step_, log_event_json(e));
         if (!isatty(2))
-          spdlog::info("step {}/{}: loss {:.4f} acc {:.3f} margin {:.4f} lr {:.3g} grad_norm {:.3f} {:.0f} tok/s",
-                       step_, plan_.total_steps, e.values["loss"], e.values["rewards/accuracies"],
-                       e.values["rewards/margins"], lr, grad_norm, e.values["tokens_per_second"]);
+          spdlog::info(
+              "step {}/{}: loss {:.4f} acc {:.3f} margin {:.4f} lr {:.3g} grad_norm {:.3f} {:.0f} "
+              "tok/s",
+              step_, plan_.total_steps, e.values["loss"], e.values["rewards/accuracies"],
+              e.values["rewards/margins"], lr, grad_norm, e.values["tokens_per_second"]);
         acc.clear();
         t_log = now;
       }
@@ -321,8 +336,9 @@ TrainResult Trainer::train() {
         LogEvent e{step_, evaluate()};
         e.values["epoch"] = plan_.epoch_at(step_);
         log_event(e);
-        spdlog::info("step {}: eval loss {:.4f} acc {:.3f} margin {:.4f}", step_, e.values["eval_loss"],
-                     e.values["eval_rewards/accuracies"], e.values["eval_rewards/margins"]);
+        spdlog::info("step {}: eval loss {:.4f} acc {:.3f} margin {:.4f}", step_,
+                     e.values["eval_loss"], e.values["eval_rewards/accuracies"],
+                     e.values["eval_rewards/margins"]);
         t_log = std::chrono::steady_clock::now();
       }
       if (save_interval_ > 0 && step_ % save_interval_ == 0 && step_ < plan_.total_steps)
@@ -344,8 +360,9 @@ TrainResult Trainer::train() {
     LogEvent e{step_, evaluate()};
     e.values["epoch"] = plan_.epoch_at(step_);
     log_event(e);
-    spdlog::info("final eval (step {}): loss {:.4f} acc {:.3f} margin {:.4f}", step_, e.values["eval_loss"],
-                 e.values["eval_rewards/accuracies"], e.values["eval_rewards/margins"]);
+    spdlog::info("final eval (step {}): loss {:.4f} acc {:.3f} margin {:.4f}", step_,
+                 e.values["eval_loss"], e.values["eval_rewards/accuracies"],
+                 e.values["eval_rewards/margins"]);
   }
   result.last_checkpoint = save_checkpoint();
   write_report();
