@@ -10,5 +10,6 @@ TREG=${TREG_BUILD_DIR:-build}/treg
 [ -f out/tiny-model/config.json ] || "$TREG" make-tiny --arch llama --seed 0 --out out/tiny-model
 "$TREG" score-tokens --config configs/tiny.yaml "$@"
 "$TREG" view-rewards --dump out/tiny/token_rewards.bin --out out/tiny/token_rewards.html --pairs 8
-"$TREG" train --config configs/tiny.yaml "$@"
+# The demo starts over on every run (a used output_dir is otherwise refused, as in HF).
+"$TREG" train --config configs/tiny.yaml overwrite_output_dir=true "$@"
 echo "Done. Open out/tiny/report.html (training curves, token rewards) and out/tiny/token_rewards.html."
