@@ -88,34 +88,42 @@ def treg_logprobs(treg, model_dir, seqs, dtype, device, workdir):
         return [json.loads(line)["logprobs"] for line in f if line.strip()]
 
 
-def main():
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("checkpoint")
-    ap.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
-    ap.add_argument("--treg", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "build", "treg"))
-    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    ap.add_argument("--tol", type=float, default=None, help="max abs diff allowed (default 1e-4 fp32, 0.1 bf16)")
-    ap.add_argument("--seed", type=int, default=0)
-    args = ap.parse_args()
+def compare(checkpoint, args):
     tol = args.tol if args.tol is not None else (1e-4 if args.dtype == "float32" else 0.1)
-    with open(os.path.join(args.checkpoint, "config.json")) as f:
+    with open(os.path.join(checkpoint, "config.json")) as f:
         config = json.load(f)
-    seqs = sequences(args.checkpoint, config, args.seed)
-    ref = hf_logprobs(args.checkpoint, seqs, getattr(torch, args.dtype), args.device)
+    seqs = sequences(checkpoint, config, args.seed)
+    ref = hf_logprobs(checkpoint, seqs, getattr(torch, args.dtype), args.device)
     with tempfile.TemporaryDirectory() as tmp:
-        got = treg_logprobs(args.treg, args.checkpoint, seqs, args.dtype, args.device, tmp)
+        got = treg_logprobs(args.treg, checkpoint, seqs, args.dtype, args.device, tmp)
     worst = 0.0
     for i, (ids, a, b) in enumerate(zip(seqs, got, ref)):
         if len(a) != len(b):
             print("sequence %d: treg gave %d log-probs, transformers %d" % (i, len(a), len(b)))
-            return 1
+            return False
         diff = max((abs(x - y) for x, y in zip(a, b)), default=0.0)
         mean_ref = sum(b) / max(len(b), 1)
         print("sequence %d: %4d tokens  max|treg - hf| = %.3e  (mean logprob %.3f)" % (i, len(ids), diff, mean_ref))
         worst = max(worst, diff)
     print("%s %s on %s: worst max abs diff %.3e (tolerance %.1e) -> %s" % (
         config.get("model_type"), args.dtype, args.device, worst, tol, "OK" if worst <= tol else "MISMATCH"))
-    return 0 if worst <= tol else 1
+    return worst <= tol
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("checkpoint", nargs="+", help="one or more checkpoint directories (one python start for all)")
+    ap.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
+    ap.add_argument("--treg", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "build", "treg"))
+    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    ap.add_argument("--tol", type=float, default=None, help="max abs diff allowed (default 1e-4 fp32, 0.1 bf16)")
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args()
+    ok = True
+    for checkpoint in args.checkpoint:
+        print("==", checkpoint)
+        ok = compare(checkpoint, args) and ok
+    return 0 if ok else 1
 
 
 if __name__ == "__main__":

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite (README command 2; CI runs exactly this), as root on Debian 12:
 #   1. installs (scripts/setup.sh) and builds against Debian 12's LibTorch 1.13, then runs ctest:
-#      unit tests, smoke tests, and every install step from scratch (tests/install_steps.sh);
+#      unit tests, smoke tests, the chaos test, a short run of every fuzzer (scripts/fuzz.sh) and
+#      every install step from scratch (tests/install_steps.sh);
 #   2. scripts/test_sid.sh: builds against LibTorch 2.x in a Debian sid root and runs the unit tests,
 #      a smoke test and the comparisons with real Hugging Face transformers/tokenizers.
 # Extra arguments go to both ctest runs (e.g. -R tokenizer). TREG_SID=0 skips stage 2 (for quick
@@ -9,7 +10,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-bash scripts/build.sh -DTREG_INSTALL_TESTS=ON
+bash scripts/build.sh -DTREG_INSTALL_TESTS=ON -DTREG_FUZZ_TESTS=ON
 failed=()
 (cd "${TREG_BUILD_DIR:-build}" && ctest --output-on-failure -j"$(nproc)" "$@") || failed+=("Debian 12 / LibTorch 1.13")
 if [ "${TREG_SID:-1}" != 0 ]; then

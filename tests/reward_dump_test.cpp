@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <cstring>
 #include <fstream>
 
 #include "test_util.h"
@@ -228,6 +229,50 @@ TEST(RewardDump, TruncatedOrCorruptFilesAreNamedErrors) {
   }
   e = error_of([&] { RewardDumpReader r(dir + "/unfinished.bin"); });
   EXPECT_NE(e.find("unfinished"), std::string::npos) << e;
+}
+
+// Found by tests/fuzz/reward_dump_fuzz (UBSan: memcpy from a null pointer for an empty array; the
+// input is kept in tests/fuzz/corpus/reward_dump_fuzz/regress-empty-response): a record with an
+// empty response reads back.
+TEST(RewardDump, EmptyResponseRoundTrips) {
+  std::string dir = test::fresh_dir("dump_empty_response");
+  PairRecord r = make_record(0);
+  r.rejected = ResponseScores{};
+  {
+    RewardDumpWriter w(dir + "/d.bin", kMeta);
+    w.append(r);
+    w.finish();
+  }
+  RewardDumpReader reader(dir + "/d.bin");
+  ASSERT_EQ(reader.size(), 1);
+  expect_same(reader.read(0), r);
+}
+
+// Found by tests/fuzz/reward_dump_fuzz: an index whose next entry starts less than a record header
+// after this one (CRC valid) made the record length wrap around 2^64 and escape as
+// std::length_error.
+TEST(RewardDump, IndexEntriesTooCloseAreACorruptRecordNotACrash) {
+  std::string dir = test::fresh_dir("dump_index_close");
+  std::string bytes = write_dump(dir + "/good.bin", 3);
+  uint64_t index_offset = 0, count = 0;
+  std::memcpy(&index_offset, bytes.data() + bytes.size() - 32, 8);
+  std::memcpy(&count, bytes.data() + bytes.size() - 24, 8);
+  ASSERT_EQ(count, 3u);
+  uint64_t first = 0;
+  std::memcpy(&first, bytes.data() + index_offset, 8);
+  const uint64_t second = first + 1;  // 1 byte after the first record starts
+  std::memcpy(bytes.data() + index_offset + 8, &second, 8);
+  // Record 0's length field (not checksummed) set so that offset + 16 + length wraps to `second`.
+  const uint64_t wrapped = second - first - 16;  // 2^64 - 15
+  std::memcpy(bytes.data() + first + 4, &wrapped, 8);
+  const uint32_t crc = crc32_update(0, bytes.data() + index_offset, count * 8);
+  std::memcpy(bytes.data() + bytes.size() - 16, &crc, 4);
+  const std::string p = dir + "/close.bin";
+  write_file_atomic(p, bytes);
+  RewardDumpReader r(p);  // the index itself is well-formed
+  std::string e = error_of([&] { r.read(0); });
+  EXPECT_NE(e.find(p + ": pair 0"), std::string::npos) << e;
+  EXPECT_NE(e.find("record header is corrupt"), std::string::npos) << e;
 }
 
 TEST(RewardDump, StaleMetadataNamesFieldValuesAndCommand) {

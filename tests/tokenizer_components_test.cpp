@@ -121,6 +121,47 @@ TEST(TokComponents, ByteFallbackAndFusedUnknowns) {
             (Ids{0, 1, 0}));
 }
 
+// Found by tests/fuzz/tokenizer_json_fuzz (ASan: stack-use-after-scope in the strtol-based parse):
+// only "<0x" + two hex digits + ">" names a byte; " F" or "+F" (which strtol accepted) do not.
+TEST(TokComponents, ByteFallbackNamesBytesOnlyByTwoHexDigits) {
+  std::vector<std::string> vocab = {"<unk>", "<0x41>", "<0x F>", "<0x+F>", "<0xg1>", "<0xe9>"};
+  auto tok = make("bytefb_digits", vocab, {},
+                  {{"model", {{"unk_token", "<unk>"}, {"byte_fallback", true}}},
+                   {"decoder", {{"type", "ByteFallback"}}}});
+  EXPECT_EQ(tok->decode({1}), "A");
+  EXPECT_EQ(tok->decode({2}), "<0x F>");
+  EXPECT_EQ(tok->decode({3}), "<0x+F>");
+  EXPECT_EQ(tok->decode({4}), "<0xg1>");
+  EXPECT_EQ(tok->decode({5}),
+            "\xEF\xBF\xBD");  // lower-case hex is a byte (0xE9), alone invalid UTF-8
+}
+
+// Found by tests/fuzz/tokenizer_json_fuzz (an added token without "content" escaped as an uncaught
+// nlohmann out_of_range; tests/fuzz/corpus/tokenizer_json_fuzz/regress-missing-content): a
+// malformed field, or an id no vocabulary has, is a treg::Error naming the file.
+TEST(TokComponents, MalformedTokenizerJsonIsANamedError) {
+  json no_content = added(4, "<x>");
+  no_content.erase("content");
+  std::string e = treg::test::error_of([&] {
+    make("no_content", {"a", "b"}, {}, {{"added_tokens", {no_content}}});
+  });
+  EXPECT_NE(e.find("tokenizer.json: malformed tokenizer.json"), std::string::npos) << e;
+  EXPECT_NE(e.find("'content'"), std::string::npos) << e;
+
+  json string_id = added(4, "<x>");
+  string_id["id"] = "four";
+  e = treg::test::error_of([&] {
+    make("string_id", {"a", "b"}, {}, {{"added_tokens", {string_id}}});
+  });
+  EXPECT_NE(e.find("malformed tokenizer.json"), std::string::npos) << e;
+
+  json huge = added(0, "<x>");
+  huge["id"] = int64_t{1} << 40;  // would have sized a table of 2^40 strings
+  e = treg::test::error_of([&] { make("huge_id", {"a", "b"}, {}, {{"added_tokens", {huge}}}); });
+  EXPECT_NE(e.find("token '<x>' has id 1099511627776, outside [0, 16777216)"), std::string::npos)
+      << e;
+}
+
 TEST(TokComponents, AddedTokenOptions) {
   std::vector<std::string> vocab = {"a", " ", "h", "i", "t", "s", "hi"};
   json strip = added(7, "<x>");

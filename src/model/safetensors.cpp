@@ -14,60 +14,31 @@
 
 #include "treg/error.h"
 #include "treg/io.h"
+#include "treg/safetensors_header.h"
 
 namespace treg {
 
 namespace {
 
-// Hugging Face's reader refuses headers above 100 MB; so do we (a garbage length is caught early).
-constexpr uint64_t kMaxHeaderBytes = 100ull << 20;
-
-struct DtypeInfo {
-  const char* name;
-  torch::ScalarType type;
-  uint64_t bytes;
-};
-
-const std::vector<DtypeInfo>& dtype_table() {
-  static const std::vector<DtypeInfo> table = {
-      {"F64", torch::kFloat64, 8},   {"F32", torch::kFloat32, 4}, {"F16", torch::kFloat16, 2},
-      {"BF16", torch::kBFloat16, 2}, {"I64", torch::kInt64, 8},   {"I32", torch::kInt32, 4},
-      {"I16", torch::kInt16, 2},     {"I8", torch::kInt8, 1},     {"U8", torch::kUInt8, 1},
-      {"BOOL", torch::kBool, 1}};
-  return table;
-}
-
-std::string known_dtypes() {
-  std::string s;
-  for (const auto& d : dtype_table()) s += (s.empty() ? "" : ", ") + std::string(d.name);
-  return s;
-}
-
-uint64_t dtype_bytes(torch::ScalarType t) {
-  for (const auto& d : dtype_table())
-    if (d.type == t) return d.bytes;
-  return 0;
-}
-
-std::string shape_str(const std::vector<int64_t>& shape) {
-  std::string s = "[";
-  for (size_t i = 0; i < shape.size(); ++i) s += (i ? ", " : "") + std::to_string(shape[i]);
-  return s + "]";
-}
+const std::pair<const char*, torch::ScalarType> kDtypes[] = {
+    {"F64", torch::kFloat64},   {"F32", torch::kFloat32}, {"F16", torch::kFloat16},
+    {"BF16", torch::kBFloat16}, {"I64", torch::kInt64},   {"I32", torch::kInt32},
+    {"I16", torch::kInt16},     {"I8", torch::kInt8},     {"U8", torch::kUInt8},
+    {"BOOL", torch::kBool}};
 
 }  // namespace
 
 torch::ScalarType safetensors_dtype(const std::string& name, const std::string& where) {
-  for (const auto& d : dtype_table())
-    if (name == d.name) return d.type;
-  fail(where, "unknown dtype '" + name + "'", "supported: " + known_dtypes());
+  for (const auto& [dtype, type] : kDtypes)
+    if (name == dtype) return type;
+  fail(where, "unknown dtype '" + name + "'", "supported: " + safetensors_dtype_names());
 }
 
 std::string safetensors_dtype_name(torch::ScalarType type) {
-  for (const auto& d : dtype_table())
-    if (d.type == type) return d.name;
+  for (const auto& [dtype, t] : kDtypes)
+    if (t == type) return dtype;
   fail("safetensors", std::string("cannot store dtype ") + c10::toString(type),
-       "convert to one of " + known_dtypes());
+       "convert to one of " + safetensors_dtype_names());
 }
 
 // ---- reading ----
@@ -104,97 +75,18 @@ SafetensorsFile::SafetensorsFile(const std::string& path)
     map_->addr = nullptr;
     fail(path, std::string("mmap failed: ") + std::strerror(map_errno));
   }
-  const uint8_t* p = map_->bytes();
-  uint64_t header_len = 0;
-  for (int i = 7; i >= 0; --i) header_len = (header_len << 8) | p[i];
-  if (header_len > file_size - 8)
-    fail(path,
-         "header length " + std::to_string(header_len) + " runs past the end of the file (" +
-             std::to_string(file_size) + " bytes)",
-         "the file is truncated or not a safetensors file");
-  if (header_len > kMaxHeaderBytes)
-    fail(path, "header length " + std::to_string(header_len) + " exceeds the 100 MB limit");
-  data_start_ = 8 + header_len;
-  const uint64_t data_size = file_size - data_start_;
-
-  nlohmann::json header;
-  try {
-    header = nlohmann::json::parse(reinterpret_cast<const char*>(p + 8),
-                                   reinterpret_cast<const char*>(p + 8 + header_len));
-  } catch (const nlohmann::json::exception& e) {
-    fail(path, std::string("header is not valid JSON: ") + e.what());
-  }
-  if (!header.is_object()) fail(path, "header is not a JSON object");
-
-  for (auto it = header.begin(); it != header.end(); ++it) {
-    const std::string& name = it.key();
-    const std::string where = path + ": tensor '" + name + "'";
-    if (name == "__metadata__") {
-      if (!it->is_object()) fail(path, "__metadata__ is not an object of strings");
-      for (auto m = it->begin(); m != it->end(); ++m) {
-        if (!m->is_string()) fail(path, "__metadata__ value of '" + m.key() + "' is not a string");
-        metadata_[m.key()] = m->get<std::string>();
-      }
-      continue;
-    }
-    const nlohmann::json& v = *it;
-    if (!v.is_object() || !v.contains("dtype") || !v.contains("shape") ||
-        !v.contains("data_offsets"))
-      fail(where, "entry must be an object with dtype, shape and data_offsets");
-    if (!v["dtype"].is_string()) fail(where, "dtype is not a string");
+  SafetensorsHeader header = parse_safetensors_header(map_->bytes(), file_size, path);
+  data_start_ = header.data_start;
+  metadata_ = std::move(header.metadata);
+  for (auto& h : header.entries) {
     SafetensorsEntry e;
-    e.name = name;
-    e.dtype = v["dtype"].get<std::string>();
-    e.scalar_type = safetensors_dtype(e.dtype, where);
-    if (!v["shape"].is_array()) fail(where, "shape is not an array");
-    uint64_t numel = 1;
-    bool overflow = false;
-    for (const auto& d : v["shape"]) {
-      if (!d.is_number_unsigned())
-        fail(where, "shape " + v["shape"].dump() + " has a non-integer or negative dimension");
-      uint64_t dim = d.get<uint64_t>();
-      if (dim > static_cast<uint64_t>(std::numeric_limits<int64_t>::max())) overflow = true;
-      if (dim != 0 && numel > std::numeric_limits<uint64_t>::max() / dim) overflow = true;
-      numel *= dim;
-      e.shape.push_back(static_cast<int64_t>(dim));
-    }
-    const auto& off = v["data_offsets"];
-    if (!off.is_array() || off.size() != 2 || !off[0].is_number_unsigned() ||
-        !off[1].is_number_unsigned())
-      fail(where,
-           "data_offsets must be [begin, end] with non-negative integers, got " + off.dump());
-    e.begin = off[0].get<uint64_t>();
-    e.end = off[1].get<uint64_t>();
-    if (e.begin > e.end) fail(where, "data_offsets " + off.dump() + ": begin after end");
-    if (e.end > data_size)
-      fail(where,
-           "data_offsets " + off.dump() + " out of range: the data section has " +
-               std::to_string(data_size) + " bytes",
-           "the file is truncated or its header is corrupt");
-    const uint64_t elem = dtype_bytes(e.scalar_type);
-    if (overflow || numel > std::numeric_limits<uint64_t>::max() / elem ||
-        numel * elem != e.end - e.begin)
-      fail(where, "byte size " + std::to_string(e.end - e.begin) + " does not match dtype " +
-                      e.dtype + " x shape " + shape_str(e.shape) + " (expected " +
-                      (overflow ? std::string("overflow") : std::to_string(numel * elem)) + ")");
-    entries_.emplace(name, std::move(e));
-  }
-
-  // Overlap check: sorted by begin, each tensor must start at or after the previous one's end.
-  std::vector<const SafetensorsEntry*> by_offset;
-  for (const auto& [name, e] : entries_)
-    if (e.end > e.begin) by_offset.push_back(&e);  // empty tensors occupy no bytes
-  std::sort(by_offset.begin(), by_offset.end(),
-            [](const SafetensorsEntry* a, const SafetensorsEntry* b) {
-              return a->begin != b->begin ? a->begin < b->begin : a->end < b->end;
-            });
-  for (size_t i = 1; i < by_offset.size(); ++i) {
-    const auto* prev = by_offset[i - 1];
-    const auto* cur = by_offset[i];
-    if (cur->begin < prev->end)
-      fail(path, "tensors '" + prev->name + "' [" + std::to_string(prev->begin) + ", " +
-                     std::to_string(prev->end) + ") and '" + cur->name + "' [" +
-                     std::to_string(cur->begin) + ", " + std::to_string(cur->end) + ") overlap");
+    e.scalar_type = safetensors_dtype(h.dtype, path + ": tensor '" + h.name + "'");
+    e.name = std::move(h.name);
+    e.dtype = std::move(h.dtype);
+    e.shape = std::move(h.shape);
+    e.begin = h.begin;
+    e.end = h.end;
+    entries_.emplace(e.name, std::move(e));
   }
 }
 
@@ -208,7 +100,7 @@ torch::Tensor SafetensorsFile::view(const std::string& name) const {
   const SafetensorsEntry& e = entry(name);
   auto options = torch::TensorOptions().dtype(e.scalar_type).device(torch::kCPU);
   const uint8_t* src = map_->bytes() + data_start_ + e.begin;
-  const uint64_t elem = dtype_bytes(e.scalar_type);
+  const uint64_t elem = safetensors_dtype_bytes(e.dtype);
   if (e.end == e.begin) return torch::empty(e.shape, options);
   if (reinterpret_cast<uintptr_t>(src) % elem != 0) {
     // Misaligned data (a header length that is not a multiple of 8): copy instead of viewing.
@@ -359,7 +251,7 @@ class AtomicWriter {
 };
 
 uint64_t tensor_bytes(const torch::Tensor& t) {
-  return static_cast<uint64_t>(t.numel()) * dtype_bytes(t.scalar_type());
+  return static_cast<uint64_t>(t.numel()) * static_cast<uint64_t>(t.element_size());
 }
 
 }  // namespace

@@ -37,6 +37,18 @@ nlohmann::json tiny_config(const TinySpec& s) {
             {"bos_token_id", s.bos_token_id >= 0 ? json(s.bos_token_id) : json(nullptr)},
             {"eos_token_id", eos_json(s.eos_token_ids)}};
   if (s.pad_token_id >= 0) c["pad_token_id"] = s.pad_token_id;
+  if (s.arch == "gemma2" || s.arch == "gemma3") {
+    // The Gemma family: 4 layers so that sliding (window 8) and global layers alternate;
+    // query_pre_attn_scalar != head_dim; tied embeddings.
+    c.update({{"num_hidden_layers", 4},
+              {"hidden_act", "gelu_pytorch_tanh"},
+              {"hidden_activation", "gelu_pytorch_tanh"},
+              {"rms_norm_eps", 1e-6},
+              {"attention_bias", false},
+              {"query_pre_attn_scalar", 24},
+              {"sliding_window", 8},
+              {"tie_word_embeddings", true}});
+  }
   if (s.arch == "llama" || s.arch == "llama3.2") {
     // llama: Llama-3-8B style (untied, no scaling). llama3.2: tied embeddings + llama3 RoPE scaling
     // with a short original context so the scaled, interpolated and kept frequency bands all occur.
@@ -76,22 +88,13 @@ nlohmann::json tiny_config(const TinySpec& s) {
               {"use_sliding_window", false},
               {"tie_word_embeddings", true}});
   } else if (s.arch == "gemma2") {
-    // 4 layers so the alternating sliding window (even layers) is exercised with a window of 8;
-    // softcaps small enough to bend the tiny model's scores; query_pre_attn_scalar != head_dim.
+    // Sliding window on even layers; softcaps small enough to bend the tiny model's scores.
     c.update({{"architectures", {"Gemma2ForCausalLM"}},
               {"model_type", "gemma2"},
-              {"num_hidden_layers", 4},
-              {"hidden_act", "gelu_pytorch_tanh"},
-              {"hidden_activation", "gelu_pytorch_tanh"},
-              {"rms_norm_eps", 1e-6},
               {"rope_theta", 10000.0},
-              {"attention_bias", false},
-              {"query_pre_attn_scalar", 24},
-              {"sliding_window", 8},
               {"attn_logit_softcapping", 8.0},
               {"final_logit_softcapping", 4.0},
-              {"cache_implementation", "hybrid"},
-              {"tie_word_embeddings", true}});
+              {"cache_implementation", "hybrid"}});
   } else if (s.arch == "qwen3") {
     // Qwen3 style: q/k RMSNorm per head, no biases, untied.
     c.update({{"architectures", {"Qwen3ForCausalLM"}},
@@ -104,24 +107,16 @@ nlohmann::json tiny_config(const TinySpec& s) {
               {"use_sliding_window", false},
               {"tie_word_embeddings", false}});
   } else if (s.arch == "gemma3") {
-    // Gemma-3 text: q/k norms, every 2nd layer global (pattern 2 keeps it to 4 layers), local rope
-    // base 10000 vs global 1e6 with linear scaling as Gemma-3 4B+, no softcaps.
+    // Gemma-3 text: q/k norms, every 2nd layer global (pattern 2), local rope base 10000 vs
+    // global 1e6 with linear scaling as Gemma-3 4B+, no softcaps.
     c.update({{"architectures", {"Gemma3ForCausalLM"}},
               {"model_type", "gemma3_text"},
-              {"num_hidden_layers", 4},
-              {"hidden_act", "gelu_pytorch_tanh"},
-              {"hidden_activation", "gelu_pytorch_tanh"},
-              {"rms_norm_eps", 1e-6},
               {"rope_theta", 1000000.0},
               {"rope_local_base_freq", 10000.0},
               {"rope_scaling", {{"rope_type", "linear"}, {"factor", 8.0}}},
-              {"attention_bias", false},
-              {"query_pre_attn_scalar", 24},
-              {"sliding_window", 8},
               {"sliding_window_pattern", 2},
               {"attn_logit_softcapping", nullptr},
-              {"final_logit_softcapping", nullptr},
-              {"tie_word_embeddings", true}});
+              {"final_logit_softcapping", nullptr}});
   } else if (s.arch == "phi3") {
     // Phi-3.5-mini style: fused qkv / gate_up, longrope past a short original context, a sliding
     // window; partial rotary (Phi-4-mini) so the pass-through dims are exercised too.

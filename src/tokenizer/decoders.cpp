@@ -37,6 +37,13 @@ class ByteLevel : public Decoder {
   std::unordered_map<uint32_t, char> to_byte_;
 };
 
+int hex_digit(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
 // "<0xE3><0x81><0x82>" -> the bytes they name, decoded as UTF-8 (one U+FFFD per byte if invalid).
 class ByteFallback : public Decoder {
  public:
@@ -56,9 +63,8 @@ class ByteFallback : public Decoder {
     for (auto& t : tokens) {
       int byte = -1;
       if (t.size() == 6 && t.compare(0, 3, "<0x") == 0 && t[5] == '>') {
-        char* end = nullptr;
-        long v = std::strtol(t.substr(3, 2).c_str(), &end, 16);
-        if (end && *end == 0) byte = static_cast<int>(v);
+        const int hi = hex_digit(t[3]), lo = hex_digit(t[4]);
+        if (hi >= 0 && lo >= 0) byte = hi * 16 + lo;
       }
       if (byte >= 0) {
         pending += static_cast<char>(byte);

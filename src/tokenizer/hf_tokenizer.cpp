@@ -53,7 +53,7 @@ void parse_post_processor(const json& config, const std::string& file, Template*
 
 class HfTokenizer : public Tokenizer {
  public:
-  explicit HfTokenizer(const std::string& path) {
+  explicit HfTokenizer(const std::string& path) : path_(path) {
     json root;
     try {
       root = json::parse(read_file(path));
@@ -170,7 +170,11 @@ class HfTokenizer : public Tokenizer {
 
  private:
   void set_piece(int64_t id, const std::string& piece) {
-    if (id < 0) return;
+    // Ids index a table here and are stored as int32 in reward dumps; real vocabularies stay far
+    // below 2^24 (Gemma-3: 262,144), so a larger id is a corrupt file, not a 64 GB table.
+    if (id < 0 || id >= kMaxVocab)
+      fail(path_, "token '" + piece + "' has id " + std::to_string(id) + ", outside [0, " +
+                      std::to_string(kMaxVocab) + ")");
     if (id >= static_cast<int64_t>(pieces_.size())) pieces_.resize(id + 1);
     pieces_[id] = piece;
   }
@@ -192,6 +196,8 @@ class HfTokenizer : public Tokenizer {
   std::unique_ptr<Decoder> decoder_;
   AddedTokens added_;
   std::unordered_map<std::string, int64_t> added_ids_;
+  static constexpr int64_t kMaxVocab = int64_t{1} << 24;
+  std::string path_;
   std::unordered_set<int64_t> special_ids_;
   std::vector<std::string> pieces_;  // id -> token string
   std::vector<int64_t> prefix_, suffix_;
@@ -200,7 +206,13 @@ class HfTokenizer : public Tokenizer {
 }  // namespace
 
 std::unique_ptr<Tokenizer> load_hf_tokenizer(const std::string& json_path) {
-  return std::make_unique<HfTokenizer>(json_path);
+  try {
+    return std::make_unique<HfTokenizer>(json_path);
+  } catch (const json::exception& e) {
+    // A field of the wrong type or missing ("key 'id' not found", "type must be string").
+    fail(json_path, std::string("malformed tokenizer.json: ") + e.what(),
+         "the file is damaged or not a Hugging Face tokenizer.json");
+  }
 }
 
 }  // namespace treg

@@ -86,4 +86,4 @@ with torch.no_grad():
         else:
             p.uniform_(-0.3, 0.3) if ARCH.startswith("gemma") else p.uniform_(0.7, 1.3)
 model.save_pretrained(OUT)
-print("wrote", OUT, type(model).__name__)
+print("wrote", OUT, type(model).__name__, "with transformers", tf.__version__)
