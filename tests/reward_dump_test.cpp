@@ -7,6 +7,7 @@
 
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 
 #include "test_util.h"
@@ -229,6 +230,23 @@ TEST(RewardDump, TruncatedOrCorruptFilesAreNamedErrors) {
   }
   e = error_of([&] { RewardDumpReader r(dir + "/unfinished.bin"); });
   EXPECT_NE(e.find("unfinished"), std::string::npos) << e;
+}
+
+// Found by tests/fuzz/reward_dump_fuzz ("Too many open files" after thousands of inputs): a reader
+// whose constructor refuses a corrupt file closed nothing, one descriptor lost per refusal.
+TEST(RewardDump, RefusedFilesLeakNoDescriptors) {
+  std::string dir = test::fresh_dir("dump_fd_leak");
+  std::string good = write_dump(dir + "/good.bin", 2);
+  write_file_atomic(dir + "/bad.bin", good.substr(0, good.size() - 5));  // no footer
+  auto open_fds = [] {
+    int n = 0;
+    for (const auto& e : std::filesystem::directory_iterator("/proc/self/fd")) (void)e, ++n;
+    return n;
+  };
+  const int before = open_fds();
+  for (int i = 0; i < 50; ++i)
+    EXPECT_FALSE(error_of([&] { RewardDumpReader r(dir + "/bad.bin"); }).empty());
+  EXPECT_EQ(open_fds(), before);
 }
 
 // Found by tests/fuzz/reward_dump_fuzz (UBSan: memcpy from a null pointer for an empty array; the

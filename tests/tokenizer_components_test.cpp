@@ -153,7 +153,13 @@ TEST(TokComponents, MalformedTokenizerJsonIsANamedError) {
   e = treg::test::error_of([&] {
     make("string_id", {"a", "b"}, {}, {{"added_tokens", {string_id}}});
   });
-  EXPECT_NE(e.find("malformed tokenizer.json"), std::string::npos) << e;
+  EXPECT_NE(e.find("id is not an integer"), std::string::npos) << e;
+
+  // A vocab id written as a float (found by the fuzzer as 6.7e85: UBSan, float-to-int overflow).
+  e = treg::test::error_of([&] {
+    make("float_id", {"a", "b"}, {}, {{"model", {{"vocab", {{"a", 0}, {"b", 6.7e85}}}}}});
+  });
+  EXPECT_NE(e.find("vocab entry 'b' has id 6.7e+85, not an integer"), std::string::npos) << e;
 
   json huge = added(0, "<x>");
   huge["id"] = int64_t{1} << 40;  // would have sized a table of 2^40 strings

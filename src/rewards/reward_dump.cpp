@@ -275,12 +275,16 @@ uint32_t crc32_update(uint32_t crc, const void* data, size_t n) {
 }
 
 // ======================= reader =======================
+// The descriptor is closed by Impl, so that a constructor that throws (a corrupt file) leaks none.
 struct RewardDumpReader::Impl {
   std::string path;
   int fd = -1;
   json metadata;
   std::vector<uint64_t> offsets;
   uint64_t index_offset = 0;
+  ~Impl() {
+    if (fd >= 0) ::close(fd);
+  }
 };
 
 RewardDumpReader::RewardDumpReader(const std::string& path) : impl_(std::make_unique<Impl>()) {
@@ -326,9 +330,7 @@ RewardDumpReader::RewardDumpReader(const std::string& path) : impl_(std::make_un
   impl_->index_offset = index_offset;
 }
 
-RewardDumpReader::~RewardDumpReader() {
-  if (impl_ && impl_->fd >= 0) ::close(impl_->fd);
-}
+RewardDumpReader::~RewardDumpReader() = default;
 
 const nlohmann::json& RewardDumpReader::metadata() const { return impl_->metadata; }
 
@@ -374,6 +376,12 @@ struct RewardDumpWriter::Impl {
   int64_t fsync_every = 64;
   int64_t since_sync = 0;
   bool finished = false;
+  ~Impl() {
+    if (fd >= 0) {
+      ::fsync(fd);
+      ::close(fd);
+    }
+  }
 };
 
 // Why a .partial cannot be resumed, for the log: the first metadata field that differs (a
@@ -457,9 +465,9 @@ RewardDumpWriter::RewardDumpWriter(const std::string& path, const nlohmann::json
       same = false;
     }
     if (same) {
+      w.fd = fd;
       if (::ftruncate(fd, static_cast<off_t>(pos)) != 0 || ::fsync(fd) != 0)
         fail(w.partial, std::string("cannot truncate torn tail: ") + std::strerror(errno));
-      w.fd = fd;
       w.end = pos;
       w.resumed = static_cast<int64_t>(w.offsets.size());
       spdlog::info("{}: resuming after {} scored pairs", w.partial, w.resumed);
@@ -480,12 +488,7 @@ RewardDumpWriter::RewardDumpWriter(const std::string& path, const nlohmann::json
     fail(w.partial, std::string("seek failed: ") + std::strerror(errno));
 }
 
-RewardDumpWriter::~RewardDumpWriter() {
-  if (impl_ && impl_->fd >= 0) {
-    ::fsync(impl_->fd);
-    ::close(impl_->fd);
-  }
-}
+RewardDumpWriter::~RewardDumpWriter() = default;
 
 int64_t RewardDumpWriter::size() const { return static_cast<int64_t>(impl_->offsets.size()); }
 int64_t RewardDumpWriter::resumed() const { return impl_->resumed; }

@@ -17,8 +17,12 @@ constexpr size_t kMaxCachedWordBytes =
 }  // namespace
 
 Bpe::Bpe(const nlohmann::json& config, const std::string& file) {
-  for (const auto& [piece, id] : config.at("vocab").items())
+  for (const auto& [piece, id] : config.at("vocab").items()) {
+    // get<int64_t>() of a float (1e85) would be undefined behaviour, not an error.
+    if (!id.is_number_integer())
+      fail(file, "vocab entry '" + piece + "' has id " + id.dump() + ", not an integer");
     vocab_.emplace(piece, id.get<int64_t>());
+  }
   auto find = [&](const std::string& piece, const std::string& what) {
     auto it = vocab_.find(piece);
     if (it == vocab_.end()) fail(file, what + " '" + piece + "' is not in the BPE vocab");

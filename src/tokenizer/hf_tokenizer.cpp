@@ -76,6 +76,8 @@ class HfTokenizer : public Tokenizer {
     std::vector<AddedToken> added;
     for (const auto& t : root.value("added_tokens", json::array())) {
       AddedToken a;
+      if (!t.at("id").is_number_integer())
+        fail(path, "added token " + t.dump() + ": id is not an integer");
       a.id = t.at("id").get<int64_t>();
       a.content = t.at("content").get<std::string>();
       a.special = t.value("special", false);
