@@ -8,6 +8,7 @@
 #include <gtest/gtest.h>
 
 #include <fstream>
+#include <nlohmann/json.hpp>
 
 #include "test_util.h"
 #include "treg/error.h"
@@ -317,6 +318,14 @@ TEST(Data, EachBadRowClassStopsTheRunWithFileLineAndReason) {
   }
 }
 
+// skip_bad_rows with the report next to the data file.
+DataOptions skipping(const std::string& path) {
+  DataOptions o;
+  o.skip_bad_rows = true;
+  o.bad_rows_report = path + ".bad_rows.jsonl";
+  return o;
+}
+
 TEST(Data, SkipModeCountsAndReportsEveryBadRow) {
   MockTokenizer tok;
   const ChatTemplate chat = builtin_chat_template("llama3");
@@ -324,9 +333,7 @@ TEST(Data, SkipModeCountsAndReportsEveryBadRow) {
       write_jsonl("skip", {R"({"prompt":"Q","chosen":"a","rejected":"b"})", "not json",
                            R"({"prompt":"Q","chosen":"x","rejected":"x"})",
                            R"({"prompt":"Q2","chosen":"c","rejected":"d"})"});
-  DataOptions o;
-  o.skip_bad_rows = true;
-  o.bad_rows_report = path + ".bad_rows.jsonl";
+  DataOptions o = skipping(path);
   PreferenceData d = load_preference_data(path, tok, chat, o);
   EXPECT_EQ(d.stats.rows, 4);
   EXPECT_EQ(d.stats.kept, 2);
@@ -359,9 +366,7 @@ TEST(Data, InvalidUtf8RowIsABadRowWithItsLine) {
   EXPECT_NE(e.find(path + ":2: invalid JSON"), std::string::npos) << e;
   EXPECT_NE(e.find("UTF-8"), std::string::npos) << e;
 
-  DataOptions o;
-  o.skip_bad_rows = true;
-  o.bad_rows_report = path + ".bad_rows.jsonl";
+  DataOptions o = skipping(path);
   PreferenceData d = load_preference_data(path, tok, chat, o);
   EXPECT_EQ(d.stats.kept, 2);
   EXPECT_EQ(d.stats.bad_rows, 1);

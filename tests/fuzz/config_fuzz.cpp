@@ -1,20 +1,10 @@
 // Untrusted YAML configs and key=value overrides (input: YAML, then after a NUL byte one override
 // per line). A config that loads is written back by config_to_yaml and reads back the same.
-#include <sstream>
-#include <vector>
-
 #include "fuzz_util.h"
 #include "treg/config.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  const std::string input(treg::fuzz::as_text(data, size));
-  const size_t nul = input.find('\0');
-  const std::string yaml = input.substr(0, nul);
-  std::vector<std::string> overrides;
-  if (nul != std::string::npos) {
-    std::istringstream rest(input.substr(nul + 1));
-    for (std::string line; std::getline(rest, line);) overrides.push_back(line);
-  }
+  const auto [yaml, overrides, has_overrides] = treg::fuzz::split_at_nul(data, size);
   try {
     treg::Config c = treg::parse_config(yaml, "fuzz.yaml", overrides);
     const std::string resolved = treg::config_to_yaml(c);

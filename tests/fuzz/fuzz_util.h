@@ -10,8 +10,10 @@
 #include <cstdlib>
 #include <fstream>
 #include <memory>
+#include <sstream>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "treg/error.h"
 #include "treg/tokenizer.h"
@@ -38,6 +40,23 @@ inline std::string write_scratch(const std::string& name, std::string_view bytes
 
 inline std::string_view as_text(const uint8_t* data, size_t size) {
   return {reinterpret_cast<const char*>(data), size};
+}
+
+// Targets that take two parts: what comes before the first NUL byte, and the lines after it.
+struct TwoParts {
+  std::string head;
+  std::vector<std::string> lines;
+  bool has_lines = false;  // a NUL was present
+};
+inline TwoParts split_at_nul(const uint8_t* data, size_t size) {
+  const std::string input(as_text(data, size));
+  const size_t nul = input.find('\0');
+  TwoParts parts{input.substr(0, nul), {}, nul != std::string::npos};
+  if (parts.has_lines) {
+    std::istringstream rest(input.substr(nul + 1));
+    for (std::string line; std::getline(rest, line);) parts.lines.push_back(line);
+  }
+  return parts;
 }
 
 // One of the real tokenizers of tests/data/tokenizers (gunzipped into the scratch directory once).
