@@ -88,6 +88,20 @@ TEST(Config, InfiniteAndNanNumbersAreNamedAtLoad) {
   EXPECT_EQ(error_of("model_name_or_path: m\n", {"beta=2.5e-1"}), "");
 }
 
+// Found by tests/fuzz/config_fuzz (UBSan: 1.1e28 cast to int64; input kept as
+// tests/fuzz/corpus/config_fuzz/regress-huge-integer): an integer key beyond int64 is named.
+TEST(Config, IntegersBeyondInt64AreNamed) {
+  for (const char* ov :
+       {"save_steps=10888888888888888888888888888", "max_steps=9.3e18", "seed=-1e19"}) {
+    SCOPED_TRACE(ov);
+    std::string e = error_of("model_name_or_path: m\n", {ov});
+    const std::string key = std::string(ov).substr(0, std::string(ov).find('='));
+    EXPECT_NE(e.find("'" + key + "'"), std::string::npos) << e;
+    EXPECT_NE(e.find("an integer"), std::string::npos) << e;
+  }
+  EXPECT_EQ(error_of("model_name_or_path: m\n", {"save_steps=1e3"}), "");
+}
+
 // The settings whose treg default differs from Hugging Face's, as a recipe sets them.
 const char* const kRecipeBasics =
     "learning_rate: 1.0e-6\nlr_scheduler_type: cosine\nwarmup_ratio: 0.1\nnum_train_epochs: 1\n"

@@ -353,6 +353,22 @@ TEST(Data, SkipModeCountsAndReportsEveryBadRow) {
   EXPECT_EQ(count_rows(path), 4);
 }
 
+// Found by tests/fuzz/jsonl_pairs_fuzz (a number like 3e333 escaped as an uncaught nlohmann
+// out_of_range; input kept as tests/fuzz/corpus/jsonl_pairs_fuzz/regress-number-overflow): it is
+// invalid JSON on its line like any other.
+TEST(Data, NumberOverflowIsInvalidJsonOnItsLine) {
+  MockTokenizer tok;
+  const ChatTemplate chat = builtin_chat_template("llama3");
+  const std::string good = R"({"prompt":"Q","chosen":"a","rejected":"b"})";
+  std::string path = write_jsonl(
+      "overflow", {good, R"({"prompt":"Q","chosen":"a","rejected":"b","score":3e333})"});
+  std::string e = error_of([&] { load_preference_data(path, tok, chat, DataOptions{}); });
+  EXPECT_NE(e.find(path + ":2: invalid JSON"), std::string::npos) << e;
+  PreferenceData d = load_preference_data(path, tok, chat, skipping(path));
+  EXPECT_EQ(d.stats.kept, 1);
+  EXPECT_EQ(d.stats.bad_rows, 1);
+}
+
 // Invalid UTF-8 in a row is a bad row like any other: named with its line without skip_bad_rows,
 // and listed (the bytes replaced) in the report with it.
 TEST(Data, InvalidUtf8RowIsABadRowWithItsLine) {

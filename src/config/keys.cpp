@@ -57,7 +57,9 @@ T scalar_as(const YAML::Node& v, const std::string& key, const std::string& wher
   try {
     if constexpr (std::is_same_v<T, int64_t>) {
       const double d = v.as<double>();
-      if (!std::isfinite(d) || d != std::floor(d)) bad_value(key, where, expected_of<T>(), v);
+      // Outside [-2^63, 2^63) the cast to int64 would be undefined behaviour (found by fuzzing).
+      if (!std::isfinite(d) || d != std::floor(d) || d < -0x1p63 || d >= 0x1p63)
+        bad_value(key, where, expected_of<T>(), v);
       return static_cast<int64_t>(d);
     } else if constexpr (std::is_same_v<T, double>) {
       // YAML reads .inf and .nan as numbers; every treg number is a finite setting, and an

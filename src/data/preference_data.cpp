@@ -85,7 +85,7 @@ RawPair parse_row(const std::string& text, int64_t line) {
   json row;
   try {
     row = json::parse(text);
-  } catch (const json::parse_error& e) {
+  } catch (const json::exception& e) {  // parse_error, and out_of_range for a number like 1e999
     bad(std::string("invalid JSON: ") + e.what());
   }
   if (!row.is_object()) bad(std::string("a row must be a JSON object, got ") + row.type_name());

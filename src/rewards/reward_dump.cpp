@@ -226,7 +226,7 @@ json read_header(int fd, const std::string& where, uint64_t* records_start) {
   *records_start = kHeaderFixed + meta_len + 4;
   try {
     return json::parse(meta);
-  } catch (const json::parse_error& e) {
+  } catch (const json::exception& e) {  // parse_error, and out_of_range for a number like 1e999
     fail(where, std::string("metadata is not valid JSON: ") + e.what());
   }
 }
