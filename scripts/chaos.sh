@@ -13,7 +13,10 @@ RANDOM=${3:-$$}
 export TREG_NUM_THREADS=${TREG_NUM_THREADS:-2}
 rm -rf "$WORK"
 mkdir -p "$WORK"
-"$TREG" make-tiny --arch llama --out "$WORK/model" --seed 5 > /dev/null 2>&1
+"$TREG" make-tiny --arch llama --out "$WORK/model" --seed 5 > "$WORK/make_tiny.log" 2>&1 || {
+  cat "$WORK/make_tiny.log" >&2
+  exit 1
+}
 head -n 40 "$SRC/configs/data/tiny_prefs.train.jsonl" > "$WORK/train.jsonl"
 args() {
   echo --config "$SRC/configs/tiny.yaml" model_name_or_path="$WORK/model" train_file="$WORK/train.jsonl" \

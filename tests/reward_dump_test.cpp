@@ -232,6 +232,25 @@ TEST(RewardDump, TruncatedOrCorruptFilesAreNamedErrors) {
   EXPECT_NE(e.find("unfinished"), std::string::npos) << e;
 }
 
+// Found by tests/fuzz/reward_dump_fuzz (a metadata number like 9e9999 escaped as an uncaught
+// nlohmann out_of_range; input kept as .../regress-metadata-number-overflow): a named error.
+TEST(RewardDump, MetadataNumberOverflowIsANamedError) {
+  std::string dir = test::fresh_dir("dump_meta_overflow");
+  std::string bytes =
+      write_dump(dir + "/good.bin", 1, json{{"format", "treg-reward-dump"}, {"x", 123456}});
+  uint64_t meta_len = 0;
+  std::memcpy(&meta_len, bytes.data() + 16, 8);
+  const size_t at = bytes.find("123456");
+  ASSERT_LT(at, 24 + meta_len);
+  bytes.replace(at, 6, "9e9999");  // same length: offsets stay valid
+  const uint32_t crc = crc32_update(0, bytes.data() + 24, meta_len);
+  std::memcpy(bytes.data() + 24 + meta_len, &crc, 4);
+  const std::string p = dir + "/overflow.bin";
+  write_file_atomic(p, bytes);
+  std::string e = error_of([&] { RewardDumpReader r(p); });
+  EXPECT_NE(e.find(p + ": metadata is not valid JSON"), std::string::npos) << e;
+}
+
 // Found by tests/fuzz/reward_dump_fuzz ("Too many open files" after thousands of inputs): a reader
 // whose constructor refuses a corrupt file closed nothing, one descriptor lost per refusal.
 TEST(RewardDump, RefusedFilesLeakNoDescriptors) {
