@@ -102,6 +102,16 @@ TEST(Config, IntegersBeyondInt64AreNamed) {
   EXPECT_EQ(error_of("model_name_or_path: m\n", {"save_steps=1e3"}), "");
 }
 
+// Found by tests/fuzz/config_fuzz (a mapping used as a key inside dataset_mixture escaped as an
+// uncaught YAML::TypedBadConversion; input kept as .../regress-mapping-key): a named error.
+TEST(Config, MappingKeysAreNamedErrors) {
+  std::string e = error_of(
+      "model_name_or_path: m\ndataset_mixture:\n  datasets: []\n  ? {columns: [a]}\n  : 1\n", {});
+  EXPECT_NE(e.find("dataset_mixture"), std::string::npos) << e;
+  e = error_of("model_name_or_path: m\n? [beta]\n: 1\n", {});
+  EXPECT_NE(e.find("a key must be a plain name"), std::string::npos) << e;
+}
+
 // The settings whose treg default differs from Hugging Face's, as a recipe sets them.
 const char* const kRecipeBasics =
     "learning_rate: 1.0e-6\nlr_scheduler_type: cosine\nwarmup_ratio: 0.1\nnum_train_epochs: 1\n"

@@ -54,7 +54,8 @@ std::string where_of(const std::string& file, const YAML::Node& node) {
   return file + ":" + std::to_string(node.Mark().line + 1);
 }
 
-void check_one_of(const std::string& key, const std::string& v, std::initializer_list<const char*> allowed) {
+void check_one_of(const std::string& key, const std::string& v,
+                  std::initializer_list<const char*> allowed) {
   std::string list;
   for (const char* a : allowed) {
     if (v == a) return;
@@ -122,6 +123,21 @@ std::string Config::eval_reward_dump_path() const {
   return p.substr(0, dot) + ".eval" + p.substr(dot);
 }
 
+namespace {
+
+// apply_key, with any conversion yaml-cpp refuses inside a value (a mapping used as a key deep in
+// dataset_mixture, found by fuzzing) named like every other bad value.
+void apply_checked(Config& c, const std::string& key, const YAML::Node& value,
+                   const std::string& at, SetKeys& set) {
+  try {
+    apply_key(c, key, value, at, set);
+  } catch (const YAML::Exception& e) {
+    fail(at, "key '" + key + "': " + e.msg, "see `treg config-keys` for what it takes");
+  }
+}
+
+}  // namespace
+
 Config parse_config(const std::string& yaml_text, const std::string& where,
                     const std::vector<std::string>& overrides) {
   Config c;
@@ -136,8 +152,9 @@ Config parse_config(const std::string& yaml_text, const std::string& where,
     if (!root.IsMap()) fail(where, "a config must be a mapping of key: value");
     std::map<std::string, std::string> set_by;  // setting -> the file's key that set it
     for (const auto& kv : root) {
-      const std::string key = kv.first.as<std::string>();
       const std::string at = where_of(where, kv.first);
+      if (!kv.first.IsScalar()) fail(at, "a key must be a plain name, not a list or mapping");
+      const std::string key = kv.first.as<std::string>();
       if (set.where.count(key)) fail(at, "key '" + key + "' is set twice");
       const KeySpec* spec = find_key(key);
       if (spec && (spec->role == KeyRole::kSetting || spec->role == KeyRole::kAlias)) {
@@ -147,7 +164,7 @@ Config parse_config(const std::string& yaml_text, const std::string& where,
           fail(at, "keys '" + it->second + "' and '" + key + "' both set " + target,
                "keep one of them");
       }
-      apply_key(c, key, kv.second, at, set);
+      apply_checked(c, key, kv.second, at, set);
     }
   }
   for (const std::string& o : overrides) {
@@ -162,7 +179,7 @@ Config parse_config(const std::string& yaml_text, const std::string& where,
       fail("command line", "override '" + o + "': invalid value: " + e.msg);
     }
     if (!value.IsDefined()) value = YAML::Node(YAML::NodeType::Null);
-    apply_key(c, key, value, "command line override '" + o + "'", set);
+    apply_checked(c, key, value, "command line override '" + o + "'", set);
   }
   apply_recipe_rules(c, set, where);
   validate_config(c);
@@ -184,16 +201,19 @@ void validate_config(const Config& c) {
   check_one_of("device", c.device, {"auto", "cpu", "cuda"});
   check_one_of("reward_source", c.reward_source, {"prompt", "dpo"});
   check(c.reward_source != "dpo" || !c.dpo_model.empty(), "dpo_model",
-        "is required when reward_source is dpo (the DPO-trained model whose log-ratio gives the rewards)");
+        "is required when reward_source is dpo (the DPO-trained model whose log-ratio gives the "
+        "rewards)");
   check(c.score_batch_size > 0, "score_batch_size", "must be > 0");
   check_one_of("loss_type", c.loss_type, {"sigmoid", "ipo", "hinge", "robust", "simpo"});
   check(c.beta > 0, "beta", "must be > 0");
-  check(c.label_smoothing >= 0 && c.label_smoothing < 0.5, "label_smoothing", "must be in [0, 0.5)");
+  check(c.label_smoothing >= 0 && c.label_smoothing < 0.5, "label_smoothing",
+        "must be in [0, 0.5)");
   check(c.treg_alpha >= 0, "treg_alpha", "must be >= 0 (0 turns the regulariser off)");
   check_one_of("treg_weighting", c.treg_weighting, {"sequence", "static"});
   check(c.sft_alpha >= 0, "sft_alpha", "must be >= 0");
   check(c.learning_rate >= 0, "learning_rate", "must be >= 0");
-  check_one_of("lr_scheduler_type", c.lr_scheduler_type, {"cosine", "linear", "constant", "constant_with_warmup"});
+  check_one_of("lr_scheduler_type", c.lr_scheduler_type,
+               {"cosine", "linear", "constant", "constant_with_warmup"});
   check(c.warmup_ratio >= 0 && c.warmup_ratio <= 1, "warmup_ratio", "must be in [0, 1]");
   check(c.warmup_steps >= 0 && (c.warmup_steps < 1 || c.warmup_steps == std::floor(c.warmup_steps)),
         "warmup_steps",
@@ -203,7 +223,8 @@ void validate_config(const Config& c) {
   check(c.adam_beta2 >= 0 && c.adam_beta2 < 1, "adam_beta2", "must be in [0, 1)");
   check(c.adam_epsilon > 0, "adam_epsilon", "must be > 0");
   check(c.max_grad_norm >= 0, "max_grad_norm", "must be >= 0 (0 disables clipping)");
-  check(c.max_steps > 0 || c.num_train_epochs > 0, "num_train_epochs", "must be > 0 when max_steps is not set");
+  check(c.max_steps > 0 || c.num_train_epochs > 0, "num_train_epochs",
+        "must be > 0 when max_steps is not set");
   check(c.per_device_train_batch_size > 0, "per_device_train_batch_size", "must be > 0");
   check(c.per_device_eval_batch_size > 0, "per_device_eval_batch_size", "must be > 0");
   check(c.gradient_accumulation_steps > 0, "gradient_accumulation_steps", "must be > 0");
