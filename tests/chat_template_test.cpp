@@ -230,19 +230,8 @@ TEST(ChatTemplate, EndOfTurnIsTheSpecialTokenAfterTheAnswerElseEos) {
 
 // ---- the real tokenizer fixtures: templates as tokenizer_config.json ships them ----
 
-// A scratch model directory of this test alone with a fixture's tokenizer files.
-std::string unpack(const std::string& name) {
-  const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-  std::string dir = treg::test::fresh_dir("chat_" + name + "_" + info->name());
-  std::string src = treg::test::source_path("tests/data/tokenizers/" + name);
-  std::string out;
-  int rc = treg::test::run_command("gunzip -c '" + src + "/tokenizer.json.gz' > '" + dir +
-                                       "/tokenizer.json' && cp '" + src +
-                                       "/tokenizer_config.json' '" + dir + "/'",
-                                   &out);
-  EXPECT_EQ(rc, 0) << out;
-  return dir;
-}
+// The real tokenizer files, unpacked for this test alone.
+std::string unpack(const std::string& name) { return treg::test::unpack_tokenizer_fixture(name); }
 
 class ChatTemplateReal : public ::testing::TestWithParam<std::string> {};
 

@@ -2,6 +2,7 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <gtest/gtest.h>
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -98,6 +99,20 @@ std::string tiny_model(const std::string& arch) {
   }
   ::close(lock);
   made[arch] = dir;
+  return dir;
+}
+
+std::string unpack_tokenizer_fixture(const std::string& name) {
+  const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
+  std::string dir =
+      fresh_dir("fixture_" + name + "_" + info->test_suite_name() + "_" + info->name());
+  std::string src = source_path("tests/data/tokenizers/" + name);
+  std::string out;
+  int rc =
+      run_command("gunzip -c '" + src + "/tokenizer.json.gz' > '" + dir +
+                      "/tokenizer.json' && cp '" + src + "/tokenizer_config.json' '" + dir + "/'",
+                  &out);
+  EXPECT_EQ(rc, 0) << out;
   return dir;
 }
 

@@ -16,21 +16,8 @@ namespace {
 
 using nlohmann::json;
 
-// The real tokenizer.json files are committed gzipped; unpack them into a scratch model directory of
-// this test alone (ctest runs tests in parallel processes).
-std::string unpack(const std::string& name) {
-  const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-  std::string dir = treg::test::fresh_dir("tok_hf_" + name + "_" + info->test_suite_name() + "_" +
-                                          info->name());
-  std::string src = treg::test::source_path("tests/data/tokenizers/" + name);
-  std::string out;
-  int rc = treg::test::run_command("gunzip -c '" + src + "/tokenizer.json.gz' > '" + dir +
-                                       "/tokenizer.json' && cp '" + src +
-                                       "/tokenizer_config.json' '" + dir + "/'",
-                                   &out);
-  EXPECT_EQ(rc, 0) << out;
-  return dir;
-}
+// The real tokenizer files, unpacked for this test alone.
+std::string unpack(const std::string& name) { return treg::test::unpack_tokenizer_fixture(name); }
 
 std::string show(const treg::Tokenizer& tok, const std::vector<int64_t>& ids) {
   std::ostringstream s;
