@@ -10,6 +10,7 @@
 #include <cstdio>
 #include <fstream>
 
+#include "treg/build_info.h"
 #include "treg/config.h"
 #include "treg/io.h"
 #include "treg/model.h"
@@ -59,7 +60,7 @@ std::string make_model(const std::string& dir, int64_t hidden, int64_t layers, i
 void bench(const std::string& name, const std::string& model, const std::string& work, int pairs,
            int64_t batch) {
   // The first `pairs` bundled pairs.
-  std::ifstream in(path_join(TREG_SOURCE_DIR, "configs/data/tiny_prefs.train.jsonl"));
+  std::ifstream in(path_join(treg::source_dir(), "configs/data/tiny_prefs.train.jsonl"));
   std::string line, rows;
   for (int i = 0; i < pairs && std::getline(in, line); ++i) rows += line + "\n";
   const std::string data = path_join(work, name + ".jsonl");

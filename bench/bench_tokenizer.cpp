@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "treg/build_info.h"
 #include "treg/io.h"
 #include "treg/tokenizer.h"
 
@@ -21,7 +22,7 @@ std::string default_tokenizer() {
   const std::string dir = "/tmp/treg-bench-llama3";
   treg::make_dirs(dir);
   const std::string gz =
-      std::string(TREG_SOURCE_DIR) + "/tests/data/tokenizers/llama3/tokenizer.json.gz";
+      treg::source_dir() + "/tests/data/tokenizers/llama3/tokenizer.json.gz";
   if (std::system(("gunzip -c '" + gz + "' > " + dir + "/tokenizer.json").c_str()) != 0) {
     std::fprintf(stderr, "cannot unpack %s\n", gz.c_str());
     std::exit(1);
@@ -45,7 +46,7 @@ int main(int argc, char** argv) {
     text = treg::read_file(argv[2]);
   } else {
     const std::string corpus =
-        treg::read_file(std::string(TREG_SOURCE_DIR) + "/configs/data/tiny_corpus.txt");
+        treg::read_file(treg::source_dir() + "/configs/data/tiny_corpus.txt");
     for (int i = 0; i < kRepeats; ++i) text += corpus;
   }
   const auto lines = read_lines(text);

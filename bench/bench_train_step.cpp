@@ -11,6 +11,7 @@
 #include <cstring>
 #include <random>
 
+#include "treg/build_info.h"
 #include "treg/model.h"
 #include "treg/runtime.h"
 #include "treg/trainer.h"
@@ -99,7 +100,7 @@ double bench(const std::string& name, const nlohmann::json& cfg, int64_t pairs, 
 }
 
 double run_ref(const std::string& name, int64_t pairs, int64_t P, int64_t R, int steps) {
-  const std::string cmd = std::string("/usr/bin/python3 ") + TREG_SOURCE_DIR + "/bench/bench_train_step_ref.py --model " +
+  const std::string cmd = std::string("/usr/bin/python3 ") + treg::source_dir() + "/bench/bench_train_step_ref.py --model " +
                           name + " --pairs " + std::to_string(pairs) + " --prompt " + std::to_string(P) +
                           " --response " + std::to_string(R) + " --steps " + std::to_string(steps) +
                           " --threads " + std::to_string(configured_threads());  // same thread count

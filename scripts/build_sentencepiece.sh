@@ -38,7 +38,14 @@ cd "sentencepiece-$SPM_VERSION"
 # Debian removes the static targets; bring them back and use the system protobuf headers.
 patch -s -R -p1 < debian/patches/disable-static-library.patch
 sed -i 's|#include "third_party/protobuf-lite/google/protobuf/message_lite.h"|#include <google/protobuf/message_lite.h>|' src/init.h
-cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DCMAKE_INSTALL_PREFIX="$PREFIX" \
+# ccache, where installed, serves a rebuild of the same source (tests/install_steps.sh in CI); the
+# source lies in a new temp folder each time, hence BASEDIR and NOHASHDIR.
+launcher=()
+if command -v ccache > /dev/null; then
+  launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache -DCMAKE_C_COMPILER_LAUNCHER=ccache)
+  export CCACHE_BASEDIR=$PWD CCACHE_NOHASHDIR=1
+fi
+cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DCMAKE_INSTALL_PREFIX="$PREFIX" "${launcher[@]}" \
   -DSPM_ENABLE_SHARED=OFF -DSPM_USE_BUILTIN_PROTOBUF=OFF -DSPM_ENABLE_TCMALLOC=OFF \
   -DCMAKE_POSITION_INDEPENDENT_CODE=ON > build.log 2>&1 || {
   tail -30 build.log >&2

@@ -6,6 +6,7 @@
 #include <sstream>
 
 #include "test_util.h"
+#include "treg/data.h"
 #include "treg/error.h"
 #include "treg/io.h"
 
@@ -394,6 +395,27 @@ TEST(Config, DumpPathsDeriveFromOutputDir) {
   Config c = parse_config("model_name_or_path: m\noutput_dir: run1\n", "cfg.yaml");
   EXPECT_EQ(c.reward_dump_path(), "run1/token_rewards.bin");
   EXPECT_EQ(c.eval_reward_dump_path(), "run1/token_rewards.eval.bin");
+}
+
+// The paper trained with SimPO's code base: both paper configs lay pairs out as run_simpo.py does.
+// Gemma-2's own template refuses an answer rendered alone; the SimPO recipe's template (in
+// configs/gemma2.yaml) renders it, header first.
+TEST(Config, PaperConfigsTokenisePairsAsRunSimpoDoes) {
+  const Config llama = load_config(test::source_path("configs/llama3.yaml"));
+  EXPECT_EQ(llama.pair_tokenization, "simpo");
+  const Config gemma = load_config(test::source_path("configs/gemma2.yaml"));
+  EXPECT_EQ(gemma.pair_tokenization, "simpo");
+  auto tok = load_tokenizer(test::tiny_model("gemma2"));
+  const RawPair row = parse_pair_line(R"({"prompt":"Hi?","chosen":"Hello.","rejected":"No."})", "f", 1);
+  const std::string header = "<start_of_turn>model\n";
+  EXPECT_THROW(tokenize_pair(row, *tok, make_chat_template(*tok, ""), nullptr,
+                             PairTokenization::kSimpo),
+               Error);
+  const TokenizedPair p = tokenize_pair(row, *tok, make_chat_template(*tok, gemma.chat_template),
+                                        nullptr, PairTokenization::kSimpo);
+  EXPECT_EQ(p.chosen_ids, tok->encode(header + "Hello.<end_of_turn>\n<eos>", false));
+  EXPECT_EQ(p.chosen_header, tok->encode(header, false).size());
+  EXPECT_EQ(p.prompt_ids, tok->encode("<bos><start_of_turn>user\nHi?<end_of_turn>\n", false));
 }
 
 TEST(Config, BundledConfigsLoad) {

@@ -22,12 +22,19 @@ class MockTokenizer : public Tokenizer {
   explicit MockTokenizer(std::vector<std::string> merges = {}) {
     specials_ = {
         "<|begin_of_text|>", "<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>", "<bos>",
-        "<start_of_turn>",   "<end_of_turn>",       "<|im_start|>",      "<|im_end|>"};
+        "<start_of_turn>",   "<end_of_turn>",       "<|im_start|>",      "<|im_end|>",  "<s>",
+        "</s>",              "<|user|>",            "<|assistant|>",     "<|system|>"};
     pieces_ = std::move(merges);
     special_.bos_id = 1;  // <|begin_of_text|> (ids of specials are 1 + position)
     special_.bos_token = "<|begin_of_text|>";
   }
   void set_bos(int64_t id) { special_.bos_id = id; }
+  // BOS and EOS by their text (both must be among the specials).
+  void set_bos_eos(const std::string& bos, const std::string& eos) {
+    special_.bos_token = bos;
+    special_.bos_id = piece_to_id(bos);
+    special_.eos_token = eos;
+  }
   std::vector<int64_t> encode(const std::string& text, bool add_special) const override {
     std::vector<int64_t> out;
     if (add_special && special_.bos_id >= 0) out.push_back(special_.bos_id);
@@ -125,7 +132,8 @@ struct LayoutCase {
   std::string
       prompt_text;  // what the real template renders for [user "What is 2 plus 2?"] + gen prompt
   std::string eot;
-  int64_t bos;  // -1: none
+  std::string after;  // what the template writes after the end-of-turn token
+  int64_t bos;        // -1: none
 };
 
 TEST(Data, PromptPlusResponseIsTheWholeConversation) {
@@ -133,14 +141,16 @@ TEST(Data, PromptPlusResponseIsTheWholeConversation) {
       {"llama3",
        "<|begin_of_text|><|start_header_id|>user<|end_header_id|>\n\nWhat is 2 plus 2?<|eot_id|>"
        "<|start_header_id|>assistant<|end_header_id|>\n\n",
-       "<|eot_id|>", 1},
+       "<|eot_id|>", "", 1},
       {"gemma", "<bos><start_of_turn>user\nWhat is 2 plus 2?<end_of_turn>\n<start_of_turn>model\n",
-       "<end_of_turn>", 5},
+       "<end_of_turn>", "\n", 5},
       {"chatml",
        "<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n<|im_start|>user\nWhat is 2 "
        "plus 2?<|im_end|>\n"
        "<|im_start|>assistant\n",
-       "<|im_end|>", -1},
+       "<|im_end|>", "\n", -1},
+      // TRL adds no BOS: Zephyr's template writes none.
+      {"zephyr", "<|user|>\nWhat is 2 plus 2?</s>\n<|assistant|>\n", "</s>", "\n", -1},
   };
   for (const auto& c : cases) {
     SCOPED_TRACE(c.format);
@@ -152,17 +162,61 @@ TEST(Data, PromptPlusResponseIsTheWholeConversation) {
     DataStats st;
     TokenizedPair p = tokenize_pair(row, tok, chat, &st);
     EXPECT_EQ(p.prompt_ids, tok.encode(c.prompt_text, false));
-    EXPECT_EQ(p.chosen_ids, tok.encode("Sure! 4." + c.eot, false));
-    EXPECT_EQ(p.rejected_ids, tok.encode("Ugh, 5." + c.eot, false));
+    // TRL: the completion is the rest of the rendered conversation, "\n" after the turn included.
+    EXPECT_EQ(p.chosen_ids, tok.encode("Sure! 4." + c.eot + c.after, false));
+    EXPECT_EQ(p.rejected_ids, tok.encode("Ugh, 5." + c.eot + c.after, false));
     EXPECT_EQ(cat(p.prompt_ids, p.chosen_ids),
-              tok.encode(c.prompt_text + "Sure! 4." + c.eot, false));
+              tok.encode(c.prompt_text + "Sure! 4." + c.eot + c.after, false));
+    EXPECT_EQ(p.chosen_header, 0u);
     EXPECT_EQ(st.boundary_merges, 0);
     // BOS exactly once, first.
     int64_t bos_count = std::count(p.prompt_ids.begin(), p.prompt_ids.end(), c.bos);
     EXPECT_EQ(bos_count, c.bos >= 0 ? 1 : 0);
     if (c.bos >= 0) EXPECT_EQ(p.prompt_ids[0], c.bos);
-    EXPECT_EQ(end_of_turn_id(tok, chat), p.chosen_ids.back());
+    EXPECT_EQ(end_of_turn_id(tok, chat),
+              p.chosen_ids[p.chosen_ids.size() - 1 - tok.encode(c.after, false).size()]);
   }
+}
+
+// SimPO's run_simpo.py (the paper's pipeline): the prompt without generation prompt (an empty system
+// message first where the template mentions "system"), the answer rendered alone so that its
+// assistant header is part of the response, BOS put first where the prompt lacks it, EOS appended
+// where a response does not end in it.
+TEST(Data, SimpoLayoutRendersTheAnswerAloneWithItsHeaderBosAndEos) {
+  RawPair row = parse_pair_line(
+      R"({"prompt":"What is 2 plus 2?","chosen":"Sure! 4.","rejected":"Ugh, 5."})", "f", 1);
+  {
+    SCOPED_TRACE("llama3: BOS and <|eot_id|> (its eos_token) are there already");
+    MockTokenizer tok;
+    tok.set_bos_eos("<|begin_of_text|>", "<|eot_id|>");
+    const ChatTemplate chat = builtin_chat_template("llama3");
+    DataStats st;
+    TokenizedPair p = tokenize_pair(row, tok, chat, &st, PairTokenization::kSimpo);
+    EXPECT_EQ(p.prompt_ids,
+              tok.encode("<|begin_of_text|><|start_header_id|>user<|end_header_id|>\n\nWhat is 2 "
+                         "plus 2?<|eot_id|>",
+                         false));
+    const std::string header = "<|start_header_id|>assistant<|end_header_id|>\n\n";
+    EXPECT_EQ(p.chosen_ids, tok.encode(header + "Sure! 4.<|eot_id|>", false));
+    EXPECT_EQ(p.rejected_ids, tok.encode(header + "Ugh, 5.<|eot_id|>", false));
+    EXPECT_EQ(p.chosen_header, tok.encode(header, false).size());
+    EXPECT_EQ(p.rejected_header, p.chosen_header);
+    EXPECT_EQ(st.boundary_merges, 0);
+  }
+  {
+    SCOPED_TRACE("zephyr: BOS added, an empty system turn, EOS appended after the template's \\n");
+    MockTokenizer tok;
+    tok.set_bos_eos("<s>", "</s>");
+    const ChatTemplate chat = builtin_chat_template("zephyr");
+    TokenizedPair p = tokenize_pair(row, tok, chat, nullptr, PairTokenization::kSimpo);
+    EXPECT_EQ(p.prompt_ids, tok.encode("<s><|system|>\n</s>\n<|user|>\nWhat is 2 plus 2?</s>\n", false));
+    EXPECT_EQ(p.chosen_ids, tok.encode("<|assistant|>\nSure! 4.</s>\n</s>", false));
+    EXPECT_EQ(p.chosen_header, tok.encode("<|assistant|>\n", false).size());
+    // TRL's layout of the same row has neither the BOS nor the system turn.
+    TokenizedPair t = tokenize_pair(row, tok, chat, nullptr, PairTokenization::kTrl);
+    EXPECT_EQ(t.prompt_ids, tok.encode("<|user|>\nWhat is 2 plus 2?</s>\n<|assistant|>\n", false));
+  }
+  EXPECT_THROW(parse_pair_tokenization("handbook"), Error);
 }
 
 TEST(Data, MultiTurnAndSystemPromptsLayOutLikeTheTemplate) {

@@ -14,6 +14,7 @@
 
 #include "model/layers.h"
 #include "test_util.h"
+#include "treg/autocast.h"
 #include "treg/error.h"
 #include "treg/io.h"
 #include "treg/safetensors.h"
@@ -421,6 +422,34 @@ TEST_P(ModelGrad, CheckpointingGivesIdenticalGradients) {
   for (const auto& [k, g] : plain) {
     ASSERT_TRUE(ckpt[k].defined()) << k;
     EXPECT_GT(g.abs().max().item<double>(), 0) << k;
+    EXPECT_LE((g - ckpt[k]).abs().max().item<double>(), 1e-6 * (1 + g.abs().max().item<double>()))
+        << k;
+  }
+}
+
+// Under bf16 autocast (the trainer's bf16 recipe) the backward runs after the autocast scope has
+// closed; the recomputation must still run under the forward's autocast, or checkpointing would
+// differentiate another function than the one whose loss was computed.
+TEST_P(ModelGrad, CheckpointingUnderAutocastGivesIdenticalGradients) {
+  CausalLM model = load_model(make_model(GetParam()), torch::kCPU, torch::kFloat32);
+  Batch b = padded_batch(256);
+  auto grads = [&](bool checkpointing) {
+    model->zero_grad();
+    model->set_gradient_checkpointing(checkpointing);
+    torch::Tensor loss;
+    {
+      AutocastGuard autocast(torch::kCPU, true);
+      loss = test_loss(model, b, 1024);
+    }
+    loss.backward();
+    std::map<std::string, torch::Tensor> g;
+    for (const auto& p : model->named_parameters()) g[p.key()] = p.value().grad().clone();
+    return g;
+  };
+  auto plain = grads(false);
+  auto ckpt = grads(true);
+  for (const auto& [k, g] : plain) {
+    ASSERT_TRUE(ckpt[k].defined()) << k;
     EXPECT_LE((g - ckpt[k]).abs().max().item<double>(), 1e-6 * (1 + g.abs().max().item<double>()))
         << k;
   }

@@ -46,12 +46,14 @@ std::vector<std::string> write_rows(const std::string& path, const std::string& 
 // ---- SimPO ----
 
 // SimPO's Llama-3-Instruct v0.2 recipe sets no loss_type (SimPO's trainer has one loss) but
-// gamma_beta_ratio: it trains SimPO with the recipe's β and γ/β.
+// gamma_beta_ratio: it trains SimPO with the recipe's β and γ/β, on pairs laid out as run_simpo.py
+// lays them out.
 TEST(Recipes, SimpoRecipeTrainsSimpo) {
   Config c =
       load_config(recipe("simpo-llama-3-8b-instruct-simpo-v2.yaml"), {"model_name_or_path=/m"});
   EXPECT_EQ(c.loss_type, "simpo");
   EXPECT_EQ(LossConfig::from_config(c).type, LossType::kSimpo);
+  EXPECT_EQ(c.pair_tokenization, "simpo");  // run_simpo.py lays out the pairs
   EXPECT_DOUBLE_EQ(c.beta, 10);
   EXPECT_DOUBLE_EQ(c.gamma_beta_ratio, 0.3);
   EXPECT_DOUBLE_EQ(c.learning_rate, 1e-6);

@@ -12,6 +12,7 @@
 #include <sstream>
 
 #include "test_util.h"
+#include "treg/autocast.h"
 #include "treg/config.h"
 #include "treg/data.h"
 #include "treg/error.h"
@@ -19,6 +20,8 @@
 #include "treg/reward_dump.h"
 #include "treg/safetensors.h"
 #include "treg/tokenizer.h"
+#include "treg/train_parts.h"
+#include "treg/trainer.h"
 
 namespace treg {
 namespace {
@@ -295,7 +298,8 @@ TEST_P(RewardsArch, RewardsAndRefLogpsEqualIndependentRecomputation) {
 }
 
 // The response ids in the dump are the training tokens: prompt + response == the whole conversation
-// rendered by the model's chat template and cut after the answer's end-of-turn token.
+// rendered by the model's chat template (TRL's layout, the default: the response holds the answer's
+// end-of-turn token and whatever the template writes after it).
 TEST_P(RewardsArch, ResponseTokensLineUpWithTrainingTokens) {
   Scored s = score("rewards_align_" + GetParam(), GetParam(), 8, extra_config());
   auto tok = load_tokenizer(s.model);
@@ -317,13 +321,12 @@ TEST_P(RewardsArch, ResponseTokensLineUpWithTrainingTokens) {
     for (const auto* ans : {&p.chosen_text, &p.rejected_text}) {
       std::vector<Message> msgs = p.prompt;
       msgs.push_back({"assistant", *ans});
-      std::string full = chat.render(msgs, false);
-      full = full.substr(0, full.rfind(chat.end_of_turn()) + chat.end_of_turn().size());
+      const std::string full = chat.render(msgs, false);
       std::vector<int64_t> ids = p.prompt_ids;
       const auto& resp = ans == &p.chosen_text ? p.chosen_ids : p.rejected_ids;
       ids.insert(ids.end(), resp.begin(), resp.end());
       EXPECT_EQ(ids, tok->encode(full, false));
-      EXPECT_EQ(resp.back(), eot);
+      EXPECT_NE(std::find(resp.begin(), resp.end(), eot), resp.end());
     }
     if (tok->special().bos_id >= 0) {
       EXPECT_EQ(p.prompt_ids[0], tok->special().bos_id);
@@ -333,6 +336,32 @@ TEST_P(RewardsArch, ResponseTokensLineUpWithTrainingTokens) {
 }
 
 INSTANTIATE_TEST_SUITE_P(TinyModels, RewardsArch, ::testing::Values("llama", "gemma2", "qwen2"));
+
+// pair_tokenization: simpo puts the assistant header into each response (data.h). Those tokens are
+// the template's, not the answer's: the same log-prob under both revision prompts, reward exactly 0;
+// the revision prompts score the answer tokens after them.
+TEST(RewardsCli, SimpoLayoutGivesTheAssistantHeaderRewardZero) {
+  Scored s = score("rewards_simpo_layout", "llama", 4, "pair_tokenization: simpo\n");
+  EXPECT_EQ(s.meta["pair_tokenization"], "simpo");
+  auto tok = load_tokenizer(s.model);
+  const std::vector<int64_t> header =
+      tok->encode("<|start_header_id|>assistant<|end_header_id|>\n\n", false);
+  const size_t H = header.size();
+  ASSERT_EQ(s.rows.size(), 4u);
+  double answer_reward_mass = 0;
+  for (const json& row : s.rows)
+    for (const char* side : {"chosen", "rejected"}) {
+      const auto ids = row[side]["ids"].get<std::vector<int64_t>>();
+      const auto rewards = row[side]["rewards"].get<std::vector<float>>();
+      ASSERT_GT(ids.size(), H) << side;
+      EXPECT_EQ(std::vector<int64_t>(ids.begin(), ids.begin() + static_cast<std::ptrdiff_t>(H)),
+                header)
+          << side;
+      for (size_t t = 0; t < H; ++t) EXPECT_EQ(rewards[t], 0.0f) << side << " token " << t;
+      for (size_t t = H; t < rewards.size(); ++t) answer_reward_mass += std::abs(rewards[t]);
+    }
+  EXPECT_GT(answer_reward_mass, 0.0);
+}
 
 TEST(RewardsCli, ResumeAfterKill9IsByteIdentical) {
   std::string dir = test::fresh_dir("rewards_kill");
@@ -459,6 +488,54 @@ TEST(RewardsCli, DamagedRecordIsFoundUpFrontAndScoredAgain) {
 }
 
 // NaN weights used to give an exit-0 dump full of NaN.
+// bf16 as HF's Trainer runs it: fp32 weights, the forward under bf16 autocast (CPU autocast stands
+// in for CUDA here). score-tokens stores the reference log-probs of that same forward, so at step 0
+// the policy reproduces them and every DPO reward starts at 0, as in fp32. The recipe before, bf16
+// weights for scoring, is off by the weights' rounding: measured here too, so this test can fail.
+TEST(RewardsCli, Bf16ReferenceLogProbsAreThePolicysAtStepZero) {
+  Scored s = score("bf16_step0", "llama", 6, "bf16: true\n");
+  EXPECT_EQ(s.meta["precision"], "fp32 weights, bf16 autocast");
+  EXPECT_EQ(s.meta["run"]["autocast"], "bfloat16");
+  const Config c = load_config(s.cfg);
+  ASSERT_TRUE(c.bf16);
+  auto dump = open_dump_source(s.dump);
+
+  // The trainer's own forward and metrics at step 0.
+  Trainer t(c, load_model(s.model, torch::kCPU, torch::kFloat32), dump, dump);
+  const auto m = t.evaluate();
+  for (const char* k : {"eval_rewards/chosen", "eval_rewards/rejected", "eval_rewards/margins"})
+    EXPECT_LE(std::abs(m.at(k)), 1e-6) << k;
+
+  // Per token: fp32 weights under autocast (one sequence at a time, so other padding than the
+  // scorer's) against bf16 weights.
+  CausalLM fp32 = load_model(s.model, torch::kCPU, torch::kFloat32);
+  CausalLM bf16 = load_model(s.model, torch::kCPU, torch::kBFloat16);
+  double worst_autocast = 0, worst_bf16_weights = 0;
+  torch::NoGradGuard no_grad;
+  for (int64_t i = 0; i < dump->size(); ++i) {
+    const PairRecord p = dump->get(i);
+    for (const ResponseScores* r : {&p.chosen, &p.rejected}) {
+      std::vector<int64_t> seq = p.prompt_ids;
+      seq.insert(seq.end(), r->ids.begin(), r->ids.end());
+      const auto ids = torch::tensor(seq, torch::kInt64).unsqueeze(0);
+      const auto mask = torch::ones_like(ids);
+      const auto P = static_cast<int64_t>(p.prompt_ids.size());
+      const auto n = static_cast<int64_t>(r->ids.size());
+      const auto stored = torch::tensor(r->ref_logps);  // [n]
+      torch::Tensor a, b;
+      {
+        AutocastGuard autocast(torch::kCPU, true);
+        a = next_token_logprobs(fp32, ids, mask).logps[0].narrow(0, P - 1, n).to(torch::kFloat32);
+      }
+      b = next_token_logprobs(bf16, ids, mask).logps[0].narrow(0, P - 1, n).to(torch::kFloat32);
+      worst_autocast = std::max(worst_autocast, (a - stored).abs().max().item<double>());
+      worst_bf16_weights = std::max(worst_bf16_weights, (b - stored).abs().max().item<double>());
+    }
+  }
+  EXPECT_LE(worst_autocast, 1e-5);
+  EXPECT_GE(worst_bf16_weights, 1e-3) << "bf16 weights would have matched: the test proves nothing";
+}
+
 TEST(RewardsCli, NonFiniteLogProbsStopScoringNamingThePair) {
   std::string dir = test::fresh_dir("rewards_nan");
   std::string out;

@@ -13,6 +13,7 @@
 #include <map>
 #include <stdexcept>
 
+#include "treg/build_info.h"
 #include "treg/error.h"
 #include "treg/io.h"
 #include "treg/runtime.h"
@@ -67,7 +68,7 @@ std::string error_of(const std::function<void()>& f) {
 
 std::string treg_binary() { return TREG_BINARY; }
 
-std::string source_path(const std::string& rel) { return path_join(TREG_SOURCE_DIR, rel); }
+std::string source_path(const std::string& rel) { return path_join(source_dir(), rel); }
 
 std::string python_with_torch() { return "/usr/bin/python3"; }
 

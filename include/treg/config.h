@@ -42,6 +42,7 @@ struct Config {
   std::vector<std::string> dataset_splits = {"train", "test"};
   DatasetMixture dataset_mixture;          // the newer list form
   std::string chat_template;               // "" = the model's own; a built-in name or Jinja text
+  std::string pair_tokenization = "trl";   // trl | simpo: whose pipeline lays out a pair (data.h)
   int64_t max_length = 2048;
   int64_t max_prompt_length = 1800;
   int64_t max_completion_length = 0;  // TRL: each response cut to this many tokens; 0 = no cut
@@ -49,7 +50,7 @@ struct Config {
   std::string output_dir = "out";
   bool overwrite_output_dir = false;       // train: replace an earlier run in output_dir (HF's key)
   std::string device = "auto";             // auto | cpu | cuda
-  bool bf16 = false;                       // bf16 weights/activations on CUDA (fp32 master weights)
+  bool bf16 = false;                       // fp32 weights, forwards under bf16 autocast (autocast.h)
 
   // ---- token rewards (paper §3.3) ----
   std::string reward_dump;                 // "" = <output_dir>/token_rewards.bin

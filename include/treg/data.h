@@ -1,14 +1,21 @@
 // Preference data: JSONL rows in the UltraFeedback shapes (princeton-nlp / HuggingFaceH4) become
 // token ids laid out exactly as training and scoring use them.
 //
-// Layout of one pair (all ids, no text reaches the model):
-//   prompt_ids   = encode(render(prompt messages, add_generation_prompt=true))   (BOS from the
-//   template) chosen_ids   = the chosen answer's content tokens + the template's end-of-turn token
-//   rejected_ids = the same for the rejected answer
-// prompt_ids + chosen_ids equals encode(render(prompt + chosen answer)) cut right after the
-// answer's end-of-turn token. Where the tokenizer merges a token across the prompt/answer boundary,
-// the split is moved to the last token that lies wholly in the prompt (counted as a boundary
-// merge).
+// Layout of one pair (all ids, no text reaches the model), as one of two reference pipelines lays
+// it out (config key pair_tokenization; README "How pairs are tokenised"):
+//  kTrl   TRL's DPOTrainer (2025-): prompt = render(prompt, add_generation_prompt=true); chosen =
+//         the rest of render(prompt + chosen answer), whatever the template puts after the
+//         answer included (Qwen's and Gemma's "\n" after the end-of-turn token). BOS only where
+//         the template writes it; no EOS added.
+//  kSimpo SimPO's run_simpo.py (the T-REG paper's pipeline; also the alignment-handbook's):
+//         an empty system message first where the template mentions "system" or "<|im_start|>";
+//         prompt = render(prompt) without generation prompt; chosen = render([the answer alone])
+//         less a leading BOS text, so the assistant header belongs to the response; BOS put first
+//         where the prompt lacks it (Zephyr), EOS appended where a response does not end in it.
+// Either way prompt_ids + chosen_ids are the tokens of the whole text. Where the tokenizer merges a
+// token across the prompt/answer boundary, the split moves to the last token that lies wholly in
+// the prompt (counted as a boundary merge), as SimPO does; TRL warns and splits at the prompt's
+// length, which drops or repeats a token.
 #pragma once
 #include <cstdint>
 #include <string>
@@ -36,7 +43,11 @@ struct BadRow {
 // Parses one JSONL line. Throws treg::Error "<file>:<line>: <reason>" for a bad row.
 RawPair parse_pair_line(const std::string& text, const std::string& file, int64_t line);
 
+enum class PairTokenization { kTrl, kSimpo };
+PairTokenization parse_pair_tokenization(const std::string& name);  // "trl" | "simpo"
+
 struct DataOptions {
+  PairTokenization pair_tokenization = PairTokenization::kTrl;
   int64_t max_length = 2048;          // prompt + longer response, in tokens
   int64_t max_prompt_length = 1800;   // the prompt keeps its end (and its BOS)
   int64_t max_completion_length = 0;  // TRL: a response keeps its first this many tokens; 0 = all
@@ -49,9 +60,12 @@ struct TokenizedPair {
   std::vector<Message> prompt;                    // for the revision prompt's {instruction}
   std::string chosen_text, rejected_text;         // the answers' text as in the data ({answer})
   std::vector<int64_t> prompt_ids;                // [P]
-  std::vector<int64_t> chosen_ids, rejected_ids;  // [C], [R], each ending in end-of-turn unless cut
+  std::vector<int64_t> chosen_ids, rejected_ids;  // [C], [R], each holding the end-of-turn unless cut
   // What truncate_pair cut: the revision prompt then quotes the cut text, not the full one.
   bool prompt_cut = false, chosen_cut = false, rejected_cut = false;
+  // kSimpo: how many leading response tokens are the template's assistant header, not the answer
+  // (score-tokens gives them reward 0 and quotes only the answer in the revision prompts).
+  size_t chosen_header = 0, rejected_header = 0;
 };
 
 // Everything that happened to the rows; nothing disappears without being counted here.
@@ -80,7 +94,7 @@ int64_t end_of_turn_id(const Tokenizer& tok, const ChatTemplate& chat);
 // Tokenizes one row (no truncation). `stats` gets boundary merges. Throws treg::Error on rows the
 // template or tokenizer cannot lay out (e.g. a role the template refuses).
 TokenizedPair tokenize_pair(const RawPair& row, const Tokenizer& tok, const ChatTemplate& chat,
-                            DataStats* stats);
+                            DataStats* stats, PairTokenization how = PairTokenization::kTrl);
 
 // SimPO/WPO truncation: when prompt + longer response > max_length the prompt keeps its last
 // max_prompt_length tokens (BOS stays first), then each response is cut to max_length - prompt.

@@ -49,10 +49,12 @@ inline float token_reward(float logp_better, float logp_worse) {
 }
 
 // The three scoring contexts of one response, as ids: each is context_ids + response ids, and the
-// response starts at `*_start`.
+// response starts at `*_start`. The plain context holds the whole response; the revision contexts
+// hold it less its first `header` tokens (a template header, pair_tokenization: simpo).
 struct ScoreContexts {
   std::vector<int64_t> plain, better, worse;
   int64_t plain_start = 0, better_start = 0, worse_start = 0;
+  int64_t header = 0;
 };
 
 // What the revision contexts are built from (resolved from the config once).

@@ -5,6 +5,7 @@
 #include <CLI/CLI.hpp>
 
 #include "cli/commands.h"
+#include "treg/build_info.h"
 #include "treg/error.h"
 #include "treg/nearest.h"
 #include "treg/runtime.h"
@@ -33,7 +34,7 @@ bool unknown_subcommand(CLI::App& app, int argc, char** argv) {
 int main(int argc, char** argv) {
   CLI::App app{"treg: token-level reward regularised preference optimisation (T-REG) on LibTorch"};
   app.require_subcommand(1);
-  app.set_version_flag("--version", std::string("treg ") + TREG_VERSION);
+  app.set_version_flag("--version", std::string("treg ") + treg::build_version());
   treg::cli::add_all_commands(app);
   if (unknown_subcommand(app, argc, argv)) return 2;
   try {

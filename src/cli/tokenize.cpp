@@ -1,4 +1,4 @@
-// `treg tokenize`: JSONL text (or chat messages) on stdin -> token ids and pieces on stdout, to
+// `treg tokenize`: JSONL text, chat messages or preference rows on stdin -> token ids on stdout, to
 // inspect exactly what the trainer will see.
 #include <iostream>
 #include <memory>
@@ -8,6 +8,7 @@
 
 #include "cli/commands.h"
 #include "treg/chat_template.h"
+#include "treg/data.h"
 #include "treg/error.h"
 #include "treg/tokenizer.h"
 
@@ -21,6 +22,7 @@ struct TokenizeOptions {
   bool chat = false;
   bool add_special = false;
   std::string chat_template;  // a built-in format; empty: the tokenizer's own template
+  std::string pairs;          // "": no; trl | simpo: rows laid out as pair_tokenization says
 };
 
 std::vector<Message> parse_messages(const json& j, const std::string& where) {
@@ -41,11 +43,24 @@ std::vector<Message> parse_messages(const json& j, const std::string& where) {
 int run_tokenize(const TokenizeOptions& opts) {
   auto tok = load_tokenizer(opts.tokenizer);
   std::optional<ChatTemplate> chat;
-  if (opts.chat) chat = make_chat_template(*tok, opts.chat_template);
+  if (opts.chat || !opts.pairs.empty()) chat = make_chat_template(*tok, opts.chat_template);
+  std::optional<PairTokenization> layout;
+  if (!opts.pairs.empty()) layout = parse_pair_tokenization(opts.pairs);
   std::string line;
   for (int64_t line_no = 1; std::getline(std::cin, line); ++line_no) {
     if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
     const std::string where = "stdin line " + std::to_string(line_no);
+    if (layout) {  // a preference row, exactly as the trainer lays it out (before truncation)
+      const TokenizedPair p =
+          tokenize_pair(parse_pair_line(line, "stdin", line_no), *tok, *chat, nullptr, *layout);
+      json out = {{"prompt_ids", p.prompt_ids},
+                  {"chosen_ids", p.chosen_ids},
+                  {"rejected_ids", p.rejected_ids},
+                  {"chosen_header", p.chosen_header},
+                  {"rejected_header", p.rejected_header}};
+      std::cout << out.dump() << '\n';
+      continue;
+    }
     json in;
     try {
       in = json::parse(line);
@@ -83,7 +98,8 @@ void add_tokenize_command(CLI::App& app) {
   auto opts = std::make_shared<TokenizeOptions>();
   CLI::App* sub = app.add_subcommand(
       "tokenize",
-      "Tokenize JSONL from stdin: {\"text\":...} or, with --chat, {\"messages\":[...]}");
+      "Tokenize JSONL from stdin: {\"text\":...}; with --chat, {\"messages\":[...]}; with "
+      "--pairs, preference rows");
   sub->add_option("--tokenizer", opts->tokenizer,
                   "Model directory, tokenizer.json or tokenizer.model")
       ->required();
@@ -91,6 +107,10 @@ void add_tokenize_command(CLI::App& app) {
                 "Input lines are conversations rendered with the chat template");
   sub->add_flag("--add-special", opts->add_special,
                 "Add BOS/EOS as the tokenizer's post-processor would");
+  sub->add_option("--pairs", opts->pairs,
+                  "Input lines are preference rows (as in train_file): print prompt/chosen/rejected "
+                  "ids as pair_tokenization trl|simpo lays them out")
+      ->check(CLI::IsMember({"trl", "simpo"}));
   sub->add_option("--chat-template", opts->chat_template,
                   "Render with a built-in format instead of the tokenizer's own template: "
                   "llama3|gemma|chatml|mistral|zephyr");

@@ -74,9 +74,11 @@ void apply_recipe_rules(Config& c, const SetKeys& set, const std::string& file) 
     c.loss_type = "simpo";
     if (!set.has("beta")) c.beta = 2.0;                           // SimPOConfig.beta
     if (!set.has("gamma_beta_ratio")) c.gamma_beta_ratio = 0.25;  // SimPOConfig.gamma_beta_ratio
+    if (!set.has("pair_tokenization")) c.pair_tokenization = "simpo";  // run_simpo.py's layout
     spdlog::info(
         "{}: a SimPO recipe ({} set, no loss_type): training SimPO as SimPO's trainer does, "
-        "beta {} gamma_beta_ratio {}; set loss_type to train another loss",
+        "beta {} gamma_beta_ratio {}, pairs tokenised as run_simpo.py does; set loss_type to "
+        "train another loss",
         file, set.has("gamma_beta_ratio") ? "gamma_beta_ratio" : "sft_weight", c.beta,
         c.gamma_beta_ratio);
   }

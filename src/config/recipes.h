@@ -21,7 +21,8 @@ struct SetKeys {
 //    warning.
 //  * SimPO: SimPO's trainer has one loss, so its recipes set no loss_type. Without loss_type, a key
 //    only SimPO's trainer reads (gamma_beta_ratio, sft_weight) selects simpo, with SimPOConfig's
-//    defaults for an unset beta (2.0) and gamma_beta_ratio (0.25), and says so in one info line.
+//    defaults for an unset beta (2.0) and gamma_beta_ratio (0.25) and run_simpo.py's pair layout
+//    (pair_tokenization: simpo), and says so in one info line.
 //  * WPO: WPO's run_wpo.py weights every pair, but its recipes are plain DPOConfig files; a recipe
 //    whose hub_model_id, run_name or output_dir names WPO must say use_weighting: true or false.
 //  * Defaults: where treg's default differs from Hugging Face's (learning_rate, lr_scheduler_type,

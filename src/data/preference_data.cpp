@@ -165,34 +165,88 @@ int64_t end_of_turn_id(const Tokenizer& tok, const ChatTemplate& chat) {
   return ids[0];
 }
 
+PairTokenization parse_pair_tokenization(const std::string& name) {
+  if (name == "trl") return PairTokenization::kTrl;
+  if (name == "simpo") return PairTokenization::kSimpo;
+  fail("config key 'pair_tokenization'", "unknown value '" + name + "'",
+       "trl (TRL's DPOTrainer) or simpo (SimPO's run_simpo.py, the T-REG paper's)");
+}
+
+namespace {
+
+// The one id of a special token's text, -1 when there is none.
+int64_t single_id(const Tokenizer& tok, const std::string& text) {
+  if (text.empty()) return -1;
+  std::vector<int64_t> ids = tok.encode(text, /*add_special=*/false);
+  return ids.size() == 1 ? ids[0] : -1;
+}
+
+// A pair's texts the way its pipeline renders them (data.h): the prompt, and each answer's
+// continuation of it.
+struct PairTexts {
+  std::string prompt, chosen, rejected;
+  std::string header;  // kSimpo: the text every rendered answer starts with (the assistant header)
+};
+
+PairTexts render_trl(const RawPair& row, const ChatTemplate& chat) {
+  PairTexts t;
+  t.prompt = chat.render(row.prompt, /*add_generation_prompt=*/true);
+  auto rest = [&](const std::string& answer) {
+    std::vector<Message> msgs = row.prompt;
+    msgs.push_back({"assistant", answer});
+    std::string full = chat.render(msgs, /*add_generation_prompt=*/false);
+    if (full.compare(0, t.prompt.size(), t.prompt) != 0)
+      fail(chat.origin(),
+           "rendering prompt+answer does not start with the rendered prompt (with generation "
+           "prompt)",
+           "pair_tokenization: simpo renders the answer on its own");
+    return full.substr(t.prompt.size());
+  };
+  t.chosen = rest(row.chosen);
+  t.rejected = rest(row.rejected);
+  return t;
+}
+
+PairTexts render_simpo(const RawPair& row, const Tokenizer& tok, const ChatTemplate& chat) {
+  std::vector<Message> prompt = row.prompt;
+  // alignment-handbook's maybe_insert_system_message (run_simpo.py's auto_insert_empty_system_msg).
+  if (!prompt.empty() && prompt[0].role != "system" &&
+      (chat.source().find("system") != std::string::npos ||
+       chat.source().find("<|im_start|>") != std::string::npos))
+    prompt.insert(prompt.begin(), Message{"system", ""});
+  PairTexts t;
+  t.prompt = chat.render(prompt, /*add_generation_prompt=*/false);
+  const std::string& bos = tok.special().bos_token;
+  auto alone = [&](const std::string& answer) {
+    std::string text = chat.render({{"assistant", answer}}, /*add_generation_prompt=*/false);
+    if (!bos.empty() && text.compare(0, bos.size(), bos) == 0) text.erase(0, bos.size());
+    return text;
+  };
+  t.chosen = alone(row.chosen);
+  t.rejected = alone(row.rejected);
+  // Two answers that differ in their first character share exactly the header.
+  const std::string a = alone("a"), b = alone("b");
+  size_t n = 0;
+  while (n < a.size() && n < b.size() && a[n] == b[n]) ++n;
+  t.header = a.substr(0, n);
+  return t;
+}
+
+}  // namespace
+
 TokenizedPair tokenize_pair(const RawPair& row, const Tokenizer& tok, const ChatTemplate& chat,
-                            DataStats* stats) {
+                            DataStats* stats, PairTokenization how) {
   const std::string& eot = chat.end_of_turn();
   const int64_t eot_id = end_of_turn_id(tok, chat);
-  const std::string prompt_text = chat.render(row.prompt, /*add_generation_prompt=*/true);
-  std::vector<int64_t> prompt_ids =
-      tok.encode(prompt_text, /*add_special=*/false);  // BOS is in the text
+  const bool simpo = how == PairTokenization::kSimpo;
+  const PairTexts text = simpo ? render_simpo(row, tok, chat) : render_trl(row, chat);
+  std::vector<int64_t> prompt_ids = tok.encode(text.prompt, /*add_special=*/false);
   const int64_t bos = tok.special().bos_id;
   if (bos >= 0 && prompt_ids.size() >= 2 && prompt_ids[0] == bos && prompt_ids[1] == bos)
     fail("chat template", "the prompt starts with BOS twice",
          "report this: the template text carries BOS");
-
-  // The whole conversation, cut right after the answer's end-of-turn marker.
-  auto conversation_ids = [&](const std::string& answer) {
-    std::vector<Message> msgs = row.prompt;
-    msgs.push_back({"assistant", answer});
-    std::string full = chat.render(msgs, /*add_generation_prompt=*/false);
-    if (full.compare(0, prompt_text.size(), prompt_text) != 0)
-      fail(chat.origin(),
-           "rendering prompt+answer does not start with the rendered prompt (with generation "
-           "prompt)");
-    size_t pos = full.rfind(eot);
-    if (pos == std::string::npos || pos < prompt_text.size())
-      fail(chat.origin(), "the rendered answer is not closed by '" + eot + "'");
-    return tok.encode(full.substr(0, pos + eot.size()), /*add_special=*/false);
-  };
-  std::vector<int64_t> full_c = conversation_ids(row.chosen);
-  std::vector<int64_t> full_r = conversation_ids(row.rejected);
+  std::vector<int64_t> full_c = tok.encode(text.prompt + text.chosen, /*add_special=*/false);
+  std::vector<int64_t> full_r = tok.encode(text.prompt + text.rejected, /*add_special=*/false);
 
   // Split at the last token that lies wholly in the prompt for both answers.
   auto common = [&](const std::vector<int64_t>& full) {
@@ -212,10 +266,28 @@ TokenizedPair tokenize_pair(const RawPair& row, const Tokenizer& tok, const Chat
   out.prompt_ids.assign(prompt_ids.begin(), prompt_ids.begin() + static_cast<std::ptrdiff_t>(k));
   out.chosen_ids.assign(full_c.begin() + static_cast<std::ptrdiff_t>(k), full_c.end());
   out.rejected_ids.assign(full_r.begin() + static_cast<std::ptrdiff_t>(k), full_r.end());
+  if (simpo) {
+    // The header's tokens, as they continue the prompt; a token merged across the header/answer
+    // boundary counts as the answer's.
+    const std::vector<int64_t> hdr = tok.encode(text.prompt + text.header, /*add_special=*/false);
+    auto header_len = [&](const std::vector<int64_t>& ids) {
+      size_t n = 0;
+      while (k + n < hdr.size() && n < ids.size() && ids[n] == hdr[k + n]) ++n;
+      return n;
+    };
+    out.chosen_header = header_len(out.chosen_ids);
+    out.rejected_header = header_len(out.rejected_ids);
+    // SimPOTrainer.tokenize_row: BOS first unless already there, EOS last unless already there.
+    if (bos >= 0 && (out.prompt_ids.empty() || out.prompt_ids[0] != bos))
+      out.prompt_ids.insert(out.prompt_ids.begin(), bos);
+    const int64_t eos = single_id(tok, tok.special().eos_token);
+    for (auto* ids : {&out.chosen_ids, &out.rejected_ids})
+      if (eos >= 0 && (ids->empty() || ids->back() != eos)) ids->push_back(eos);
+  }
   for (const auto* ids : {&out.chosen_ids, &out.rejected_ids})
-    if (ids->size() < 2 || ids->back() != eot_id)
-      fail("tokenizer", "a tokenized answer does not end in the end-of-turn token '" + eot +
-                            "' (id " + std::to_string(eot_id) + ")");
+    if (std::find(ids->begin(), ids->end(), eot_id) == ids->end() || ids->size() < 2)
+      fail(chat.origin(), "the rendered answer is not closed by the end-of-turn token '" + eot +
+                              "' (id " + std::to_string(eot_id) + ")");
   return out;
 }
 
@@ -247,6 +319,8 @@ bool truncate_pair(TokenizedPair& p, int64_t bos_id, const DataOptions& opts, Da
   }
   p.chosen_cut = p.chosen_ids.size() < chosen_before;
   p.rejected_cut = p.rejected_ids.size() < rejected_before;
+  p.chosen_header = std::min(p.chosen_header, p.chosen_ids.size());
+  p.rejected_header = std::min(p.rejected_header, p.rejected_ids.size());
   if (stats) {
     stats->chosen_truncated += p.chosen_cut;
     stats->rejected_truncated += p.rejected_cut;
@@ -289,7 +363,7 @@ PreferenceData load_preference_data(const std::string& path, const Tokenizer& to
       }
       TokenizedPair pair;
       try {
-        pair = tokenize_pair(row, tok, chat, &st);
+        pair = tokenize_pair(row, tok, chat, &st, opts.pair_tokenization);
       } catch (const Error& e) {
         fail(where(path, line), e.what(), kBadRowHint);
       }

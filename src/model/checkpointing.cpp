@@ -5,6 +5,7 @@
 #include <cstdint>
 
 #include "model/layers.h"
+#include "treg/autocast.h"
 
 namespace treg::model {
 
@@ -23,6 +24,9 @@ struct CheckpointedLayer : public torch::autograd::Function<CheckpointedLayer> {
     ctx->saved_data["layer"] = layer_address;
     ctx->saved_data["impl"] = impl;
     ctx->saved_data["num_params"] = static_cast<int64_t>(params.size());
+    const AutocastState autocast = current_autocast();
+    ctx->saved_data["autocast_cuda"] = autocast.cuda;
+    ctx->saved_data["autocast_cpu"] = autocast.cpu;
     auto* layer = reinterpret_cast<DecoderLayerImpl*>(static_cast<intptr_t>(layer_address));
     LayerInputs in{rope[0],
                    rope[1],
@@ -47,6 +51,9 @@ struct CheckpointedLayer : public torch::autograd::Function<CheckpointedLayer> {
     torch::Tensor y;
     {
       torch::AutoGradMode enable(true);
+      // The backward runs outside the trainer's autocast scope: recompute under the forward's.
+      AutocastGuard autocast(AutocastState{ctx->saved_data["autocast_cuda"].toBool(),
+                                           ctx->saved_data["autocast_cpu"].toBool()});
       y = layer->forward(x, in);  // recompute: [B, T, D]
     }
     // Differentiate w.r.t. x and the trainable parameters only.

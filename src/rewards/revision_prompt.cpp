@@ -2,6 +2,7 @@
 #include <algorithm>
 #include <set>
 
+#include "treg/build_info.h"
 #include "treg/error.h"
 #include "treg/io.h"
 #include "treg/rewards.h"
@@ -54,7 +55,7 @@ const std::vector<std::string>& revision_placeholders() {
 }
 
 std::string default_revision_prompt_path() {
-  return path_join(TREG_SOURCE_DIR, "configs/prompts/revision.txt");
+  return path_join(source_dir(), "configs/prompts/revision.txt");
 }
 
 void check_revision_template(const std::string& text, const std::string& where) {
@@ -156,7 +157,11 @@ std::vector<int64_t> revision_context_ids(const std::string& instruction, const 
 
 ScoreContexts build_score_contexts(const TokenizedPair& pair, bool chosen, const RevisionSpec& spec,
                                    const Tokenizer& tok, const ChatTemplate& chat) {
-  const std::vector<int64_t>& response = chosen ? pair.chosen_ids : pair.rejected_ids;
+  const std::vector<int64_t>& full = chosen ? pair.chosen_ids : pair.rejected_ids;
+  // The revision prompts quote and score the answer; a leading template header (kSimpo) is not
+  // part of it.
+  const size_t header = std::min(full.size(), chosen ? pair.chosen_header : pair.rejected_header);
+  const std::vector<int64_t> response(full.begin() + static_cast<std::ptrdiff_t>(header), full.end());
   // An uncut row is quoted as written (decoding ids would not give back the data's text exactly).
   const std::string answer = (chosen ? pair.chosen_cut : pair.rejected_cut)
                                  ? tok.decode(response, /*skip_special=*/true)
@@ -170,12 +175,15 @@ ScoreContexts build_score_contexts(const TokenizedPair& pair, bool chosen, const
                    /*skip_special=*/true);
   }
   ScoreContexts c;
+  c.header = static_cast<int64_t>(header);
   auto with_response = [&](std::vector<int64_t> ctx, int64_t* start) {
     *start = static_cast<int64_t>(ctx.size());
     ctx.insert(ctx.end(), response.begin(), response.end());
     return ctx;
   };
-  c.plain = with_response(pair.prompt_ids, &c.plain_start);
+  c.plain = pair.prompt_ids;
+  c.plain_start = static_cast<int64_t>(c.plain.size());
+  c.plain.insert(c.plain.end(), full.begin(), full.end());
   c.better = with_response(revision_context_ids(instruction, answer, "better", spec, tok, chat),
                            &c.better_start);
   c.worse = with_response(revision_context_ids(instruction, answer, "worse", spec, tok, chat),

@@ -7,6 +7,8 @@
 #include <csignal>
 #include <cstdlib>
 
+#include "treg/autocast.h"
+#include "treg/build_info.h"
 #include "treg/config.h"
 #include "treg/data_sources.h"
 #include "treg/error.h"
@@ -45,11 +47,14 @@ json expected_metadata(const Config& c, const std::string& split, const std::str
   // The built-in format's name ("model" for the model's own template) and the template's hash.
   m["chat_template"] = {{"name", chat.name().empty() ? "model" : chat.name()},
                         {"sha256", sha256_hex(chat.source())}};
+  m["pair_tokenization"] = c.pair_tokenization;
   m["max_length"] = c.max_length;
   m["max_prompt_length"] = c.max_prompt_length;
   m["max_completion_length"] = c.max_completion_length;
   m["skip_bad_rows"] = c.skip_bad_rows;
   m["reward_source"] = c.reward_source;
+  // The reference log-probs must come from the forward the policy will run (treg/autocast.h).
+  m["precision"] = c.bf16 ? "fp32 weights, bf16 autocast" : "fp32";
   if (c.reward_source == "prompt") {
     m["revision_prompt"] = {
         {"sha256", sha256_hex(load_revision_template(revision_template_path(c)))},
@@ -122,9 +127,12 @@ struct Scorer {
   int64_t context_tokens = 0;
   bool warned_length = false;
 
+  // The reference log-probs (the plain prompt + response) take the attention path the trainer's
+  // policy takes (kAuto), so at step 0 the policy reproduces them; the revision contexts, about 5x
+  // longer, take the fused one everywhere (the reference path materialises [B, H, T, T] scores).
   std::vector<std::vector<float>> run(CausalLM& model,
                                       const std::vector<std::vector<int64_t>>& seqs,
-                                      const std::vector<int64_t>& starts) {
+                                      const std::vector<int64_t>& starts, AttentionImpl impl) {
     for (const auto& s : seqs) {
       context_tokens += static_cast<int64_t>(s.size());
       if (!warned_length &&
@@ -135,6 +143,8 @@ struct Scorer {
         warned_length = true;
       }
     }
+    model->set_attention_impl(impl);
+    AutocastGuard autocast(device, c.bf16);  // the trainer's precision recipe (treg/autocast.h)
     return response_logps(model, seqs, starts, device);
   }
 
@@ -155,10 +165,11 @@ struct Scorer {
       // in one padded batch, the (about 5x longer) revision contexts in another, so short rows are
       // not padded to the revision length.
       std::vector<std::vector<int64_t>> plain, revision;
-      std::vector<int64_t> plain_starts, revision_starts;
+      std::vector<int64_t> plain_starts, revision_starts, headers;
       for (size_t i = begin; i < end; ++i)
         for (bool chosen : {true, false}) {
           ScoreContexts ctx = build_score_contexts(pairs[i], chosen, spec, tok, chat);
+          headers.push_back(ctx.header);
           plain.push_back(std::move(ctx.plain));
           plain_starts.push_back(ctx.plain_start);
           revision.push_back(std::move(ctx.better));
@@ -166,15 +177,20 @@ struct Scorer {
           revision.push_back(std::move(ctx.worse));
           revision_starts.push_back(ctx.worse_start);
         }
-      auto lp_plain = run(ref, plain, plain_starts);
-      auto lp_rev = run(ref, revision, revision_starts);
+      auto lp_plain = run(ref, plain, plain_starts, AttentionImpl::kAuto);
+      auto lp_rev = run(ref, revision, revision_starts, AttentionImpl::kSdpa);
       for (size_t k = 0; k < recs.size(); ++k)
         for (size_t which = 0; which < 2; ++which) {
           ResponseScores& r = which == 0 ? recs[k].chosen : recs[k].rejected;
           const size_t s = k * 2 + which;
+          // A template header gets the same log-prob under both prompts: reward 0.
+          const auto h = static_cast<std::ptrdiff_t>(headers[s]);
+          r.logp_better.assign(lp_plain[s].begin(), lp_plain[s].begin() + h);
+          r.logp_better.insert(r.logp_better.end(), lp_rev[2 * s].begin(), lp_rev[2 * s].end());
+          r.logp_worse.assign(lp_plain[s].begin(), lp_plain[s].begin() + h);
+          r.logp_worse.insert(r.logp_worse.end(), lp_rev[2 * s + 1].begin(),
+                              lp_rev[2 * s + 1].end());
           r.ref_logps = std::move(lp_plain[s]);
-          r.logp_better = std::move(lp_rev[2 * s]);
-          r.logp_worse = std::move(lp_rev[2 * s + 1]);
         }
     } else {
       // Table 2 ablation: the DPO model is the "strong" model, pi_ref the "weak" one, both on the
@@ -188,8 +204,8 @@ struct Scorer {
           seqs.push_back(std::move(s));
           starts.push_back(static_cast<int64_t>(pairs[i].prompt_ids.size()));
         }
-      auto lp_ref = run(ref, seqs, starts);
-      auto lp_dpo = run(dpo, seqs, starts);
+      auto lp_ref = run(ref, seqs, starts, AttentionImpl::kAuto);
+      auto lp_dpo = run(dpo, seqs, starts, AttentionImpl::kAuto);
       for (size_t k = 0; k < recs.size(); ++k)
         for (int which = 0; which < 2; ++which) {
           ResponseScores& r = which == 0 ? recs[k].chosen : recs[k].rejected;
@@ -276,23 +292,24 @@ ScoreSummary score_tokens(const Config& c, const std::string& split, bool progre
   opts.max_prompt_length = c.max_prompt_length;
   opts.max_completion_length = c.max_completion_length;
   opts.skip_bad_rows = c.skip_bad_rows;
+  opts.pair_tokenization = parse_pair_tokenization(c.pair_tokenization);
   opts.bad_rows_report = path_join(c.output_dir, "bad_rows." + split + ".jsonl");
   PreferenceData data = load_preference_data(data_path, *tok, chat, opts);
   sum.data = data.stats;
   spdlog::info("{} ({}): {}", data_path, split, data.stats.summary());
 
   const torch::Device device = resolve_device(c);
-  const torch::ScalarType dtype = device.is_cuda() && c.bf16 ? torch::kBFloat16 : torch::kFloat32;
 
   json meta = expected;
-  meta["treg_version"] = TREG_VERSION;
+  meta["treg_version"] = build_version();
   meta["run"] = {{"model_path", c.model_name_or_path},
                  {"data_file", data_path},
                  {"dpo_model_path", c.dpo_model},
                  {"pairs", data.pairs.size()},
                  {"score_batch_size", c.score_batch_size},
                  {"device", device.is_cuda() ? "cuda" : "cpu"},
-                 {"dtype", dtype == torch::kBFloat16 ? "bfloat16" : "float32"},
+                 {"dtype", "float32"},
+                 {"autocast", c.bf16 ? "bfloat16" : "none"},
                  // CPU reductions are split by thread, so the bytes depend on the count: a
                  // .partial made with another count is scored again rather than mixed.
                  {"cpu_threads", device.is_cuda() ? 0 : torch::get_num_threads()},
@@ -329,16 +346,12 @@ ScoreSummary score_tokens(const Config& c, const std::string& split, bool progre
     if (c.reward_source == "prompt")
       scorer.spec = {load_revision_template(revision_template_path(c)), c.better_description,
                      c.worse_description, c.assistant_prefix};
-    scorer.ref = load_model(c.model_name_or_path, device, dtype);
+    // fp32 weights, as the trainer's policy; bf16 comes from autocast (Scorer::run).
+    scorer.ref = load_model(c.model_name_or_path, device, torch::kFloat32);
     scorer.ref->eval();
-    // Fused attention wherever a layer allows it (softcapped Gemma-2 layers keep the reference
-    // path): the revision contexts are long, and the reference path materialises [B, H, T, T]
-    // scores.
-    scorer.ref->set_attention_impl(AttentionImpl::kSdpa);
     if (c.reward_source == "dpo") {
-      scorer.dpo = load_model(c.dpo_model, device, dtype);
+      scorer.dpo = load_model(c.dpo_model, device, torch::kFloat32);
       scorer.dpo->eval();
-      scorer.dpo->set_attention_impl(AttentionImpl::kSdpa);
       if (scorer.dpo->args().vocab_size != scorer.ref->args().vocab_size)
         fail("config key 'dpo_model'",
              "vocabulary " + std::to_string(scorer.dpo->args().vocab_size) +

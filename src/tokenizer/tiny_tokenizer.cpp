@@ -12,6 +12,7 @@
 #include <tuple>
 #include <unordered_map>
 
+#include "treg/build_info.h"
 #include "treg/error.h"
 #include "treg/io.h"
 
@@ -204,7 +205,7 @@ ordered_json token_or_null(const std::string& t) {
 }  // namespace
 
 std::string tiny_corpus_path() {
-  return path_join(TREG_SOURCE_DIR, "configs/data/tiny_corpus.txt");
+  return path_join(source_dir(), "configs/data/tiny_corpus.txt");
 }
 
 std::string real_chat_template(const std::string& arch) {

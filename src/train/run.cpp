@@ -28,14 +28,12 @@ TrainResult run_training(const Config& config, const std::string& config_args) {
   std::string dev = config.device;
   if (dev == "auto") dev = torch::cuda::is_available() ? "cuda" : "cpu";
   const torch::Device device = parse_device(dev, "config key 'device'");
-  if (config.bf16 && !device.is_cuda())
-    spdlog::warn("bf16: only used on CUDA; training in fp32 on {}", dev);
 
   auto train = open_dump_source(train_dump);
   std::shared_ptr<PairSource> eval;
   if (with_eval) eval = open_dump_source(eval_dump);
   spdlog::info("train: policy {} on {} (fp32 master weights{})", config.model_name_or_path, dev,
-               config.bf16 && device.is_cuda() ? ", bf16 autocast forward" : "");
+               config.bf16 ? ", bf16 autocast forward" : "");
   CausalLM policy = load_model(config.model_name_or_path, device, torch::kFloat32);
   Trainer trainer(config, policy, train, eval);
   return trainer.train();

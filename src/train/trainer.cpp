@@ -6,15 +6,14 @@
 // accumulation divides each micro-batch loss by the number of micro-batches.
 #include "treg/trainer.h"
 
-#include <ATen/autocast_mode.h>
 #include <spdlog/spdlog.h>
-#include <torch/version.h>
 #include <unistd.h>
 
 #include <chrono>
 #include <cmath>
 #include <csignal>
 
+#include "treg/autocast.h"
 #include "treg/error.h"
 #include "treg/io.h"
 #include "treg/policy_logprobs.h"
@@ -24,41 +23,6 @@ namespace {
 
 std::atomic<bool> g_stop_requested{false};
 extern "C" void on_sigint(int) { g_stop_requested = true; }
-
-// bf16 on CUDA: fp32 master weights and optimizer state; the forward runs under autocast (what HF's
-// Trainer does with bf16=True and an fp32 model), the loss and the log-softmax in fp32.
-class AutocastGuard {
- public:
-  explicit AutocastGuard(bool on) : on_(on) {
-    if (!on_) return;
-    prev_ = enabled();
-    set(true);
-  }
-  ~AutocastGuard() {
-    if (!on_) return;
-    set(prev_);
-    if (!prev_) at::autocast::clear_cache();
-  }
-
- private:
-  // LibTorch 2.4 made autocast per device type and deprecated the CUDA-only calls.
-#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
-  static bool enabled() { return at::autocast::is_autocast_enabled(at::kCUDA); }
-  static void set(bool on) {
-    at::autocast::set_autocast_dtype(at::kCUDA, at::kBFloat16);
-    at::autocast::set_autocast_enabled(at::kCUDA, on);
-  }
-#else
-  static bool enabled() { return at::autocast::is_enabled(); }
-  static void set(bool on) {
-    at::autocast::set_autocast_gpu_dtype(at::kBFloat16);
-    at::autocast::set_enabled(on);
-  }
-#endif
-
-  bool on_;
-  bool prev_ = false;
-};
 
 // HF's get_decay_parameter_names: no weight decay on biases and norm weights.
 bool decays(const std::string& name) {
@@ -162,7 +126,7 @@ LossOutput Trainer::compute_loss(const PairBatch& batch, LogitStats* logits) {
   auto mask = batch.mask.to(device_);
   PolicyTokenOutputs lp;
   {
-    AutocastGuard autocast(config_.bf16 && device_.is_cuda());
+    AutocastGuard autocast(device_, config_.bf16);
     lp = next_token_logprobs_and_logit_sums(policy_, ids, mask,
                                             /*with_sq_mass=*/loss_.use_weighting);  // [2B, T-1]
   }

@@ -15,6 +15,7 @@
 #include <string_view>
 #include <vector>
 
+#include "treg/build_info.h"
 #include "treg/error.h"
 #include "treg/tokenizer.h"
 
@@ -62,7 +63,7 @@ inline TwoParts split_at_nul(const uint8_t* data, size_t size) {
 // One of the real tokenizers of tests/data/tokenizers (gunzipped into the scratch directory once).
 inline std::unique_ptr<Tokenizer> fixture_tokenizer(const std::string& name) {
   const std::string dir = scratch_dir() + "/" + name;
-  const std::string src = std::string(TREG_FUZZ_DATA) + "/tokenizers/" + name;
+  const std::string src = source_dir() + "/tests/data/tokenizers/" + name;
   const std::string cmd = "mkdir -p '" + dir + "' && gunzip -c '" + src +
                           "/tokenizer.json.gz' > '" + dir + "/tokenizer.json' && cp '" + src +
                           "/tokenizer_config.json' '" + dir + "/'";

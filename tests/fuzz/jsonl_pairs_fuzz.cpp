@@ -1,5 +1,6 @@
 // Untrusted JSONL preference rows: parsed, rendered with the Llama-3 chat template, tokenized with
-// the real Llama-3 tokenizer and truncated; a kept pair fits max_length.
+// the real Llama-3 tokenizer in both pair layouts (TRL's, SimPO's; alternate lines) and truncated; a
+// kept pair fits max_length and its template header lies within its response.
 #include <sstream>
 
 #include "fuzz_util.h"
@@ -24,7 +25,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     try {
       treg::RawPair row = treg::parse_pair_line(line, "fuzz.jsonl", n);
       treg::DataStats stats;
-      treg::TokenizedPair pair = treg::tokenize_pair(row, *tok, *chat, &stats);
+      const auto layout = (n / 2) % 2 ? treg::PairTokenization::kSimpo : treg::PairTokenization::kTrl;
+      treg::TokenizedPair pair = treg::tokenize_pair(row, *tok, *chat, &stats, layout);
       treg::DataOptions opts;
       opts.max_length = 48;
       opts.max_prompt_length = 32;
@@ -34,6 +36,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         treg::fuzz::require(pair.prompt_ids.size() + longer <= 48, "a kept pair fits max_length");
         treg::fuzz::require(!pair.chosen_ids.empty() && !pair.rejected_ids.empty(),
                             "a kept pair has both answers");
+        treg::fuzz::require(pair.chosen_header <= pair.chosen_ids.size() &&
+                                pair.rejected_header <= pair.rejected_ids.size(),
+                            "the header lies within the response");
       }
     } catch (const treg::Error&) {
     }
