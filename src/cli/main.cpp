@@ -1,5 +1,6 @@
 // treg: one executable, one subcommand per stage of the data flow. main only dispatches; each
 // subcommand lives in src/cli/<name>.cpp and registers itself through commands.h.
+#include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
 #include <CLI/CLI.hpp>
@@ -32,6 +33,9 @@ bool unknown_subcommand(CLI::App& app, int argc, char** argv) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // Logs and errors on stderr: stdout is data (`treg tokenize` and `treg logprobs` write JSONL).
+  spdlog::set_default_logger(spdlog::stderr_color_mt("treg"));
+  spdlog::set_pattern("[%H:%M:%S] %^%l%$ %v");
   CLI::App app{"treg: token-level reward regularised preference optimisation (T-REG) on LibTorch"};
   app.require_subcommand(1);
   app.set_version_flag("--version", std::string("treg ") + treg::build_version());
