@@ -34,6 +34,7 @@ class MockTokenizer : public Tokenizer {
     special_.bos_token = bos;
     special_.bos_id = piece_to_id(bos);
     special_.eos_token = eos;
+    special_.eos_ids = {piece_to_id(eos)};
   }
   std::vector<int64_t> encode(const std::string& text, bool add_special) const override {
     std::vector<int64_t> out;

@@ -174,13 +174,6 @@ PairTokenization parse_pair_tokenization(const std::string& name) {
 
 namespace {
 
-// The one id of a special token's text, -1 when there is none.
-int64_t single_id(const Tokenizer& tok, const std::string& text) {
-  if (text.empty()) return -1;
-  std::vector<int64_t> ids = tok.encode(text, /*add_special=*/false);
-  return ids.size() == 1 ? ids[0] : -1;
-}
-
 // A pair's texts the way its pipeline renders them (data.h): the prompt, and each answer's
 // continuation of it.
 struct PairTexts {
@@ -280,7 +273,9 @@ TokenizedPair tokenize_pair(const RawPair& row, const Tokenizer& tok, const Chat
     // SimPOTrainer.tokenize_row: BOS first unless already there, EOS last unless already there.
     if (bos >= 0 && (out.prompt_ids.empty() || out.prompt_ids[0] != bos))
       out.prompt_ids.insert(out.prompt_ids.begin(), bos);
-    const int64_t eos = single_id(tok, tok.special().eos_token);
+    // HF's eos_token_id: eos_token's id, which the tokenizer lists first among its eos ids.
+    const SpecialTokens& sp = tok.special();
+    const int64_t eos = sp.eos_token.empty() || sp.eos_ids.empty() ? -1 : sp.eos_ids.front();
     for (auto* ids : {&out.chosen_ids, &out.rejected_ids})
       if (eos >= 0 && (ids->empty() || ids->back() != eos)) ids->push_back(eos);
   }
