@@ -97,13 +97,47 @@ ModelArgs model_args_from_json(const nlohmann::json& config, const std::string& 
 // kAuto picks kSdpa on CUDA when the layer allows it, else kReference.
 enum class AttentionImpl { kAuto, kReference, kSdpa };
 
+// Keys and values of the tokens a generation has run so far, for CausalLM::forward_cached: per
+// layer after RoPE (and k_norm), in [B, K, capacity, E] buffers whose first `length` positions hold
+// tokens. Default-constructed = empty (the next forward_cached is a prefill).
+struct KVCache {
+  std::vector<torch::Tensor> k, v;  // [num_layers] of [B, K, capacity, E]
+  torch::Tensor ids;           // [B, length]: the tokens seen (to rebuild k/v, see forward_cached)
+  int64_t length = 0;          // Tcache
+  int64_t reserve_tokens = 0;  // room to allocate at once (e.g. prompt + max_new_tokens)
+  torch::Tensor keys(int64_t layer) const;    // [B, K, Tcache, E]
+  torch::Tensor values(int64_t layer) const;  // [B, K, Tcache, E]
+  // Keeps batch rows `rows` ([B'] int64) only, e.g. to drop sequences that finished.
+  void select_rows(const torch::Tensor& rows);
+};
+
 class CausalLMImpl : public torch::nn::Module {
  public:
   // Parameters are allocated with `options` (device, dtype) but NOT initialised: load_model fills
   // them from a checkpoint, init_model_weights draws them.
   explicit CausalLMImpl(const ModelArgs& args, torch::TensorOptions options = torch::kFloat32);
+  // The three entry points share one decoder; each tells the layers every token's position and
+  // which keys it may see (its segment's earlier tokens, within the sliding window).
+  //
   // ids [B, T] int64, mask [B, T] (1 = token, 0 = right padding) -> final-normed hidden [B, T, D]
   torch::Tensor forward(const torch::Tensor& ids, const torch::Tensor& mask);
+  // Several sequences per row: segments [B, T] int64, 0 = padding, s > 0 = the sequence the token
+  // belongs to, each one contiguous run. Positions restart at 0 in every segment and a token sees
+  // only the earlier tokens of its own; length-dependent ropes (dynamic, longrope) use each
+  // segment's own length. So every sequence gets the hidden states it gets alone in forward().
+  // -> final-normed hidden [B, T, D]; log-probs: next_token_logprobs_from_hidden with
+  // packed_target_mask(segments).
+  torch::Tensor forward_packed(const torch::Tensor& ids, const torch::Tensor& segments);
+  // Generation: ids [B, Tn] of new tokens, attention_mask [B, Tpast + Tn] (1 = token, LEFT
+  // padding) over the cached tokens and the new ones; positions are cumsum(mask) - 1 as in
+  // transformers. Appends the new keys/values to `cache` and returns the final-normed hidden of
+  // the new tokens [B, Tn, D]. Prefill: an empty cache; then one token per step. When a
+  // length-dependent rope (longrope past original_max_position_embeddings, dynamic past
+  // max_position_embeddings) changes a row's table, the cache is rebuilt from its ids (as
+  // transformers' Phi-3 does), so each step equals a full forward of the sequence so far.
+  // Never checkpointed; run it under NoGradGuard.
+  torch::Tensor forward_cached(const torch::Tensor& ids, const torch::Tensor& attention_mask,
+                               KVCache& cache);
   // hidden [.., D] -> logits [.., V] in fp32, incl. the final softcap.
   torch::Tensor lm_logits(const torch::Tensor& hidden);
   // The [V, D] output projection (model.embed_tokens.weight when tied).
@@ -152,6 +186,10 @@ TokenLogprobs next_token_logprobs_from_hidden(CausalLM& model, const torch::Tens
                                               const torch::Tensor& ids, const torch::Tensor& mask,
                                               bool with_sq_mass = false,
                                               int64_t chunk_tokens = 1024);
+// The mask next_token_logprobs_from_hidden takes for packed rows: 1 where a token has an earlier
+// token of its own segment (so the previous position predicts it), 0 at segment starts and padding.
+// segments [B, T] -> [B, T] int64
+torch::Tensor packed_target_mask(const torch::Tensor& segments);
 
 // make-tiny: a random-init checkpoint of `arch` (tiny_arches()) with vocabulary
 // `vocab_size`, written in the HF layout (config.json, model.safetensors, generation_config.json).

@@ -8,6 +8,7 @@
 #include <cmath>
 #include <limits>
 #include <map>
+#include <tuple>
 #include <utility>
 #include <vector>
 
@@ -183,10 +184,18 @@ torch::Tensor yarn_inv_freq(const RopeParams& s, int64_t R, torch::Device device
 
 }  // namespace
 
-RopeTables rope_tables(const RopeParams& s, int64_t R, int64_t max_position_embeddings, int64_t T,
-                       int64_t seq_len, torch::Device device) {
+namespace {
+
+// The inverse frequencies [R/2] of a rope for a sequence of `seq_len` tokens, and the factor cos
+// and sin are multiplied by.
+struct RopeFreqs {
   torch::Tensor inv_freq;
   double attention_factor = 1.0;
+};
+
+RopeFreqs rope_freqs(const RopeParams& s, int64_t R, int64_t max_position_embeddings,
+                     int64_t seq_len, torch::Device device) {
+  RopeFreqs f;
   if (s.type == "dynamic" && seq_len > max_position_embeddings) {
     // NTK: a larger base once the sequence outgrows the trained context (stateless: transformers
     // caches the grown table, which for ascending lengths is the same).
@@ -194,33 +203,48 @@ RopeTables rope_tables(const RopeParams& s, int64_t R, int64_t max_position_embe
                  max_pos = static_cast<double>(max_position_embeddings);
     const double base = s.theta * std::pow(s.factor * seq / max_pos - (s.factor - 1),
                                            static_cast<double>(R) / (R - 2));
-    inv_freq = default_inv_freq(base, R, device);
+    f.inv_freq = default_inv_freq(base, R, device);
   } else if (s.type == "yarn") {
-    inv_freq = yarn_inv_freq(s, R, device);
-    attention_factor = s.attention_factor;
+    f.inv_freq = yarn_inv_freq(s, R, device);
+    f.attention_factor = s.attention_factor;
   } else if (s.type == "longrope") {
     const auto& ext = seq_len > s.original_max_position_embeddings ? s.long_factor : s.short_factor;
     torch::Tensor factors =
         torch::tensor(std::vector<float>(ext.begin(), ext.end()), torch::kFloat32).to(device);
-    inv_freq = 1.0 / (factors * rope_powers(s.theta, R, device));
-    attention_factor = s.attention_factor;
+    f.inv_freq = 1.0 / (factors * rope_powers(s.theta, R, device));
+    f.attention_factor = s.attention_factor;
   } else {
-    inv_freq = default_inv_freq(s.theta, R, device);
-    if (s.type == "linear") inv_freq = inv_freq / s.factor;
-    if (s.type == "llama3") inv_freq = llama3_inv_freq(s, inv_freq);
+    f.inv_freq = default_inv_freq(s.theta, R, device);
+    if (s.type == "linear") f.inv_freq = f.inv_freq / s.factor;
+    if (s.type == "llama3") f.inv_freq = llama3_inv_freq(s, f.inv_freq);
   }
+  return f;
+}
+
+// cos/sin [N, R] fp32 at `positions` [N] fp32.
+RopeTables rope_at(const RopeFreqs& f, const torch::Tensor& positions) {
   RopeTables t;
-  torch::Tensor positions =
-      torch::arange(T, torch::TensorOptions().dtype(torch::kFloat32).device(device));
-  torch::Tensor freqs = torch::outer(positions, inv_freq);  // [T, R/2]
-  torch::Tensor angles = torch::cat({freqs, freqs}, -1);    // [T, R]
+  torch::Tensor freqs = torch::outer(positions, f.inv_freq);  // [N, R/2]
+  torch::Tensor angles = torch::cat({freqs, freqs}, -1);      // [N, R]
   t.cos = angles.cos();
   t.sin = angles.sin();
-  if (attention_factor != 1.0) {
-    t.cos = t.cos * attention_factor;
-    t.sin = t.sin * attention_factor;
+  if (f.attention_factor != 1.0) {
+    t.cos = t.cos * f.attention_factor;
+    t.sin = t.sin * f.attention_factor;
   }
   return t;
+}
+
+bool rope_depends_on_length(const RopeParams& rope) {
+  return rope.type == "dynamic" || rope.type == "longrope";
+}
+
+}  // namespace
+
+RopeTables rope_tables(const RopeParams& s, int64_t R, int64_t max_position_embeddings, int64_t T,
+                       int64_t seq_len, torch::Device device) {
+  return rope_at(rope_freqs(s, R, max_position_embeddings, seq_len, device),
+                 torch::arange(T, torch::TensorOptions().dtype(torch::kFloat32).device(device)));
 }
 
 std::pair<torch::Tensor, torch::Tensor> rope_cos_sin(const RopeParams& rope, int64_t R,
@@ -228,7 +252,7 @@ std::pair<torch::Tensor, torch::Tensor> rope_cos_sin(const RopeParams& rope, int
                                                      const torch::Tensor& mask,
                                                      torch::Device device) {
   const int64_t B = mask.size(0), T = mask.size(1);
-  if (rope.type != "dynamic" && rope.type != "longrope") {
+  if (!rope_depends_on_length(rope)) {
     RopeTables t = rope_tables(rope, R, max_position_embeddings, T, T, device);
     return {t.cos, t.sin};
   }
@@ -247,11 +271,97 @@ std::pair<torch::Tensor, torch::Tensor> rope_cos_sin(const RopeParams& rope, int
   return {torch::stack(cos).unsqueeze(1), torch::stack(sin).unsqueeze(1)};  // [B, 1, T, R]
 }
 
+std::pair<torch::Tensor, torch::Tensor> rope_cos_sin_at(const RopeParams& rope, int64_t R,
+                                                        int64_t max_position_embeddings,
+                                                        const torch::Tensor& positions,
+                                                        const torch::Tensor& lengths) {
+  const int64_t B = positions.size(0), T = positions.size(1);
+  const auto device = positions.device();
+  torch::Tensor pos = positions.reshape({-1}).to(torch::kFloat32);  // [B*T]
+  if (!rope_depends_on_length(rope)) {
+    RopeTables t = rope_at(rope_freqs(rope, R, max_position_embeddings, 0, device), pos);
+    return {t.cos.view({B, 1, T, R}), t.sin.view({B, 1, T, R})};
+  }
+  // One table per distinct length: the tokens of that length get their rows from it.
+  torch::Tensor len = lengths.reshape({-1}).to(device);  // [B*T]
+  torch::Tensor cos = torch::empty({B * T, R}, pos.options()), sin = torch::empty_like(cos);
+  std::vector<int64_t> distinct;
+  {
+    torch::Tensor u = std::get<0>(torch::_unique(len.to(torch::kCPU).to(torch::kInt64)));
+    distinct.assign(u.data_ptr<int64_t>(), u.data_ptr<int64_t>() + u.numel());
+  }
+  for (int64_t L : distinct) {
+    torch::Tensor rows = (len == L).nonzero().squeeze(1);  // [N]
+    RopeTables t =
+        rope_at(rope_freqs(rope, R, max_position_embeddings, L, device), pos.index_select(0, rows));
+    cos.index_copy_(0, rows, t.cos);
+    sin.index_copy_(0, rows, t.sin);
+  }
+  return {cos.view({B, 1, T, R}), sin.view({B, 1, T, R})};
+}
+
+bool rope_table_changes(const RopeParams& rope, int64_t max_position_embeddings, int64_t a,
+                        int64_t b) {
+  if (rope.type == "dynamic")
+    return (a > max_position_embeddings || b > max_position_embeddings) && a != b;
+  if (rope.type == "longrope")
+    return (a > rope.original_max_position_embeddings) !=
+           (b > rope.original_max_position_embeddings);
+  return false;
+}
+
+AttentionMasks attention_masks(const torch::Tensor& q_pos, const torch::Tensor& k_pos,
+                               const torch::Tensor& k_valid, const torch::Tensor& q_seg,
+                               const torch::Tensor& k_seg, int64_t window) {
+  const int64_t B = k_valid.size(0), Tq = q_pos.size(1), Tk = k_pos.size(1);
+  torch::Tensor qi = q_pos.view({q_pos.size(0), 1, Tq, 1});  // [B|1, 1, Tq, 1]
+  torch::Tensor kj = k_pos.view({k_pos.size(0), 1, 1, Tk});  // [B|1, 1, 1, Tk]
+  AttentionMasks m;
+  m.full = (kj <= qi).logical_and(k_valid.view({B, 1, 1, Tk}));  // [B, 1, Tq, Tk]
+  if (q_seg.defined())
+    m.full = m.full.logical_and(q_seg.view({B, 1, Tq, 1}) == k_seg.view({B, 1, 1, Tk}));
+  if (window > 0) m.window = m.full.logical_and(qi - kj < window);
+  return m;
+}
+
 // ---- attention ----
+
+namespace {
+
+// Writes this call's k/v [B, K, Tn, E] behind the cached ones (growing the buffers when full) and
+// returns all of them, [B, K, length + Tn, E]. The decoder advances cache.length after the last
+// layer.
+std::pair<torch::Tensor, torch::Tensor> cache_append(KVCache& cache, int64_t layer,
+                                                     const torch::Tensor& k,
+                                                     const torch::Tensor& v) {
+  const size_t l = static_cast<size_t>(layer);
+  const int64_t Tn = k.size(2), need = cache.length + Tn;
+  torch::Tensor& ck = cache.k.at(l);
+  torch::Tensor& cv = cache.v.at(l);
+  if (!ck.defined() || ck.size(2) < need) {
+    // Doubling keeps appends amortised O(1) when the caller reserved too little (or nothing).
+    const int64_t old_cap = ck.defined() ? ck.size(2) : 0;
+    const int64_t cap = std::max({need, cache.reserve_tokens, 2 * old_cap});
+    torch::Tensor nk = torch::empty({k.size(0), k.size(1), cap, k.size(3)}, k.options());
+    torch::Tensor nv = torch::empty({v.size(0), v.size(1), cap, v.size(3)}, v.options());
+    if (cache.length > 0) {
+      nk.narrow(2, 0, cache.length).copy_(ck.narrow(2, 0, cache.length));
+      nv.narrow(2, 0, cache.length).copy_(cv.narrow(2, 0, cache.length));
+    }
+    ck = nk;
+    cv = nv;
+  }
+  ck.narrow(2, cache.length, Tn).copy_(k);
+  cv.narrow(2, cache.length, Tn).copy_(v);
+  return {ck.narrow(2, 0, need), cv.narrow(2, 0, need)};
+}
+
+}  // namespace
 
 SelfAttentionImpl::SelfAttentionImpl(const ModelArgs& a, int64_t layer,
                                      const torch::TensorOptions& options)
-    : num_heads_(a.num_heads),
+    : layer_(layer),
+      num_heads_(a.num_heads),
       num_kv_heads_(a.num_kv_heads),
       head_dim_(a.head_dim),
       scale_(a.query_scale),
@@ -297,17 +407,19 @@ torch::Tensor SelfAttentionImpl::forward(const torch::Tensor& x, const LayerInpu
   const torch::Tensor& sin = local_rope_ ? in.sin_local : in.sin;
   q = apply_rope(q, cos, sin);
   k = apply_rope(k, cos, sin);
+  if (in.cache) std::tie(k, v) = cache_append(*in.cache, layer_, k, v);  // [B, K, Tk, E] each
+  const int64_t Tk = k.size(2);
   if (num_kv_heads_ != num_heads_) {
     // GQA: query head h reads key/value head h / (H / K).
     const int64_t rep = num_heads_ / num_kv_heads_;
     k = k.unsqueeze(2)
-            .expand({B, num_kv_heads_, rep, T, head_dim_})
-            .reshape({B, num_heads_, T, head_dim_});  // [B, H, T, E]
+            .expand({B, num_kv_heads_, rep, Tk, head_dim_})
+            .reshape({B, num_heads_, Tk, head_dim_});  // [B, H, Tk, E]
     v = v.unsqueeze(2)
-            .expand({B, num_kv_heads_, rep, T, head_dim_})
-            .reshape({B, num_heads_, T, head_dim_});
+            .expand({B, num_kv_heads_, rep, Tk, head_dim_})
+            .reshape({B, num_heads_, Tk, head_dim_});
   }
-  const torch::Tensor& allowed = sliding_ ? in.allowed_window : in.allowed_full;  // [B, 1, T, T]
+  const torch::Tensor& allowed = sliding_ ? in.allowed_window : in.allowed_full;  // [B, 1, T, Tk]
   bool fused = false;
   if (softcap_ == 0.0) {
     if (in.impl == AttentionImpl::kSdpa) fused = true;

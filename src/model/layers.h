@@ -64,15 +64,41 @@ std::pair<torch::Tensor, torch::Tensor> rope_cos_sin(const RopeParams& rope, int
                                                      int64_t max_position_embeddings,
                                                      const torch::Tensor& mask,
                                                      torch::Device device);
+// cos/sin [B, 1, T, R] fp32 per token: positions [B, T] int64, and lengths [B, T], the length of
+// each token's sequence (what dynamic / longrope choose their table by; ignored by other types).
+std::pair<torch::Tensor, torch::Tensor> rope_cos_sin_at(const RopeParams& rope, int64_t rotary_dim,
+                                                        int64_t max_position_embeddings,
+                                                        const torch::Tensor& positions,
+                                                        const torch::Tensor& lengths);
+// Whether the rope's table changes between sequence lengths `a` and `b` (dynamic beyond
+// max_position_embeddings, longrope across original_max_position_embeddings).
+bool rope_table_changes(const RopeParams& rope, int64_t max_position_embeddings, int64_t a,
+                        int64_t b);
+
+// Who may attend whom: query i sees key j when key j is a token, is not after i (k_pos <= q_pos),
+// belongs to the same segment, and on sliding layers q_pos - k_pos < window. Positions count from
+// each sequence's start, so the one rule serves right-padded rows, packed rows and a KV cache.
+struct AttentionMasks {
+  torch::Tensor full;    // [B, 1, Tq, Tk] bool
+  torch::Tensor window;  // [B, 1, Tq, Tk] bool, undefined without a sliding window
+};
+// q_pos [B or 1, Tq], k_pos [B or 1, Tk] int64; k_valid [B, Tk] bool; q_seg [B, Tq] / k_seg
+// [B, Tk] int64 or both undefined (one sequence per row); window 0 = none.
+AttentionMasks attention_masks(const torch::Tensor& q_pos, const torch::Tensor& k_pos,
+                               const torch::Tensor& k_valid, const torch::Tensor& q_seg,
+                               const torch::Tensor& k_seg, int64_t window);
 
 // What a layer needs besides its input: rotary tables and the attention masks.
 struct LayerInputs {
-  torch::Tensor cos, sin;              // [T, R] in the hidden dtype (R = rotary_dim <= E)
+  // [T, R] (positions 0..T-1 in every row) or [B, 1, T, R] per token, in the hidden dtype
+  // (R = rotary_dim <= E)
+  torch::Tensor cos, sin;
   torch::Tensor cos_local, sin_local;  // the same for sliding layers with their own rope (Gemma-3)
-  torch::Tensor allowed_full;          // [B, 1, T, T] bool: causal & key not padding
-  torch::Tensor
-      allowed_window;  // [B, 1, T, T] bool: the above & i - j < sliding_window (or undefined)
+  torch::Tensor allowed_full;          // [B, 1, T, Tk] bool (Tk = Tcache + T with a cache)
+  torch::Tensor allowed_window;  // [B, 1, T, Tk] bool with i - j < sliding_window (or undefined)
   AttentionImpl impl = AttentionImpl::kAuto;
+  // forward_cached: each layer attends to its cached keys/values too and appends its new ones.
+  KVCache* cache = nullptr;
 };
 
 class SelfAttentionImpl : public torch::nn::Module {
@@ -84,7 +110,7 @@ class SelfAttentionImpl : public torch::nn::Module {
   RMSNorm q_norm{nullptr}, k_norm{nullptr};  // qk_norm only
 
  private:
-  int64_t num_heads_, num_kv_heads_, head_dim_;
+  int64_t layer_, num_heads_, num_kv_heads_, head_dim_;
   double scale_, softcap_;
   bool sliding_, local_rope_;
 };
