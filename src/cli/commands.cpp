@@ -14,6 +14,7 @@ void add_make_tiny_command(CLI::App& app);
 void add_logprobs_command(CLI::App& app);
 void add_tokenize_command(CLI::App& app);
 void add_score_tokens_command(CLI::App& app);
+void add_generate_command(CLI::App& app);
 void add_export_rewards_command(CLI::App& app);
 void add_view_rewards_command(CLI::App& app);
 void add_config_keys_command(CLI::App& app);
@@ -37,6 +38,7 @@ void add_all_commands(CLI::App& app) {
   add_export_rewards_command(app);
   add_view_rewards_command(app);
   add_train_command(app);
+  add_generate_command(app);
   add_config_keys_command(app);
 }
 
