@@ -267,6 +267,11 @@ int64_t kill_after_pairs() {
 
 }  // namespace
 
+RevisionSpec revision_spec(const Config& c) {
+  return {load_revision_template(revision_template_path(c)), c.better_description,
+          c.worse_description, c.assistant_prefix};
+}
+
 nlohmann::json expected_dump_metadata(const Config& c, const std::string& split) {
   auto tok = load_tokenizer(c.model_name_or_path);
   return expected_metadata(c, split, split_data_file(c, split), *tok,
@@ -344,8 +349,7 @@ ScoreSummary score_tokens(const Config& c, const std::string& split, bool progre
   if (!reuse) {
     Scorer scorer{c, *tok, chat, {}, device};
     if (c.reward_source == "prompt")
-      scorer.spec = {load_revision_template(revision_template_path(c)), c.better_description,
-                     c.worse_description, c.assistant_prefix};
+      scorer.spec = revision_spec(c);
     // fp32 weights, as the trainer's policy; bf16 comes from autocast (Scorer::run).
     scorer.ref = load_model(c.model_name_or_path, device, torch::kFloat32);
     scorer.ref->eval();
