@@ -120,16 +120,16 @@ TEST(SftBatch, UnpackedAndPackedLayouts) {
   SftBatch u = collate_sft({&a, &b, &c}, /*packing=*/false, 8);
   ASSERT_EQ(u.ids.sizes(), (std::vector<int64_t>{3, 5}));
   EXPECT_EQ(u.segments[1].sum().item<int64_t>(), 3);  // b: 3 tokens of segment 1, then padding
-  EXPECT_EQ(u.targets[0].tolist(), torch::tensor({0, 0, 1, 1, 1}).tolist());
+  EXPECT_TRUE(torch::equal(u.targets[0], torch::tensor(std::vector<int64_t>{0, 0, 1, 1, 1}))) << u.targets[0];
   EXPECT_EQ(u.completion_tokens, 6);
   EXPECT_EQ(u.tokens, 12);
   // Packed into rows of 8: a (5) + b (3) fill row 0, c (4) opens row 1.
   SftBatch p = collate_sft({&a, &b, &c}, /*packing=*/true, 8);
   ASSERT_EQ(p.ids.sizes(), (std::vector<int64_t>{2, 8}));
-  EXPECT_EQ(p.ids[0].tolist(), torch::tensor({5, 6, 7, 8, 9, 10, 11, 12}).tolist());
-  EXPECT_EQ(p.segments[0].tolist(), torch::tensor({1, 1, 1, 1, 1, 2, 2, 2}).tolist());
-  EXPECT_EQ(p.segments[1].tolist(), torch::tensor({1, 1, 1, 1, 0, 0, 0, 0}).tolist());
-  EXPECT_EQ(p.targets[0].tolist(), torch::tensor({0, 0, 1, 1, 1, 0, 1, 1}).tolist());
+  EXPECT_TRUE(torch::equal(p.ids[0], torch::tensor(std::vector<int64_t>{5, 6, 7, 8, 9, 10, 11, 12}))) << p.ids[0];
+  EXPECT_TRUE(torch::equal(p.segments[0], torch::tensor(std::vector<int64_t>{1, 1, 1, 1, 1, 2, 2, 2}))) << p.segments[0];
+  EXPECT_TRUE(torch::equal(p.segments[1], torch::tensor(std::vector<int64_t>{1, 1, 1, 1, 0, 0, 0, 0}))) << p.segments[1];
+  EXPECT_TRUE(torch::equal(p.targets[0], torch::tensor(std::vector<int64_t>{0, 0, 1, 1, 1, 0, 1, 1}))) << p.targets[0];
   EXPECT_EQ(p.completion_tokens, 6);
   EXPECT_EQ(p.tokens, 12);
 }
