@@ -131,6 +131,8 @@ TEST(SftBatch, UnpackedAndPackedLayouts) {
   EXPECT_TRUE(torch::equal(p.segments[1], torch::tensor(std::vector<int64_t>{1, 1, 1, 1, 0, 0, 0, 0}))) << p.segments[1];
   EXPECT_TRUE(torch::equal(p.targets[0], torch::tensor(std::vector<int64_t>{0, 0, 1, 1, 1, 0, 1, 1}))) << p.targets[0];
   EXPECT_EQ(p.completion_tokens, 6);
+  EXPECT_FALSE(u.packed);
+  EXPECT_TRUE(p.packed);
   EXPECT_EQ(p.tokens, 12);
 }
 

@@ -31,6 +31,7 @@ struct SftBatch {
   torch::Tensor targets;   // [B, T] int64: 1 where the token is a completion token (a loss target)
   int64_t tokens = 0;      // non-padding tokens
   int64_t completion_tokens = 0;
+  bool packed = false;  // some row holds more than one sequence
 };
 SftBatch collate_sft(const std::vector<const SftSequence*>& seqs, bool packing, int64_t max_length);
 

@@ -39,6 +39,7 @@ SftBatch collate_sft(const std::vector<const SftSequence*>& seqs, bool packing,
   const int64_t B = static_cast<int64_t>(rows.size());
   const int64_t T = rows.empty() ? 0 : *std::max_element(row_len.begin(), row_len.end());
   SftBatch b;
+  b.packed = rows.size() < seqs.size();
   b.ids = torch::zeros({B, T}, torch::kInt64);
   b.segments = torch::zeros({B, T}, torch::kInt64);
   b.targets = torch::zeros({B, T}, torch::kInt64);
@@ -64,9 +65,7 @@ SftLoss sft_loss(CausalLM& policy, const SftBatch& batch, bool bf16) {
   PolicyTokenOutputs lp;
   {
     AutocastGuard autocast(device, bf16);
-    // A packed row has several segments; an unpacked one is segment 1 then padding.
-    const bool packed = batch.segments.numel() > 0 && batch.segments.max().item<int64_t>() > 1;
-    if (packed)
+    if (batch.packed)
       fail("sft", "a packed batch needs the decoder's packed forward, which this build lacks",
            "set packing: false");
     torch::Tensor hidden = policy->forward(ids, segments.gt(0).to(torch::kInt64));
@@ -142,13 +141,8 @@ namespace {
 
 std::vector<SftSequence> read_split(const Config& c, const std::string& split,
                                     const Tokenizer& tok, const ChatTemplate& chat) {
-  DataOptions opts;
-  opts.max_length = c.max_length;
-  opts.max_prompt_length = c.max_prompt_length;
-  opts.max_completion_length = c.max_completion_length;
-  opts.skip_bad_rows = c.skip_bad_rows;
-  opts.pair_tokenization = parse_pair_tokenization(c.pair_tokenization);
-  opts.bad_rows_report = path_join(c.output_dir, "bad_rows.sft." + split + ".jsonl");
+  const DataOptions opts =
+      data_options(c, path_join(c.output_dir, "bad_rows.sft." + split + ".jsonl"));
   const std::string path = split_data_file(c, split);
   PreferenceData data = load_sft_data(path, tok, chat, opts);
   spdlog::info("sft {} ({}): {} rows -> {} sequences; {} bad rows skipped, {} prompts and {} "
@@ -178,9 +172,8 @@ TrainResult run_sft(const Config& config) {
   std::vector<SftSequence> train = read_split(config, "train", *tok, chat);
   std::vector<SftSequence> eval;
   if (has_eval_split(config)) eval = read_split(config, "eval", *tok, chat);
-  std::string dev = config.device;
-  if (dev == "auto") dev = torch::cuda::is_available() ? "cuda" : "cpu";
-  const torch::Device device = parse_device(dev, "config key 'device'");
+  const torch::Device device = parse_device(config.device, "config key 'device'");
+  const std::string dev = device.is_cuda() ? "cuda" : "cpu";
   spdlog::info("sft: policy {} on {} (fp32 master weights{}){}", config.model_name_or_path, dev,
                config.bf16 ? ", bf16 autocast forward" : "",
                config.packing ? ", packed rows of up to max_length tokens" : "");
