@@ -143,7 +143,7 @@ TEST(SftLoss, IsTheCompletionNllOfEachSequenceAlone) {
   CausalLM m = load_tiny();
   auto seqs = pattern_sequences(3, 1);
   std::vector<const SftSequence*> ptrs;
-  double want = 0;
+  double want = 0, want_hits = 0;
   for (auto& s : seqs) {
     ptrs.push_back(&s);
     std::vector<int64_t> ids = s.prompt_ids;
@@ -152,12 +152,15 @@ TEST(SftLoss, IsTheCompletionNllOfEachSequenceAlone) {
     torch::NoGradGuard ng;
     auto lp = next_token_logprobs(m, t, torch::ones_like(t)).logps[0];
     const int64_t P = static_cast<int64_t>(s.prompt_ids.size());
-    want -= lp.narrow(0, P - 1, static_cast<int64_t>(s.completion_ids.size())).sum().item<double>();
+    const int64_t C = static_cast<int64_t>(s.completion_ids.size());
+    want -= lp.narrow(0, P - 1, C).sum().item<double>();
+    // mean_token_accuracy's hits from the full logits of the sequence alone.
+    torch::Tensor argmax = m->lm_logits(m->forward(t, torch::ones_like(t)))[0].argmax(-1);  // [T]
+    want_hits += argmax.narrow(0, P - 1, C).eq(t[0].narrow(0, P, C)).sum().item<double>();
   }
   SftLoss got = sft_loss(m, collate_sft(ptrs, false, 64), false);
   EXPECT_NEAR(got.nll_sum.item<double>(), want, 1e-4 * std::abs(want));
-  EXPECT_GE(got.hits, 0);
-  EXPECT_LE(got.hits, 3 * 6);
+  EXPECT_EQ(got.hits, want_hits);
 }
 
 // Sequences of different lengths: the step's loss is the mean over all its completion tokens, so
