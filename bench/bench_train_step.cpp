@@ -82,7 +82,7 @@ double bench(const std::string& name, const nlohmann::json& cfg, int64_t pairs, 
   std::vector<torch::Tensor> params = model->parameters();
   auto one_step = [&] {
     t.optimizer().zero_grad();
-    t.compute_loss(batch).loss.backward();
+    dynamic_cast<PreferenceObjective&>(t.objective()).compute_loss(model, batch).loss.backward();
     torch::nn::utils::clip_grad_norm_(params, 1.0);
     t.optimizer().step();
   };

@@ -57,7 +57,9 @@ TEST(Trainer, MicroBatchAccumulationEquivalence) {
     for (int64_t m = 0; m < a; ++m) {
       std::vector<PairRecord> recs;
       for (auto i : t.plan().micro_batch_pairs(0, m)) recs.push_back(data().train[static_cast<size_t>(i)]);
-      (t.compute_loss(collate_pairs(recs, "x")).loss / static_cast<double>(a)).backward();
+      auto& objective = dynamic_cast<PreferenceObjective&>(t.objective());
+      (objective.compute_loss(model, collate_pairs(recs, "x")).loss / static_cast<double>(a))
+          .backward();
     }
     std::vector<torch::Tensor> g;
     for (auto& p : model->parameters()) g.push_back(p.grad().clone());

@@ -106,6 +106,17 @@ bool truncate_pair(TokenizedPair& pair, int64_t bos_id, const DataOptions& opts,
 PreferenceData load_preference_data(const std::string& path, const Tokenizer& tok,
                                     const ChatTemplate& chat, const DataOptions& opts);
 
+// ---- supervised fine-tuning rows (treg sft) ----
+// TRL's SFT shapes: {"prompt": text | [messages], "completion": text | [messages ending in the
+// assistant's answer]} (prompt-completion) or {"messages": [..., assistant]} (conversational: the
+// last assistant turn is the completion, the turns before it the prompt). A row becomes a
+// TokenizedPair whose chosen and rejected are both the completion, laid out, truncated and checked
+// exactly as a preference pair's chosen response, so the sequences SFT trains on are token for
+// token those score-tokens and train read later.
+RawPair parse_sft_line(const std::string& text, const std::string& file, int64_t line);
+PreferenceData load_sft_data(const std::string& path, const Tokenizer& tok,
+                             const ChatTemplate& chat, const DataOptions& opts);
+
 // Number of non-blank lines of a JSONL file (the "rows" recorded in reward-dump metadata).
 int64_t count_rows(const std::string& path);
 

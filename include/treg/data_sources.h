@@ -17,9 +17,16 @@
 #include <string>
 #include <vector>
 
+#include "treg/data.h"
+
 namespace treg {
 
 struct Config;
+
+// How the config's keys tokenise and truncate rows (max_length, max_prompt_length,
+// max_completion_length, skip_bad_rows, pair_tokenization); skipped rows are listed in
+// `bad_rows_report`.
+DataOptions data_options(const Config& c, const std::string& bad_rows_report);
 
 struct MixtureRows {
   std::vector<std::string> train, eval;  // JSONL lines as in their files

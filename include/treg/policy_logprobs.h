@@ -10,6 +10,9 @@ struct PolicyTokenOutputs : TokenLogprobs {
   // [B, T-1] fp64, no gradient: Σ_v logits[:, t, v] (after the final softcap) at the position
   // predicting ids[:, t+1]; 0 where mask[:, t+1] == 0.
   torch::Tensor logit_sums;
+  // [B, T-1] fp64, no gradient: 1 where ids[:, t+1] is the argmax of the logits (TRL's
+  // mean_token_accuracy), 0 elsewhere and where not computed.
+  torch::Tensor argmax_hits;
 };
 
 // Differentiable log-probs as next_token_logprobs; the logit sums cost one reduction per chunk.
@@ -17,5 +20,11 @@ PolicyTokenOutputs next_token_logprobs_and_logit_sums(CausalLM& model, const tor
                                                       const torch::Tensor& mask,
                                                       bool with_sq_mass = false,
                                                       int64_t chunk_tokens = 1024);
+
+// The same from final hidden states [B, T, D] of any forward (packed rows included), computed
+// only where targets[:, t+1] == 1 (e.g. the completion tokens of SFT).
+PolicyTokenOutputs policy_token_outputs(CausalLM& model, const torch::Tensor& hidden,
+                                        const torch::Tensor& ids, const torch::Tensor& targets,
+                                        int64_t chunk_tokens = 1024);
 
 }  // namespace treg

@@ -64,6 +64,23 @@ struct RevisionSpec {
   std::string assistant_prefix;
 };
 
+// The spec of a config: its revision_prompt file (or the bundled one), descriptions and prefix.
+RevisionSpec revision_spec(const Config& config);
+
+// Revision demonstrations: SFT rows that teach a model what the two revision prompts ask, from a
+// preference pair. For each shown answer (chosen, then rejected), the "better" prompt is completed
+// by the chosen answer and the "worse" prompt by the rejected one -- four rows per pair. The user
+// turn is exactly the one score-tokens builds (same template, instruction text and descriptions), so
+// a model SFT'd on them is scored on contexts it has learned. The scorer appends assistant_prefix
+// as separately tokenized text, which no chat-rendered completion reproduces token for token:
+// a non-empty prefix is an error (set `assistant_prefix: ""`).
+struct RevisionDemo {
+  std::string direction;   // "better" | "worse"
+  std::string user;        // the rendered revision prompt
+  std::string completion;  // the answer the model should give
+};
+std::vector<RevisionDemo> revision_demonstrations(const RawPair& pair, const RevisionSpec& spec);
+
 // Context for `direction` ("better" | "worse"): the revision prompt as a user turn through the chat
 // template with the generation prompt, then the assistant prefix as text without specials; the
 // response ids are appended by the caller. `instruction` is instruction_text of the prompt.

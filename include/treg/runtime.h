@@ -16,7 +16,8 @@ void init_runtime();
 void tune_allocator();
 int configured_threads();
 
-// `--device cpu|cuda|cuda:N`; an unknown name, or cuda without a GPU, is a treg::Error naming `flag`.
+// `--device auto|cpu|cuda|cuda:N` (auto: cuda when a GPU is there, else cpu); an unknown name, or
+// cuda without a GPU, is a treg::Error naming `flag`.
 c10::Device parse_device(const std::string& name, const std::string& flag = "--device");
 // `--dtype float32|bfloat16|float16` (also fp32/bf16/fp16, and HF's "float32"/"bfloat16" torch_dtype).
 c10::ScalarType parse_dtype(const std::string& name, const std::string& flag = "--dtype");

@@ -21,6 +21,13 @@
 
 namespace treg {
 
+// Token texts of one pair with a value per response token, as report.html colours them.
+struct TokenRewardView {
+  std::vector<std::string> prompt_pieces;
+  std::vector<std::string> chosen_pieces, rejected_pieces;
+  std::vector<float> chosen_rewards, rejected_rewards;  // β·(log π_θ - log π_ref) per token
+};
+
 // One logged event: a train log line or an eval (keys prefixed "eval_").
 struct LogEvent {
   int64_t step = 0;
@@ -46,33 +53,109 @@ struct TrainerHooks {
 // Asks a running trainer to save a checkpoint and return after the current step (SIGINT does this).
 void request_training_stop();
 
+// One micro-batch as the loop sees it.
+struct MicroBatchLoss {
+  torch::Tensor backward;  // scalar: this micro-batch's share of the step's loss (backpropagated)
+  double loss = 0;         // the micro-batch's own loss, for the NaN check
+  int64_t tokens = 0;      // non-padding tokens fed to the model (tokens/s)
+};
+
+// What the loop optimises: the examples, the loss of a micro-batch of them, their metrics and the
+// report's own section. The loop (schedule, accumulation, clipping, NaN stops, logging, eval,
+// checkpoints, report.html) is the same for every stage: preference optimisation (train) and
+// supervised fine-tuning (sft) are two objectives, not two loops.
+class Objective {
+ public:
+  virtual ~Objective() = default;
+  virtual std::string name() const = 0;  // the training data, for messages
+  virtual int64_t size() const = 0;      // training examples (pairs, sequences)
+  virtual bool has_eval() const = 0;
+  // The loss of a step is a mean over units (pairs, tokens): the units of these train examples.
+  virtual double units(const std::vector<int64_t>& examples) const = 0;
+  // Forward + loss of one micro-batch of train examples; `step` is 1-based, `step_units` the
+  // units of the whole step (all its micro-batches), `accumulation` its micro-batch count. Adds the
+  // micro-batch's metrics to the train metrics.
+  virtual MicroBatchLoss micro_batch(CausalLM& policy, const std::vector<int64_t>& examples,
+                                     int64_t step, double step_units, int64_t accumulation) = 0;
+  // Train metrics since the last clear (TRL's names), and clearing them.
+  virtual std::map<std::string, double> metrics() const = 0;
+  virtual void clear_metrics() = 0;
+  // Metrics of the whole eval set (no prefix; the loop adds "eval_"). Gradients off, eval mode.
+  virtual std::map<std::string, double> evaluate(CausalLM& policy) = 0;
+  // "loss 0.6931 acc 0.500 margin 0.0000" from a log event's values (prefix "" or "eval_").
+  virtual std::string summary(const std::map<std::string, double>& values,
+                              const std::string& prefix) const = 0;
+  // The metric shown next to the loss on the progress bar.
+  virtual std::string headline_metric() const = 0;
+  // Metric names report.html draws as train/eval curves (learning rate is always drawn).
+  virtual std::vector<std::string> curves() const = 0;
+  // Token views report.html draws below the curves (empty: none).
+  virtual std::vector<TokenRewardView> report_views(CausalLM& policy) = 0;
+};
+
+// The preference objective of `treg train` (Algorithm 1): pairs with token rewards r̂ and
+// reference log-probs from a reward dump, one forward of chosen+rejected, L_pref + α·w·L_reg.
+class PreferenceObjective : public Objective {
+ public:
+  PreferenceObjective(const Config& config, std::shared_ptr<PairSource> train,
+                      std::shared_ptr<PairSource> eval, TrainerHooks hooks = {});
+  std::string name() const override { return train_->name(); }
+  int64_t size() const override { return train_->size(); }
+  bool has_eval() const override { return eval_ && eval_->size() > 0; }
+  double units(const std::vector<int64_t>& examples) const override {
+    return static_cast<double>(examples.size());
+  }
+  MicroBatchLoss micro_batch(CausalLM& policy, const std::vector<int64_t>& examples, int64_t step,
+                             double step_units, int64_t accumulation) override;
+  std::map<std::string, double> metrics() const override { return acc_.means(); }
+  void clear_metrics() override { acc_.clear(); }
+  std::map<std::string, double> evaluate(CausalLM& policy) override;
+  std::string summary(const std::map<std::string, double>& values,
+                      const std::string& prefix) const override;
+  std::string headline_metric() const override { return "rewards/accuracies"; }
+  std::vector<std::string> curves() const override;
+  std::vector<TokenRewardView> report_views(CausalLM& policy) override;
+
+  // Forward + loss of one collated micro-batch (grad enabled unless under NoGradGuard); `logits`,
+  // if given, receives the batch's logits/* statistics from the same forward.
+  LossOutput compute_loss(CausalLM& policy, const PairBatch& batch, LogitStats* logits = nullptr);
+
+ private:
+  Config config_;
+  LossConfig loss_;
+  std::shared_ptr<PairSource> train_, eval_;
+  TrainerHooks hooks_;
+  MetricAccumulator acc_;
+};
+
 class Trainer {
  public:
-  // `policy` is trained in place (fp32 master weights on config's device). `eval` may be null;
-  // with eval_strategy "no" it is not used.
+  // `policy` is trained in place (fp32 master weights on config's device).
+  Trainer(Config config, CausalLM policy, std::shared_ptr<Objective> objective,
+          TrainerHooks hooks = {});
+  // Preference optimisation (PreferenceObjective). `eval` may be null; with eval_strategy "no" it
+  // is not used.
   Trainer(Config config, CausalLM policy, std::shared_ptr<PairSource> train,
           std::shared_ptr<PairSource> eval, TrainerHooks hooks = {});
   TrainResult train();
 
   // Pieces, public for tests.
-  // Forward + loss of one micro-batch (grad enabled unless under NoGradGuard); `logits`, if given,
-  // receives the batch's logits/* statistics from the same forward.
-  LossOutput compute_loss(const PairBatch& batch, LogitStats* logits = nullptr);
   // Metrics of the whole eval set under the current policy, keys "eval_<name>".
   std::map<std::string, double> evaluate();
   torch::optim::AdamW& optimizer() { return *optimizer_; }
   const DataPlan& plan() const { return plan_; }
+  Objective& objective() { return *objective_; }
 
  private:
   Config config_;
-  LossConfig loss_;
   CausalLM policy_;
-  std::shared_ptr<PairSource> train_, eval_;
+  std::shared_ptr<Objective> objective_;
   TrainerHooks hooks_;
   torch::Device device_;
   DataPlan plan_;
   int64_t warmup_ = 0;
   int64_t eval_interval_ = 0, save_interval_ = 0;  // steps between evals / saves; 0 = none
+  bool with_eval_ = false;
   std::unique_ptr<torch::optim::AdamW> optimizer_;
   std::vector<torch::Tensor> params_;
   int64_t step_ = 0;  // completed optimizer steps
@@ -146,14 +229,10 @@ std::string log_event_json(const LogEvent& e);
 // Appends one line to metrics.jsonl, checking every write: a full disk is an error naming the file
 // at once, not a log cut mid-line found at the end of the run.
 void append_metrics_line(const std::string& path, const std::string& line);
-// Self-contained HTML: inline SVG curves of loss, margins, accuracies and learning rate (train and
-// eval), then the token rewards β·log π_θ/π_ref of a few eval pairs (paper Fig. 3).
-struct TokenRewardView {
-  std::vector<std::string> prompt_pieces;
-  std::vector<std::string> chosen_pieces, rejected_pieces;
-  std::vector<float> chosen_rewards, rejected_rewards;  // β·(log π_θ - log π_ref) per token
-};
+// Self-contained HTML: inline SVG curves of the `curves` metrics (train and eval) and the learning
+// rate, then the token rewards β·log π_θ/π_ref of a few eval pairs (paper Fig. 3) if given.
 std::string render_report(const std::string& title, const std::vector<LogEvent>& history,
+                          const std::vector<std::string>& curves,
                           const std::vector<TokenRewardView>& pairs);
 // A polyline chart of named series (x = step) as an inline <svg>.
 std::string svg_chart(

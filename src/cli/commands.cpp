@@ -29,6 +29,8 @@ std::map<CLI::App*, Action>& actions() {
 void set_action(CLI::App* sub, Action action) { actions()[sub] = std::move(action); }
 
 void add_train_command(CLI::App& app);
+void add_sft_command(CLI::App& app);
+void add_make_sft_data_command(CLI::App& app);
 
 void add_all_commands(CLI::App& app) {
   add_make_tiny_command(app);
@@ -37,6 +39,8 @@ void add_all_commands(CLI::App& app) {
   add_score_tokens_command(app);
   add_export_rewards_command(app);
   add_view_rewards_command(app);
+  add_make_sft_data_command(app);
+  add_sft_command(app);
   add_train_command(app);
   add_generate_command(app);
   add_config_keys_command(app);

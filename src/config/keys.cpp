@@ -271,6 +271,7 @@ const std::vector<KeySpec>& key_specs() {
       TREG_SETTING(pair_tokenization, "whose pipeline turns a row into prompt/chosen/rejected ids: trl (TRL's DPOTrainer: prompt with generation prompt, response = the rest of the conversation) | simpo (SimPO's run_simpo.py, the T-REG paper's: response = the answer rendered alone, assistant header included; BOS and EOS added where missing)"),
       TREG_SETTING(max_completion_length, "TRL: each response keeps its first this-many tokens; 0 = no limit"),
       TREG_SETTING(skip_bad_rows, "skip (and report) malformed rows instead of stopping at the first"),
+      TREG_SETTING(packing, "sft: several sequences per row of max_length tokens (TRL's packing); each attends only to itself, positions restart"),
       TREG_SETTING(output_dir, "where checkpoints, metrics.jsonl, report.html, reward dumps and mixture files go"),
       TREG_SETTING(overwrite_output_dir, "train: start over in an output_dir holding an earlier run (its checkpoints, config.yaml, metrics.jsonl are removed); false = refuse it unless resume_from_checkpoint is set"),
       TREG_SETTING(device, "auto | cpu | cuda"),
@@ -324,6 +325,7 @@ const std::vector<KeySpec>& key_specs() {
       alias("sft_weight", "sft_alpha", "SimPO's SFT weight; in a recipe without loss_type it also selects simpo"),
       alias("rpo_alpha", "sft_alpha", "TRL's RPO NLL weight (null = off)"),
       alias("evaluation_strategy", "eval_strategy", "the older HF name of eval_strategy"),
+      alias("max_seq_length", "max_length", "TRL's older SFTConfig name of max_length"),
 
       // ---- Hugging Face keys accepted only with the value treg follows ----
       guard("use_peft", "false", "LoRA adapters; treg trains all weights"),
@@ -337,9 +339,11 @@ const std::vector<KeySpec>& key_specs() {
       guard("ld_alpha", "null", "LD-DPO length weighting; not in treg"),
       guard("loss_weights", "null", "TRL's weighted mixture of several losses; treg trains one loss_type"),
       guard("f_divergence_type", "reverse_kl", "TRL's f-DPO divergences; treg's DPO is the reverse-KL one"),
+      guard("completion_only_loss", "true|null", "sft: the loss is on completion tokens only, as TRL's default for prompt-completion data"),
       guard("truncation_mode", "keep_end", "how over-long prompts are cut; treg keeps the prompt's end as SimPO/TRL's keep_end"),
 
       // ---- Hugging Face keys that do not change what is trained ----
+      ignored("dataset_text_field", "sft: treg reads prompt/completion or messages rows, not a text column"),
       ignored("dataset_num_proc", "tokenisation worker count; treg tokenises in one process, same rows"),
       ignored("preprocessing_num_workers", "tokenisation worker count; treg tokenises in one process, same rows"),
       ignored("dataset_configs", "Hub config names; local files have none"),

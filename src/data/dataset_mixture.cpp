@@ -200,4 +200,15 @@ std::string split_data_file(const Config& c, const std::string& split) {
   return path;
 }
 
+DataOptions data_options(const Config& c, const std::string& bad_rows_report) {
+  DataOptions opts;
+  opts.max_length = c.max_length;
+  opts.max_prompt_length = c.max_prompt_length;
+  opts.max_completion_length = c.max_completion_length;
+  opts.skip_bad_rows = c.skip_bad_rows;
+  opts.pair_tokenization = parse_pair_tokenization(c.pair_tokenization);
+  opts.bad_rows_report = bad_rows_report;
+  return opts;
+}
+
 }  // namespace treg

@@ -121,6 +121,47 @@ RawPair parse_row(const std::string& text, int64_t line) {
   return out;
 }
 
+// An SFT row as a pair whose chosen and rejected are both the completion (tokenize_pair then lays
+// it out as every other stage sees a response).
+RawPair parse_sft_row(const std::string& text, int64_t line) {
+  json row;
+  try {
+    row = json::parse(text);
+  } catch (const json::exception& e) {
+    bad(std::string("invalid JSON: ") + e.what());
+  }
+  if (!row.is_object()) bad(std::string("a row must be a JSON object, got ") + row.type_name());
+  RawPair out;
+  out.line = line;
+  if (row.contains("messages") && !row.contains("completion")) {
+    // Conversational: the last assistant turn is the completion, the turns before it the prompt.
+    std::vector<Message> context;
+    out.chosen = parse_answer(row, "messages", &context);
+    out.prompt = std::move(context);
+  } else {
+    if (!row.contains("completion"))
+      bad("missing field 'completion' (an SFT row is {\"prompt\", \"completion\"} or "
+          "{\"messages\"})");
+    std::vector<Message> context;
+    out.chosen = parse_answer(row, "completion", &context);
+    if (row.contains("prompt") && !row["prompt"].is_null()) {
+      const json& p = row["prompt"];
+      if (p.is_string())
+        out.prompt = {{"user", p.get<std::string>()}};
+      else if (p.is_array())
+        out.prompt = parse_messages(p, "prompt");
+      else
+        bad(std::string("field 'prompt' must be a string or a list of messages, got ") +
+            p.type_name());
+    } else {
+      out.prompt = std::move(context);
+    }
+  }
+  check_prompt_roles(out.prompt);
+  out.rejected = out.chosen;
+  return out;
+}
+
 std::string where(const std::string& file, int64_t line) {
   return file + ":" + std::to_string(line);
 }
@@ -337,8 +378,12 @@ int64_t count_rows(const std::string& path) {
   return n;
 }
 
-PreferenceData load_preference_data(const std::string& path, const Tokenizer& tok,
-                                    const ChatTemplate& chat, const DataOptions& opts) {
+namespace {
+
+// Reads, validates, tokenizes and truncates the rows of one JSONL file; `parse` reads one row.
+PreferenceData load_rows(const std::string& path, const Tokenizer& tok, const ChatTemplate& chat,
+                         const DataOptions& opts, RawPair (*parse)(const std::string&, int64_t),
+                         const char* what) {
   std::ifstream in(path);
   if (!in) fail(path, "cannot open data file", "check `train_file` / `eval_file` in the config");
   PreferenceData data;
@@ -352,7 +397,7 @@ PreferenceData load_preference_data(const std::string& path, const Tokenizer& to
     try {
       RawPair row;
       try {
-        row = parse_row(text, line);
+        row = parse(text, line);
       } catch (const RowError& e) {
         fail(where(path, line), e.reason, kBadRowHint);
       }
@@ -390,8 +435,28 @@ PreferenceData load_preference_data(const std::string& path, const Tokenizer& to
       spdlog::warn("{}: skipped {} bad rows (listed in {})", path, data.bad_rows.size(),
                    opts.bad_rows_report);
   }
-  if (data.pairs.empty()) fail(path, "no usable preference pairs (" + st.summary() + ")");
+  if (data.pairs.empty()) fail(path, std::string("no usable ") + what + " (" + st.summary() + ")");
   return data;
+}
+
+}  // namespace
+
+PreferenceData load_preference_data(const std::string& path, const Tokenizer& tok,
+                                    const ChatTemplate& chat, const DataOptions& opts) {
+  return load_rows(path, tok, chat, opts, &parse_row, "preference pairs");
+}
+
+PreferenceData load_sft_data(const std::string& path, const Tokenizer& tok,
+                             const ChatTemplate& chat, const DataOptions& opts) {
+  return load_rows(path, tok, chat, opts, &parse_sft_row, "SFT rows");
+}
+
+RawPair parse_sft_line(const std::string& text, const std::string& file, int64_t line) {
+  try {
+    return parse_sft_row(text, line);
+  } catch (const RowError& e) {
+    fail(where(file, line), e.reason, kBadRowHint);
+  }
 }
 
 }  // namespace treg

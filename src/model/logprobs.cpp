@@ -27,7 +27,8 @@ torch::Tensor chunk_logits(const torch::Tensor& h, const torch::Tensor& weight, 
 
 struct ChunkedLogprobs : public torch::autograd::Function<ChunkedLogprobs> {
   // hidden [N, D], weight [V, D], targets [N] int64
-  //   -> {logps [N], log_sq_mass [N] (or [0]), logit_sums [N] fp64 (or [0]), not differentiable}
+  //   -> {logps [N], log_sq_mass [N] (or [0]), logit_sums [N] fp64 (or [0]), argmax_hits [N] fp64
+  //   (or [0]); the last two not differentiable}
   static variable_list forward(AutogradContext* ctx, torch::Tensor hidden, torch::Tensor weight,
                                torch::Tensor targets, double softcap, int64_t chunk, bool with_sq,
                                bool with_sums) {
@@ -37,23 +38,27 @@ struct ChunkedLogprobs : public torch::autograd::Function<ChunkedLogprobs> {
         with_sq ? torch::empty({N}, logps.options()) : torch::empty({0}, logps.options());
     // Summed in fp64: a sum over a 256k vocabulary in fp32 would lose digits of the mean.
     torch::Tensor sums = torch::empty({with_sums ? N : 0}, logps.options().dtype(torch::kFloat64));
+    torch::Tensor hits = torch::empty({with_sums ? N : 0}, sums.options());
     for (int64_t s = 0; s < N; s += chunk) {
       const int64_t n = std::min(chunk, N - s);
       torch::Tensor logits = chunk_logits(hidden.narrow(0, s, n), weight, softcap);  // [n, V]
-      if (with_sums) sums.narrow(0, s, n).copy_(logits.sum(-1, /*keepdim=*/false, torch::kFloat64));
+      if (with_sums) {
+        sums.narrow(0, s, n).copy_(logits.sum(-1, /*keepdim=*/false, torch::kFloat64));
+        hits.narrow(0, s, n).copy_(logits.argmax(-1).eq(targets.narrow(0, s, n)));
+      }
       torch::Tensor lsm = torch::log_softmax(logits, -1);  // [n, V]
       logps.narrow(0, s, n).copy_(lsm.gather(1, targets.narrow(0, s, n).unsqueeze(1)).squeeze(1));
       // log sum_v p_v^2 = logsumexp_v(2 log p_v)
       if (with_sq) sq.narrow(0, s, n).copy_(torch::logsumexp(2 * lsm, -1));
     }
-    ctx->mark_non_differentiable({sums});
+    ctx->mark_non_differentiable({sums, hits});
     ctx->save_for_backward({hidden, weight, targets});
     ctx->saved_data["softcap"] = softcap;
     ctx->saved_data["chunk"] = chunk;
     ctx->saved_data["with_sq"] = with_sq;
     ctx->saved_data["hidden_grad"] = hidden.requires_grad();
     ctx->saved_data["weight_grad"] = weight.requires_grad();
-    return {logps, sq, sums};
+    return {logps, sq, sums, hits};
   }
 
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
@@ -127,7 +132,7 @@ PolicyTokenOutputs token_outputs(CausalLM& model, const torch::Tensor& hidden,
   if (T < 2) {
     out.logps = torch::zeros({B, 0}, f32);
     if (with_sq_mass) out.log_sq_mass = torch::zeros({B, 0}, f32);
-    if (with_logit_sums) out.logit_sums = torch::zeros({B, 0}, f64);
+    if (with_logit_sums) out.logit_sums = out.argmax_hits = torch::zeros({B, 0}, f64);
     return out;
   }
   // Position t (0..T-2) predicts ids[:, t+1]; only positions whose target is a token are computed.
@@ -151,8 +156,10 @@ PolicyTokenOutputs token_outputs(CausalLM& model, const torch::Tensor& hidden,
       torch::zeros({B * (T - 1)}, f32).index_copy(0, rows, res[0]).view({B, T - 1});  // [B, T-1]
   if (with_sq_mass)
     out.log_sq_mass = torch::zeros({B * (T - 1)}, f32).index_copy(0, rows, res[1]).view({B, T - 1});
-  if (with_logit_sums)
+  if (with_logit_sums) {
     out.logit_sums = torch::zeros({B * (T - 1)}, f64).index_copy(0, rows, res[2]).view({B, T - 1});
+    out.argmax_hits = torch::zeros({B * (T - 1)}, f64).index_copy(0, rows, res[3]).view({B, T - 1});
+  }
   return out;
 }
 
@@ -178,6 +185,13 @@ PolicyTokenOutputs next_token_logprobs_and_logit_sums(CausalLM& model, const tor
   torch::Tensor hidden = model->forward(ids, mask);  // [B, T, D]
   return token_outputs(model, hidden, ids, mask, with_sq_mass, /*with_logit_sums=*/true,
                        chunk_tokens);
+}
+
+PolicyTokenOutputs policy_token_outputs(CausalLM& model, const torch::Tensor& hidden,
+                                        const torch::Tensor& ids, const torch::Tensor& targets,
+                                        int64_t chunk_tokens) {
+  return token_outputs(model, hidden, ids, targets, /*with_sq_mass=*/false,
+                       /*with_logit_sums=*/true, chunk_tokens);
 }
 
 }  // namespace treg

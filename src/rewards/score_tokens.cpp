@@ -16,6 +16,7 @@
 #include "treg/model.h"
 #include "treg/progress.h"
 #include "treg/rewards.h"
+#include "treg/runtime.h"
 
 namespace treg {
 namespace {
@@ -65,17 +66,6 @@ json expected_metadata(const Config& c, const std::string& split, const std::str
     m["dpo_model"] = model_identity(c.dpo_model);
   }
   return m;
-}
-
-torch::Device resolve_device(const Config& c) {
-  if (c.device == "cuda") {
-    if (!torch::cuda::is_available())
-      fail("config key 'device'", "cuda requested but no CUDA device is available",
-           "set device: cpu");
-    return torch::kCUDA;
-  }
-  if (c.device == "auto" && torch::cuda::is_available()) return torch::kCUDA;
-  return torch::kCPU;
 }
 
 // One padded batch -> per-sequence log-probs of the tokens from `starts[s]` on.
@@ -267,6 +257,11 @@ int64_t kill_after_pairs() {
 
 }  // namespace
 
+RevisionSpec revision_spec(const Config& c) {
+  return {load_revision_template(revision_template_path(c)), c.better_description,
+          c.worse_description, c.assistant_prefix};
+}
+
 nlohmann::json expected_dump_metadata(const Config& c, const std::string& split) {
   auto tok = load_tokenizer(c.model_name_or_path);
   return expected_metadata(c, split, split_data_file(c, split), *tok,
@@ -287,18 +282,13 @@ ScoreSummary score_tokens(const Config& c, const std::string& split, bool progre
   make_dirs(c.output_dir);
   write_file_atomic(dump + ".config.yaml", config_to_yaml(c));
 
-  DataOptions opts;
-  opts.max_length = c.max_length;
-  opts.max_prompt_length = c.max_prompt_length;
-  opts.max_completion_length = c.max_completion_length;
-  opts.skip_bad_rows = c.skip_bad_rows;
-  opts.pair_tokenization = parse_pair_tokenization(c.pair_tokenization);
-  opts.bad_rows_report = path_join(c.output_dir, "bad_rows." + split + ".jsonl");
+  const DataOptions opts =
+      data_options(c, path_join(c.output_dir, "bad_rows." + split + ".jsonl"));
   PreferenceData data = load_preference_data(data_path, *tok, chat, opts);
   sum.data = data.stats;
   spdlog::info("{} ({}): {}", data_path, split, data.stats.summary());
 
-  const torch::Device device = resolve_device(c);
+  const torch::Device device = parse_device(c.device, "config key 'device'");
 
   json meta = expected;
   meta["treg_version"] = build_version();
@@ -344,8 +334,7 @@ ScoreSummary score_tokens(const Config& c, const std::string& split, bool progre
   if (!reuse) {
     Scorer scorer{c, *tok, chat, {}, device};
     if (c.reward_source == "prompt")
-      scorer.spec = {load_revision_template(revision_template_path(c)), c.better_description,
-                     c.worse_description, c.assistant_prefix};
+      scorer.spec = revision_spec(c);
     // fp32 weights, as the trainer's policy; bf16 comes from autocast (Scorer::run).
     scorer.ref = load_model(c.model_name_or_path, device, torch::kFloat32);
     scorer.ref->eval();

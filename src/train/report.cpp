@@ -80,6 +80,7 @@ std::string svg_chart(const std::string& title,
 }
 
 std::string render_report(const std::string& title, const std::vector<LogEvent>& history,
+                          const std::vector<std::string>& curves,
                           const std::vector<TokenRewardView>& pairs) {
   auto series = [&](const std::string& key) {
     std::vector<std::pair<double, double>> pts;
@@ -91,17 +92,14 @@ std::string render_report(const std::string& title, const std::vector<LogEvent>&
   };
   std::ostringstream o;
   o << "<h1>" << esc(title) << "</h1><h2>Training curves</h2><div>";
-  for (const auto& [name, key] :
-       std::vector<std::pair<std::string, std::string>>{{"loss", "loss"},
-                                                        {"rewards/margins", "rewards/margins"},
-                                                        {"rewards/accuracies", "rewards/accuracies"}})
-    o << svg_chart(name, {{"train", series(key)}, {"eval", series("eval_" + key)}});
+  for (const std::string& key : curves)
+    o << svg_chart(key, {{"train", series(key)}, {"eval", series("eval_" + key)}});
   o << svg_chart("learning_rate", {{"train", series("learning_rate")}});
-  o << svg_chart("rewards", {{"chosen", series("rewards/chosen")},
-                              {"rejected", series("rewards/rejected")},
-                              {"eval chosen", series("eval_rewards/chosen")},
-                              {"eval rejected", series("eval_rewards/rejected")}});
-  o << svg_chart("treg/reg_loss", {{"train", series("treg/reg_loss")}, {"eval", series("eval_treg/reg_loss")}});
+  if (!series("rewards/chosen").empty() || !series("eval_rewards/chosen").empty())
+    o << svg_chart("rewards", {{"chosen", series("rewards/chosen")},
+                                {"rejected", series("rewards/rejected")},
+                                {"eval chosen", series("eval_rewards/chosen")},
+                                {"eval rejected", series("eval_rewards/rejected")}});
   o << "</div>";
   if (!pairs.empty()) {
     double scale = 1e-6;

@@ -25,9 +25,8 @@ TrainResult run_training(const Config& config, const std::string& config_args) {
   ensure_reward_dumps(
       config, config_args);  // reuses matching dumps, scores missing ones, refuses stale ones
 
-  std::string dev = config.device;
-  if (dev == "auto") dev = torch::cuda::is_available() ? "cuda" : "cpu";
-  const torch::Device device = parse_device(dev, "config key 'device'");
+  const torch::Device device = parse_device(config.device, "config key 'device'");
+  const std::string dev = device.is_cuda() ? "cuda" : "cpu";
 
   auto train = open_dump_source(train_dump);
   std::shared_ptr<PairSource> eval;

@@ -1,4 +1,5 @@
-// The training loop, as Algorithm 1 of the T-REG paper:
+// The training loop, as Algorithm 1 of the T-REG paper (the objective -- preference pairs here,
+// SFT sequences for `treg sft` -- supplies the micro-batch loss; the loop is the same):
 //   for each step: sample a mini-batch (x, y_w, y_l) with token rewards r̂ (from the reward dump),
 //   compute L_pref + α·w·(L_reg(y_w) + L_reg(y_l)) (Eq. 1-2), update θ by gradient descent (AdamW).
 // HF Trainer conventions: steps count optimizer updates (1-based in logs), the learning rate of
@@ -16,7 +17,6 @@
 #include "treg/autocast.h"
 #include "treg/error.h"
 #include "treg/io.h"
-#include "treg/policy_logprobs.h"
 
 namespace treg {
 namespace {
@@ -35,7 +35,7 @@ class StepProgress {
  public:
   StepProgress(int64_t total, int64_t start)
       : total_(total), start_(start), t0_(clock::now()), tty_(isatty(2)) {}
-  void update(int64_t step, double loss, double acc, double tok_s) {
+  void update(int64_t step, double loss, const std::string& metric, double value, double tok_s) {
     const double el = std::chrono::duration<double>(clock::now() - t0_).count();
     const double eta =
         step > start_ ? el / static_cast<double>(step - start_) * static_cast<double>(total_ - step)
@@ -46,9 +46,9 @@ class StepProgress {
     bar += std::string(static_cast<size_t>(width - filled), '.');
     char line[256];
     std::snprintf(line, sizeof line,
-                  "[%s] step %lld/%lld  loss %.4f  acc %.3f  %.0f tok/s  ETA %02d:%02d",
+                  "[%s] step %lld/%lld  loss %.4f  %s %.3f  %.0f tok/s  ETA %02d:%02d",
                   bar.c_str(), static_cast<long long>(step), static_cast<long long>(total_), loss,
-                  acc, tok_s, static_cast<int>(eta) / 60, static_cast<int>(eta) % 60);
+                  metric.c_str(), value, tok_s, static_cast<int>(eta) / 60, static_cast<int>(eta) % 60);
     if (tty_) std::fprintf(stderr, "\r%s\033[K", line);
     last_ = line;
   }
@@ -72,14 +72,20 @@ void request_training_stop() { g_stop_requested = true; }
 
 Trainer::Trainer(Config config, CausalLM policy, std::shared_ptr<PairSource> train,
                  std::shared_ptr<PairSource> eval, TrainerHooks hooks)
+    : Trainer(config, std::move(policy),
+              std::make_shared<PreferenceObjective>(
+                  config, std::move(train), config.eval_strategy == "no" ? nullptr : std::move(eval),
+                  hooks),
+              hooks) {}
+
+Trainer::Trainer(Config config, CausalLM policy, std::shared_ptr<Objective> objective,
+                 TrainerHooks hooks)
     : config_(std::move(config)),
-      loss_(LossConfig::from_config(config_)),
       policy_(std::move(policy)),
-      train_(std::move(train)),
-      eval_(std::move(eval)),
+      objective_(std::move(objective)),
       hooks_(std::move(hooks)),
       device_(policy_->parameters().front().device()) {
-  plan_ = make_data_plan(train_->size(), config_.per_device_train_batch_size,
+  plan_ = make_data_plan(objective_->size(), config_.per_device_train_batch_size,
                          config_.gradient_accumulation_steps, config_.num_train_epochs,
                          config_.max_steps, static_cast<uint64_t>(config_.seed));
   warmup_ = resolved_warmup_steps(config_.warmup_steps, config_.warmup_ratio, plan_.total_steps);
@@ -90,7 +96,7 @@ Trainer::Trainer(Config config, CausalLM policy, std::shared_ptr<PairSource> tra
   };
   eval_interval_ = interval(config_.eval_strategy, config_.eval_steps);
   save_interval_ = interval(config_.save_strategy, config_.save_steps);
-  if (config_.eval_strategy == "no") eval_.reset();
+  with_eval_ = config_.eval_strategy != "no" && objective_->has_eval();
   policy_->set_gradient_checkpointing(config_.gradient_checkpointing);
 
   // AdamW with HF Trainer defaults from the config; two groups as HF: decayed and not decayed.
@@ -120,38 +126,14 @@ double Trainer::set_learning_rate(int64_t step) {
   return lr;
 }
 
-LossOutput Trainer::compute_loss(const PairBatch& batch, LogitStats* logits) {
-  // ids, mask: [2B, T] -- chosen rows then rejected rows, ONE forward pass.
-  auto ids = batch.ids.to(device_);
-  auto mask = batch.mask.to(device_);
-  PolicyTokenOutputs lp;
-  {
-    AutocastGuard autocast(device_, config_.bf16);
-    lp = next_token_logprobs_and_logit_sums(policy_, ids, mask,
-                                            /*with_sq_mass=*/loss_.use_weighting);  // [2B, T-1]
-  }
-  if (logits) *logits = response_logit_stats(batch, lp.logit_sums, policy_->args().vocab_size);
-  ResponseTokens chosen, rejected;  // [B, L] each
-  gather_responses(batch, lp.logps, lp.log_sq_mass, chosen, rejected);
-  return preference_loss(loss_, chosen, rejected);
-}
-
 std::map<std::string, double> Trainer::evaluate() {
   std::map<std::string, double> out;
-  if (!eval_ || eval_->size() == 0) return out;
+  if (!with_eval_) return out;
   torch::NoGradGuard no_grad;
   policy_->eval();
-  MetricAccumulator acc;
-  const int64_t n = eval_->size(), bs = config_.per_device_eval_batch_size;
-  for (int64_t start = 0; start < n; start += bs) {
-    std::vector<PairRecord> recs;
-    for (int64_t i = start; i < std::min(n, start + bs); ++i) recs.push_back(eval_->get(i));
-    LogitStats logits;
-    acc.add_pairs(compute_loss(collate_pairs(std::move(recs), eval_->name()), &logits));
-    acc.add_logits(logits);
-  }
+  std::map<std::string, double> m = objective_->evaluate(policy_);
   policy_->train();
-  for (const auto& [k, v] : acc.means()) out["eval_" + k] = v;
+  for (const auto& [k, v] : m) out["eval_" + k] = v;
   return out;
 }
 
@@ -206,17 +188,16 @@ TrainResult Trainer::train() {
     for (const auto& e : history_) text += log_event_json(e) + "\n";
     write_file_atomic(path_join(config_.output_dir, "metrics.jsonl"), text);
   }
-  spdlog::info(
-      "train: {} pairs, {} steps ({} per epoch) of {} × {} pairs, loss {} β={} α={}, lr {} ({}, {} "
-      "warmup)",
-      plan_.num_pairs, plan_.total_steps, plan_.steps_per_epoch, plan_.micro_batch,
-      plan_.accumulation, loss_type_name(loss_.type), loss_.beta, loss_.treg_alpha,
-      config_.learning_rate, config_.lr_scheduler_type, warmup_);
+  spdlog::info("train: {} examples of {}, {} steps ({} per epoch) of {} × {}, lr {} ({}, {} warmup)",
+               plan_.num_pairs, objective_->name(), plan_.total_steps, plan_.steps_per_epoch,
+               plan_.micro_batch, plan_.accumulation, config_.learning_rate,
+               config_.lr_scheduler_type, warmup_);
   g_stop_requested = false;
   auto prev_handler = std::signal(SIGINT, on_sigint);
   policy_->train();
   TrainResult result;
-  MetricAccumulator acc;
+  objective_->clear_metrics();
+  int64_t tokens = 0;  // since the last log line
   StepProgress bar(plan_.total_steps, step_);
   auto t_log = std::chrono::steady_clock::now();
   std::string last_saved;
@@ -225,12 +206,11 @@ TrainResult Trainer::train() {
     return all.empty() ? std::string("none") : all.back();
   };
 
-  if (eval_ && step_ == 0 && eval_interval_ > 0) {  // the untrained policy: where the curves start
+  if (with_eval_ && step_ == 0 && eval_interval_ > 0) {  // the untrained policy: where curves start
     LogEvent e{0, evaluate()};
     e.values["epoch"] = 0.0;
     log_event(e);
-    spdlog::info("step 0: eval loss {:.4f} acc {:.3f} margin {:.4f}", e.values["eval_loss"],
-                 e.values["eval_rewards/accuracies"], e.values["eval_rewards/margins"]);
+    spdlog::info("step 0: eval {}", objective_->summary(e.values, "eval_"));
   }
 
   // ---- loop ----
@@ -243,25 +223,21 @@ TrainResult Trainer::train() {
       const int64_t step = step_;  // 0-based index of this update; logs call it step + 1
       const double lr = set_learning_rate(step);
       optimizer_->zero_grad();
+      double step_units = 0;
+      for (int64_t micro = 0; micro < plan_.accumulation; ++micro)
+        step_units += objective_->units(plan_.micro_batch_pairs(step, micro));
       for (int64_t micro = 0; micro < plan_.accumulation; ++micro) {
-        std::vector<PairRecord> recs;
-        for (int64_t i : plan_.micro_batch_pairs(step, micro)) recs.push_back(train_->get(i));
-        PairBatch batch = collate_pairs(std::move(recs), train_->name());
-        LogitStats logits;
-        LossOutput out = compute_loss(batch, &logits);
-        if (hooks_.after_loss) hooks_.after_loss(step + 1, out);
-        const double loss_value = out.loss.item<double>();
-        if (!finite(loss_value))
+        MicroBatchLoss out = objective_->micro_batch(policy_, plan_.micro_batch_pairs(step, micro),
+                                                     step + 1, step_units, plan_.accumulation);
+        if (!finite(out.loss))
           fail("step " + std::to_string(step + 1),
-               "the loss is " + std::to_string(loss_value) + " (micro-batch " +
-                   std::to_string(micro) + ", pairs from " + train_->name() +
+               "the loss is " + std::to_string(out.loss) + " (micro-batch " +
+                   std::to_string(micro) + ", examples from " + objective_->name() +
                    "); stopped without saving this state",
                "the last good checkpoint is " + last_good() +
-                   "; lower learning_rate or check the reward dump");
-        (out.loss / static_cast<double>(plan_.accumulation)).backward();
-        acc.add_pairs(out);
-        acc.add_logits(logits);
-        acc.add_tokens(batch.num_tokens);
+                   "; lower learning_rate or check the training data");
+        out.backward.backward();
+        tokens += out.tokens;
       }
       const double grad_norm =
           config_.max_grad_norm > 0
@@ -278,31 +254,30 @@ TrainResult Trainer::train() {
       if (step_ % config_.logging_steps == 0 || step_ == plan_.total_steps) {
         auto now = std::chrono::steady_clock::now();
         const double secs = std::max(1e-9, std::chrono::duration<double>(now - t_log).count());
-        LogEvent e{step_, acc.means()};
+        LogEvent e{step_, objective_->metrics()};
         e.values["grad_norm"] = grad_norm;
         e.values["learning_rate"] = lr;
         e.values["epoch"] = plan_.epoch_at(step_);
-        e.values["tokens_per_second"] = static_cast<double>(acc.tokens()) / secs;
+        e.values["tokens_per_second"] = static_cast<double>(tokens) / secs;
         log_event(e);
-        bar.update(step_, e.values["loss"], e.values["rewards/accuracies"],
+        const std::string headline = objective_->headline_metric();
+        bar.update(step_, e.values["loss"], headline, e.values[headline],
                    e.values["tokens_per_second"]);
         spdlog::debug("step {}: {}", step_, log_event_json(e));
         if (!isatty(2))
-          spdlog::info(
-              "step {}/{}: loss {:.4f} acc {:.3f} margin {:.4f} lr {:.3g} grad_norm {:.3f} {:.0f} "
-              "tok/s",
-              step_, plan_.total_steps, e.values["loss"], e.values["rewards/accuracies"],
-              e.values["rewards/margins"], lr, grad_norm, e.values["tokens_per_second"]);
-        acc.clear();
+          spdlog::info("step {}/{}: {} lr {:.3g} grad_norm {:.3f} {:.0f} tok/s", step_,
+                       plan_.total_steps, objective_->summary(e.values, ""), lr, grad_norm,
+                       e.values["tokens_per_second"]);
+        objective_->clear_metrics();
+        tokens = 0;
         t_log = now;
       }
-      if (eval_interval_ > 0 && step_ % eval_interval_ == 0 && step_ < plan_.total_steps && eval_) {
+      if (with_eval_ && eval_interval_ > 0 && step_ % eval_interval_ == 0 &&
+          step_ < plan_.total_steps) {
         LogEvent e{step_, evaluate()};
         e.values["epoch"] = plan_.epoch_at(step_);
         log_event(e);
-        spdlog::info("step {}: eval loss {:.4f} acc {:.3f} margin {:.4f}", step_,
-                     e.values["eval_loss"], e.values["eval_rewards/accuracies"],
-                     e.values["eval_rewards/margins"]);
+        spdlog::info("step {}: eval {}", step_, objective_->summary(e.values, "eval_"));
         t_log = std::chrono::steady_clock::now();
       }
       if (save_interval_ > 0 && step_ % save_interval_ == 0 && step_ < plan_.total_steps)
@@ -320,13 +295,11 @@ TrainResult Trainer::train() {
   // ---- cleanup ----
   if (result.interrupted) {
     spdlog::warn("interrupted: saving a checkpoint at step {} and stopping", step_);
-  } else if (eval_) {
+  } else if (with_eval_) {
     LogEvent e{step_, evaluate()};
     e.values["epoch"] = plan_.epoch_at(step_);
     log_event(e);
-    spdlog::info("final eval (step {}): loss {:.4f} acc {:.3f} margin {:.4f}", step_,
-                 e.values["eval_loss"], e.values["eval_rewards/accuracies"],
-                 e.values["eval_rewards/margins"]);
+    spdlog::info("final eval (step {}): {}", step_, objective_->summary(e.values, "eval_"));
   }
   result.last_checkpoint = save_checkpoint();
   write_report();

@@ -47,6 +47,7 @@ void init_runtime() {
 }
 
 c10::Device parse_device(const std::string& name, const std::string& flag) {
+  if (name == "auto") return torch::cuda::is_available() ? torch::kCUDA : torch::kCPU;
   if (name == "cpu") return torch::kCPU;
   if (name == "cuda" || name.rfind("cuda:", 0) == 0) {
     if (!torch::cuda::is_available())

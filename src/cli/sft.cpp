@@ -1,0 +1,37 @@
+// treg sft: supervised fine-tuning (completion-only loss) in the same loop as treg train.
+#include <spdlog/spdlog.h>
+
+#include "cli/commands.h"
+#include "treg/config.h"
+#include "treg/dir_lock.h"
+#include "treg/sft.h"
+
+namespace treg::cli {
+
+void add_sft_command(CLI::App& app) {
+  struct Options {
+    std::string config;
+    std::vector<std::string> overrides;
+  };
+  auto o = std::make_shared<Options>();
+  CLI::App* sub = app.add_subcommand(
+      "sft", "Supervised fine-tuning on prompt/completion or messages JSONL (loss on completions)");
+  sub->add_option("--config", o->config, "YAML config (the keys of treg train; train_file holds "
+                                         "SFT rows)")
+      ->required();
+  sub->add_option("overrides", o->overrides, "key=value overrides of config keys, e.g. packing=true");
+  set_action(sub, [o] {
+    Config config = load_config(o->config, o->overrides);
+    DirLock lock(config.output_dir);
+    TrainResult r = run_sft(config);
+    if (r.interrupted) {
+      spdlog::warn("sft: interrupted at step {}; resume with resume_from_checkpoint=auto ({})",
+                   r.steps_done, r.last_checkpoint);
+      return 130;
+    }
+    spdlog::info("sft: done, {} steps; final checkpoint {}", r.steps_done, r.last_checkpoint);
+    return 0;
+  });
+}
+
+}  // namespace treg::cli
