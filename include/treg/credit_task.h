@@ -3,10 +3,10 @@
 //
 // The task: "Shift each digit by 3: 7 1 4" -> "0 4 7" (each digit d becomes (d + 3) mod 10). Every
 // answer digit is one token of the tiny llama tokenizer (the first one bare, "0", the others with
-// sentencepiece's space, "▁4"), so answer token i is item i. A preference pair is the correct answer
-// (chosen) against the same answer with k digits replaced by wrong ones (rejected); the replaced
-// positions are the planted errors. A method's learned token reward is then scored by its AUROC at
-// telling planted-error tokens from correct ones.
+// sentencepiece's space, "▁4"), so answer token i is item i. A preference pair is the correct
+// answer (chosen) against the same answer with k digits replaced by wrong ones (rejected); the
+// replaced positions are the planted errors. A method's learned token reward is then scored by its
+// AUROC at telling planted-error tokens from correct ones.
 //
 // So that the paper's contrastive revision prompts (§3.3, Eq. 3) mean something at tiny scale, the
 // reference model is also fine-tuned on revision demonstrations: asked for a "better" answer it
@@ -36,7 +36,7 @@ constexpr int kCreditShift = 3;
 constexpr int kCreditAlphabet = 10;  // the items are the digits 0..9
 
 struct CreditTaskOptions {
-  int64_t min_items = 4;   // digits per question, drawn uniformly in [min_items, max_items]
+  int64_t min_items = 4;  // digits per question, drawn uniformly in [min_items, max_items]
   int64_t max_items = 8;
   int64_t num_errors = 1;  // k: wrong digits in a rejected answer, in [1, min_items - 1]
   uint64_t seed = 0;       // make_credit_examples and write_credit_data draw from it
@@ -126,11 +126,12 @@ void append_item_scores(const std::vector<float>& values, const std::vector<int>
 
 struct CreditDataOptions {
   CreditTaskOptions task;
-  int64_t sft_examples = 4000;       // task demonstrations (prompt -> correct answer)
-  int64_t revision_examples = 2000;  // questions shown for revision; each gives a better and a worse row
+  int64_t sft_examples = 4000;  // task demonstrations (prompt -> correct answer)
+  // Questions shown for revision; each gives two rows, "better" and "worse".
+  int64_t revision_examples = 2000;
   int64_t train_pairs = 2000;
-  int64_t heldout_pairs = 500;       // questions seen in no other file
-  int64_t max_extra_errors = 2;      // a "worse" revision adds 1..this many mistakes
+  int64_t heldout_pairs = 500;   // questions seen in no other file
+  int64_t max_extra_errors = 2;  // a "worse" revision adds 1..this many mistakes
 };
 
 // The bundled compact revision template, configs/prompts/credit_revision.txt.
@@ -169,18 +170,18 @@ double auroc(const std::vector<double>& scores, const std::vector<int>& labels);
 // AUROC of token rewards (higher = better token) at finding the planted errors: auroc of the
 // negated rewards, i.e. the chance that an error token's reward is below a correct token's.
 double credit_reward_auroc(const std::vector<double>& rewards, const std::vector<int>& labels);
-double mean_of(const std::vector<double>& values);      // an error when empty
-double sample_std(const std::vector<double>& values);   // n - 1 denominator; NaN when n < 2
+double mean_of(const std::vector<double>& values);     // an error when empty
+double sample_std(const std::vector<double>& values);  // n - 1 denominator; NaN when n < 2
 
 // ---- Report ----
 
 // One method's results over seeds (index i of every vector is seeds[i]).
 struct CreditMethodResult {
-  std::string name;                        // "DPO", "DPO-REG α=0.25", ...
+  std::string name;  // "DPO", "DPO-REG α=0.25", ...
   std::vector<uint64_t> seeds;
-  std::vector<double> reward_auroc;        // AUROC of the learned β·log π_θ/π_ref at planted errors
-  std::vector<double> self_reward_auroc;   // AUROC of r̂ (Eq. 3) of the run; empty = not computed
-  std::vector<double> greedy_accuracy;     // held-out exact-match accuracy of greedy answers
+  std::vector<double> reward_auroc;  // AUROC of the learned β·log π_θ/π_ref at planted errors
+  std::vector<double> self_reward_auroc;  // AUROC of r̂ (Eq. 3) of the run; empty = not computed
+  std::vector<double> greedy_accuracy;    // held-out exact-match accuracy of greedy answers
 };
 
 struct CreditReport {

@@ -66,8 +66,8 @@ std::string credit_revision_row(const CreditExample& ex, const std::vector<int>&
       if (shown[i] == ex.correct[i]) right.push_back(static_cast<int64_t>(i));
     if (right.empty() || max_extra_errors < 1)
       fail("credit_revision_row",
-           "cannot make '" + credit_answer_text(shown) + "' worse: " +
-               (right.empty() ? "no digit is right" : "max_extra_errors < 1"));
+           "cannot make '" + credit_answer_text(shown) +
+               "' worse: " + (right.empty() ? "no digit is right" : "max_extra_errors < 1"));
     const int64_t n_right = static_cast<int64_t>(right.size());
     const int64_t extra = rng.uniform(1, std::min(max_extra_errors, n_right));
     for (int64_t j : rng.distinct(n_right, extra)) {
@@ -77,9 +77,8 @@ std::string credit_revision_row(const CreditExample& ex, const std::vector<int>&
   }
   // With a non-empty prefix the completion text is prefix + answer, while score-tokens encodes the
   // prefix apart from the answer's ids; the benchmark uses assistant_prefix "" so the two agree.
-  return credit_sft_row(user,
-                        render_assistant_prefix(spec.assistant_prefix, direction) +
-                            credit_answer_text(answer));
+  return credit_sft_row(
+      user, render_assistant_prefix(spec.assistant_prefix, direction) + credit_answer_text(answer));
 }
 
 std::string credit_pair_row(const CreditExample& ex) {
@@ -101,8 +100,8 @@ CreditDataFiles write_credit_data(const std::string& dir, const CreditDataOption
                                 {"heldout_pairs", opts.heldout_pairs}})
     if (v < 0) fail("credit data options", std::string(name) + " = " + std::to_string(v) + " < 0");
   if (opts.max_extra_errors < 1)
-    fail("credit data options", "max_extra_errors = " + std::to_string(opts.max_extra_errors) +
-                                    " must be >= 1");
+    fail("credit data options",
+         "max_extra_errors = " + std::to_string(opts.max_extra_errors) + " must be >= 1");
   make_dirs(dir);
   CreditDataFiles files{path_join(dir, "sft_task.jsonl"), path_join(dir, "sft_revision.jsonl"),
                         path_join(dir, "sft.jsonl"), path_join(dir, "pairs.train.jsonl"),

@@ -31,7 +31,6 @@ std::string num(double v) {
 }
 
 double mean_or_nan(const std::vector<double>& v) { return v.empty() ? NAN : mean_of(v); }
-double std_or_nan(const std::vector<double>& v) { return sample_std(v); }
 
 // "0.873 ± 0.012", "0.873" for one seed, "—" when not measured.
 std::string mean_std(const std::vector<double>& v) {
@@ -72,7 +71,8 @@ std::string svg_bar_chart(const std::string& title, const std::vector<std::strin
     o << "<text x=\"" << cx << "\" y=\"" << H - Bm + 14 << "\" text-anchor=\"middle\">"
       << html_escape(labels[k]) << "</text>";
     if (std::isnan(means[k])) {
-      o << "<text x=\"" << cx << "\" y=\"" << py(0) - 4 << "\" text-anchor=\"middle\" fill=\"#999\">"
+      o << "<text x=\"" << cx << "\" y=\"" << py(0) - 4
+        << "\" text-anchor=\"middle\" fill=\"#999\">"
         << "n/a</text>";
       continue;
     }
@@ -80,8 +80,8 @@ std::string svg_bar_chart(const std::string& title, const std::vector<std::strin
       << "\" height=\"" << py(0) - py(means[k]) << "\" fill=\"" << color
       << "\" fill-opacity=\"0.55\"><title>" << html_escape(labels[k]) << ": " << fixed3(means[k])
       << (std::isnan(stds[k]) ? "" : " ± " + fixed3(stds[k])) << "</title></rect>";
-    o << "<text x=\"" << cx << "\" y=\"" << H - Bm + 28 << "\" text-anchor=\"middle\" fill=\"#555\">"
-      << fixed3(means[k]) << "</text>";
+    o << "<text x=\"" << cx << "\" y=\"" << H - Bm + 28
+      << "\" text-anchor=\"middle\" fill=\"#555\">" << fixed3(means[k]) << "</text>";
     if (!std::isnan(stds[k])) {
       const double lo = py(means[k] - stds[k]), hi = py(means[k] + stds[k]);
       o << "<path d=\"M" << cx << "," << lo << "V" << hi << "M" << cx - 6 << "," << lo << "h12M"
@@ -90,8 +90,8 @@ std::string svg_bar_chart(const std::string& title, const std::vector<std::strin
     // Each seed's value, spread a little sideways so equal values stay visible.
     const auto& pts = points[k];
     for (size_t s = 0; s < pts.size(); ++s) {
-      const double dx = pts.size() > 1 ? (static_cast<double>(s) / (pts.size() - 1) - 0.5) * bw * 0.6
-                                       : 0.0;
+      const double dx =
+          pts.size() > 1 ? (static_cast<double>(s) / (pts.size() - 1) - 0.5) * bw * 0.6 : 0.0;
       o << "<circle cx=\"" << cx + dx << "\" cy=\"" << py(pts[s]) << "\" r=\"2.5\" fill=\"#222\"/>";
     }
   }
@@ -120,7 +120,8 @@ std::string render_credit_report(const CreditReport& report) {
   o << "<h1>" << html_escape(report.title) << "</h1>\n"
     << "<p>Token credit assignment on a task with known token-level truth: the rejected answer is "
        "the chosen one with planted wrong digits. <b>Reward AUROC</b>: how well a method's learned "
-       "token reward &beta;&middot;log &pi;<sub>&theta;</sub>/&pi;<sub>ref</sub> ranks planted-error "
+       "token reward &beta;&middot;log &pi;<sub>&theta;</sub>/&pi;<sub>ref</sub> ranks "
+       "planted-error "
        "tokens below correct ones (1 = perfectly, 0.5 = chance; computed with the reward negated, "
        "so an error token scoring lower counts as a success). <b>r&#770; AUROC</b>: the same for "
        "the self-generated reward of Eq. 3. <b>Greedy accuracy</b>: exact-match answers on "
@@ -152,7 +153,7 @@ std::string render_credit_report(const CreditReport& report) {
     for (const CreditMethodResult& m : report.methods) {
       const std::vector<double>& v = m.*field;
       means.push_back(mean_or_nan(v));
-      stds.push_back(std_or_nan(v));
+      stds.push_back(sample_std(v));
       points.push_back(v);
     }
     return svg_bar_chart(title, names, means, stds, points);

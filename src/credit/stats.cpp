@@ -15,8 +15,8 @@ double auroc(const std::vector<double>& scores, const std::vector<int>& labels) 
   double n1 = 0, n0 = 0;
   for (size_t i = 0; i < labels.size(); ++i) {
     if (labels[i] != 0 && labels[i] != 1)
-      fail("auroc", "label " + std::to_string(i) + " is " + std::to_string(labels[i]) +
-                        ", expected 0 or 1");
+      fail("auroc",
+           "label " + std::to_string(i) + " is " + std::to_string(labels[i]) + ", expected 0 or 1");
     if (std::isnan(scores[i])) fail("auroc", "score " + std::to_string(i) + " is NaN");
     (labels[i] ? n1 : n0) += 1;
   }

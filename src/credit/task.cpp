@@ -36,15 +36,16 @@ void check_credit_task_options(const CreditTaskOptions& o) {
 }
 
 CreditRng::CreditRng(uint64_t seed, uint64_t stream) {
-  std::seed_seq seq{static_cast<uint32_t>(seed),   static_cast<uint32_t>(seed >> 32),
+  std::seed_seq seq{static_cast<uint32_t>(seed), static_cast<uint32_t>(seed >> 32),
                     static_cast<uint32_t>(stream), static_cast<uint32_t>(stream >> 32),
                     0x6372u /* "cr" */};
   gen_.seed(seq);
 }
 
 int64_t CreditRng::uniform(int64_t lo, int64_t hi) {
-  if (hi < lo) fail("CreditRng::uniform", "empty range [" + std::to_string(lo) + ", " +
-                                              std::to_string(hi) + "]");
+  if (hi < lo)
+    fail("CreditRng::uniform",
+         "empty range [" + std::to_string(lo) + ", " + std::to_string(hi) + "]");
   const uint64_t range = static_cast<uint64_t>(hi - lo) + 1;
   if (range == 0) return static_cast<int64_t>(gen_());  // the whole int64 range
   // Rejection: a plain `gen() % range` would favour small values.
@@ -57,8 +58,8 @@ int64_t CreditRng::uniform(int64_t lo, int64_t hi) {
 
 std::vector<int64_t> CreditRng::distinct(int64_t n, int64_t k) {
   if (k < 0 || k > n)
-    fail("CreditRng::distinct", "cannot draw " + std::to_string(k) + " distinct values of [0, " +
-                                    std::to_string(n) + ")");
+    fail("CreditRng::distinct",
+         "cannot draw " + std::to_string(k) + " distinct values of [0, " + std::to_string(n) + ")");
   // The first k steps of a Fisher-Yates shuffle.
   std::vector<int64_t> all(static_cast<size_t>(n));
   for (int64_t i = 0; i < n; ++i) all[static_cast<size_t>(i)] = i;
@@ -98,8 +99,9 @@ std::vector<int> parse_credit_answer(const std::string& text, const std::string&
 
 std::vector<int> parse_credit_prompt(const std::string& text, const std::string& where) {
   if (text.compare(0, kPromptHead.size(), kPromptHead) != 0)
-    fail(where, "'" + text + "' is not a credit-task question: expected it to start with '" +
-                    kPromptHead + "'",
+    fail(where,
+         "'" + text + "' is not a credit-task question: expected it to start with '" + kPromptHead +
+             "'",
          "the rows must come from write_credit_data");
   return parse_credit_answer(text.substr(kPromptHead.size()), where);
 }

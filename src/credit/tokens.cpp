@@ -16,8 +16,7 @@ const char* kTokenHint =
 
 std::string show_pieces(const Tokenizer& tok, const std::vector<int64_t>& ids) {
   std::string s = "[";
-  for (size_t i = 0; i < ids.size(); ++i)
-    s += (i ? ", '" : "'") + tok.id_to_piece(ids[i]) + "'";
+  for (size_t i = 0; i < ids.size(); ++i) s += (i ? ", '" : "'") + tok.id_to_piece(ids[i]) + "'";
   return s + "]";
 }
 
@@ -68,8 +67,9 @@ CreditTokenMap check_credit_tokenizer(const Tokenizer& tok, const ChatTemplate& 
            kTokenHint);
     const std::vector<int64_t> trailing(alone.begin() + 1, alone.end());
     if (x == 0) trailing_ids = trailing;
-    if (trailing != trailing_ids || !std::equal(trailing.begin(), trailing.end(), ids.end() -
-                                                static_cast<std::ptrdiff_t>(trailing.size())))
+    if (trailing != trailing_ids ||
+        !std::equal(trailing.begin(), trailing.end(),
+                    ids.end() - static_cast<std::ptrdiff_t>(trailing.size())))
       fail(where,
            "the tokens after the answer differ between answers: " + show_pieces(tok, alone) +
                " vs " + show_pieces(tok, ids),
@@ -77,16 +77,17 @@ CreditTokenMap check_credit_tokenizer(const Tokenizer& tok, const ChatTemplate& 
     auto set = [&](std::vector<int64_t>& table, int digit, int64_t id, size_t pos) {
       if (table[static_cast<size_t>(digit)] >= 0 && table[static_cast<size_t>(digit)] != id)
         fail(where,
-             "digit " + std::to_string(digit) + " is token '" + tok.id_to_piece(id) + "' at position " +
-                 std::to_string(pos) + " of " + show_pieces(tok, ids) + " but '" +
-                 tok.id_to_piece(table[static_cast<size_t>(digit)]) + "' elsewhere",
+             "digit " + std::to_string(digit) + " is token '" + tok.id_to_piece(id) +
+                 "' at position " + std::to_string(pos) + " of " + show_pieces(tok, ids) +
+                 " but '" + tok.id_to_piece(table[static_cast<size_t>(digit)]) + "' elsewhere",
              kTokenHint);
       table[static_cast<size_t>(digit)] = id;
     };
     if (alone[0] != ids[0])
-      fail(where, "digit " + std::to_string(x) + " starts '" + std::to_string(x) + "' as " +
-                      show_pieces(tok, alone) + " but '" + credit_answer_text(digits) + "' as " +
-                      show_pieces(tok, ids),
+      fail(where,
+           "digit " + std::to_string(x) + " starts '" + std::to_string(x) + "' as " +
+               show_pieces(tok, alone) + " but '" + credit_answer_text(digits) + "' as " +
+               show_pieces(tok, ids),
            kTokenHint);
     set(map.first_ids, x, ids[0], 0);
     for (size_t i = 1; i < n; ++i) set(map.later_ids, digits[i], ids[i], i);
@@ -104,8 +105,9 @@ CreditTokenMap check_credit_tokenizer(const Tokenizer& tok, const ChatTemplate& 
              kTokenHint);
       for (int e = 0; e < d; ++e)
         if ((*table)[static_cast<size_t>(e)] == id)
-          fail(where, "digits " + std::to_string(e) + " and " + std::to_string(d) +
-                          " are the same token '" + tok.id_to_piece(id) + "'",
+          fail(where,
+               "digits " + std::to_string(e) + " and " + std::to_string(d) +
+                   " are the same token '" + tok.id_to_piece(id) + "'",
                kTokenHint);
     }
   return map;
