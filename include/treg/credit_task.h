@@ -179,7 +179,8 @@ double sample_std(const std::vector<double>& values);  // n - 1 denominator; NaN
 struct CreditMethodResult {
   std::string name;  // "DPO", "DPO-REG α=0.25", ...
   std::vector<uint64_t> seeds;
-  std::vector<double> reward_auroc;  // AUROC of the learned β·log π_θ/π_ref at planted errors
+  std::vector<double> reward_auroc;  // AUROC of the learned β·log π_θ/π_ref at planted errors;
+                                     // empty = not computed (the reference: its log-ratio is 0)
   std::vector<double> self_reward_auroc;  // AUROC of r̂ (Eq. 3) of the run; empty = not computed
   std::vector<double> greedy_accuracy;    // held-out exact-match accuracy of greedy answers
 };
@@ -193,6 +194,8 @@ struct CreditReport {
 // and inline SVG bar charts with ±std error bars. Throws treg::Error naming the method when a
 // per-seed vector's length differs from its seeds'.
 std::string render_credit_report(const CreditReport& report);
+// The table of render_credit_report as Markdown (mean ± sample std over seeds; "—" = not measured).
+std::string render_credit_markdown(const CreditReport& report);
 // Bars of `means` with ±`stds` whiskers (skipped where NaN) and each seed's value as a dot; the
 // y axis spans [0, 1].
 std::string svg_bar_chart(const std::string& title, const std::vector<std::string>& labels,

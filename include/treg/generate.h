@@ -11,7 +11,9 @@
 #include <functional>
 #include <vector>
 
+#include "treg/chat_template.h"
 #include "treg/model.h"
+#include "treg/tokenizer.h"
 
 namespace treg {
 
@@ -48,5 +50,10 @@ GenerateResult generate(CausalLM& model, const std::vector<std::vector<int64_t>>
 // Returns [B] int64. Exposed for tests.
 torch::Tensor sample_next_tokens(const torch::Tensor& logits, const GenerateOptions& options,
                                  const std::vector<double>& uniforms);
+
+// What a chat model's answer stops on: the EOS ids of the tokenizer and of the model config, and
+// the template's end-of-turn token (a warning, not an error, when the template has none).
+std::vector<int64_t> generation_stop_ids(const Tokenizer& tok, const ModelArgs& args,
+                                         const ChatTemplate& chat);
 
 }  // namespace treg

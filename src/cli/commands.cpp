@@ -31,6 +31,7 @@ void set_action(CLI::App* sub, Action action) { actions()[sub] = std::move(actio
 void add_train_command(CLI::App& app);
 void add_sft_command(CLI::App& app);
 void add_make_sft_data_command(CLI::App& app);
+void add_credit_bench_command(CLI::App& app);
 
 void add_all_commands(CLI::App& app) {
   add_make_tiny_command(app);
@@ -43,6 +44,7 @@ void add_all_commands(CLI::App& app) {
   add_sft_command(app);
   add_train_command(app);
   add_generate_command(app);
+  add_credit_bench_command(app);
   add_config_keys_command(app);
 }
 

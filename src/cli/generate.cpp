@@ -197,21 +197,6 @@ std::string dir_basename(std::string dir) {
   return slash == std::string::npos ? dir : dir.substr(slash + 1);
 }
 
-// EOS ids of the tokenizer and the model, and the template's end-of-turn token.
-std::vector<int64_t> stop_ids(const Tokenizer& tok, const ModelArgs& args,
-                              const ChatTemplate& chat) {
-  std::vector<int64_t> ids = tok.special().eos_ids;
-  ids.insert(ids.end(), args.eos_token_ids.begin(), args.eos_token_ids.end());
-  try {
-    ids.push_back(end_of_turn_id(tok, chat));
-  } catch (const Error& e) {
-    spdlog::warn("generate: no end-of-turn stop token ({}); stopping on EOS only", e.what());
-  }
-  std::sort(ids.begin(), ids.end());
-  ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
-  return ids;
-}
-
 int run_generate(GenerateCliOptions o) {
   const std::string format = resolve_format(o.format, o.out);
   const torch::Device device = parse_device(o.device);
@@ -242,7 +227,7 @@ int run_generate(GenerateCliOptions o) {
   CausalLM model = load_model(o.model, device, torch::kFloat32);
   model->eval();
   o.gen.bf16 = o.bf16;
-  o.gen.stop_ids = stop_ids(*tok, model->args(), chat);
+  o.gen.stop_ids = generation_stop_ids(*tok, model->args(), chat);
   spdlog::info(
       "generate: {} prompts from {} with {} on {}{} (max {} new tokens, temperature {}, top_p {}, "
       "top_k {}, seed {}, batch {}, template {})",

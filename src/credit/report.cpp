@@ -110,7 +110,7 @@ std::string render_credit_report(const CreditReport& report) {
                  std::to_string(m.seeds.size()) + " seeds",
              "give one value per seed, in the order of `seeds`");
     };
-    check(m.reward_auroc, "reward_auroc", false);
+    check(m.reward_auroc, "reward_auroc", true);
     check(m.self_reward_auroc, "self_reward_auroc", true);
     check(m.greedy_accuracy, "greedy_accuracy", true);
     names.push_back(m.name);
@@ -168,6 +168,20 @@ std::string render_credit_report(const CreditReport& report) {
                    "td,th{border:1px solid #ddd;padding:4px 8px;text-align:left;vertical-align:top}"
                    "td.seeds{font-family:ui-monospace,monospace;font-size:12px}</style>\n" +
                        o.str());
+}
+
+std::string render_credit_markdown(const CreditReport& report) {
+  auto cell = [](const std::vector<double>& v) {
+    if (v.empty()) return std::string("—");
+    const double s = sample_std(v);
+    return fixed3(mean_of(v)) + (std::isnan(s) ? "" : " ± " + fixed3(s));
+  };
+  std::ostringstream o;
+  o << "| method | reward AUROC | r̂ AUROC | greedy accuracy |\n|---|---|---|---|\n";
+  for (const CreditMethodResult& m : report.methods)
+    o << "| " << m.name << " | " << cell(m.reward_auroc) << " | " << cell(m.self_reward_auroc)
+      << " | " << cell(m.greedy_accuracy) << " |\n";
+  return o.str();
 }
 
 }  // namespace treg

@@ -9,7 +9,10 @@
 #include <numeric>
 #include <random>
 
+#include <spdlog/spdlog.h>
+
 #include "treg/autocast.h"
+#include "treg/data.h"
 #include "treg/error.h"
 
 namespace treg {
@@ -207,6 +210,20 @@ GenerateResult generate(CausalLM& model, const std::vector<std::vector<int64_t>>
   }
   res.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   return res;
+}
+
+std::vector<int64_t> generation_stop_ids(const Tokenizer& tok, const ModelArgs& args,
+                                         const ChatTemplate& chat) {
+  std::vector<int64_t> ids = tok.special().eos_ids;
+  ids.insert(ids.end(), args.eos_token_ids.begin(), args.eos_token_ids.end());
+  try {
+    ids.push_back(end_of_turn_id(tok, chat));
+  } catch (const Error& e) {
+    spdlog::warn("generate: no end-of-turn stop token ({}); stopping on EOS only", e.what());
+  }
+  std::sort(ids.begin(), ids.end());
+  ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
+  return ids;
 }
 
 }  // namespace treg
