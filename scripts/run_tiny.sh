@@ -11,7 +11,6 @@ TREG=${TREG_BUILD_DIR:-build}/treg
 # The reference: the random model fine-tuned on the pairs' chosen answers and on revision
 # demonstrations (configs/tiny_sft.yaml), copied to out/tiny-sft-model (configs/tiny.yaml's model).
 if [ ! -f out/tiny-sft-model/model.safetensors ]; then
-  mkdir -p out/tiny-sft-data
   "$TREG" make-sft-data --config configs/tiny.yaml --out out/tiny-sft-data/sft.jsonl
   "$TREG" sft --config configs/tiny_sft.yaml
   last=$(ls -d out/tiny-sft/checkpoint-* | sort -t- -k3 -n | tail -1)

@@ -316,3 +316,41 @@ TEST(RevisionDemos, SftRowsAreTheScoringContextsPlusTheAnswer) {
   EXPECT_NE(error_of([&] { revision_demonstrations(pair, spec); }).find("assistant_prefix"),
             std::string::npos);
 }
+
+// treg make-sft-data: per pair one task row and four revision demonstrations, written into a
+// directory it makes; treg sft reads them back; a non-empty assistant_prefix is refused.
+TEST(SftCli, MakeSftDataWritesTaskAndRevisionRows) {
+  const std::string dir = fresh_dir("make_sft_data");
+  const std::string pairs = path_join(dir, "pairs.jsonl"), cfg = path_join(dir, "c.yaml");
+  write_file_atomic(pairs,
+                    R"({"prompt": "Capital of Peru?", "chosen": "Lima.", "rejected": "Oslo."})"
+                    "\n\n"
+                    R"({"prompt": "Name a colour.", "chosen": "Blue.", "rejected": "Seven."})"
+                    "\n");
+  write_file_atomic(cfg, "model_name_or_path: " + test::tiny_model("llama") + "\ntrain_file: " +
+                             pairs + "\nassistant_prefix: \"\"\n");
+  const std::string out = path_join(dir, "new/dir/sft.jsonl");
+  std::string log;
+  ASSERT_EQ(test::run_command(test::treg_binary() + " make-sft-data --config " + cfg + " --out " + out,
+                              &log),
+            0)
+      << log;
+  std::ifstream in(out);
+  std::vector<nlohmann::json> rows;
+  for (std::string line; std::getline(in, line);) rows.push_back(nlohmann::json::parse(line));
+  ASSERT_EQ(rows.size(), 10u);  // 2 pairs x (1 task + 4 revision)
+  EXPECT_EQ(rows[0]["completion"][0]["content"], "Lima.");
+  EXPECT_EQ(rows[0]["prompt"][0]["content"], "Capital of Peru?");
+  // Rows 1-4: shown chosen / rejected x better / worse; "worse" is completed by the rejected answer.
+  EXPECT_EQ(rows[2]["completion"][0]["content"], "Oslo.");
+  EXPECT_NE(rows[2]["prompt"][0]["content"].get<std::string>().find("worse"), std::string::npos);
+  auto tok = load_tokenizer(test::tiny_model("llama"));
+  EXPECT_EQ(load_sft_data(out, *tok, make_chat_template(*tok, ""), DataOptions{}).pairs.size(), 10u);
+
+  write_file_atomic(cfg, "model_name_or_path: " + test::tiny_model("llama") + "\ntrain_file: " +
+                             pairs + "\n");
+  EXPECT_NE(test::run_command(test::treg_binary() + " make-sft-data --config " + cfg + " --out " + out,
+                              &log),
+            0);
+  EXPECT_NE(log.find("assistant_prefix"), std::string::npos) << log;
+}

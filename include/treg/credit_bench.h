@@ -50,11 +50,13 @@ struct CreditBenchOptions {
   int64_t eval_batch_size = 64;
 };
 
-// The methods of Table 2: {name, config key=value overrides of the shared preference config}.
-// "dpo-reg-dpo-rewards" takes its rewards from the same seed's "dpo" run (reward_source dpo).
+// The methods of Table 2: the shared preference config plus what each one changes.
 struct CreditMethod {
   std::string id;     // dpo | dpo-reg | dpo-reg-static | dpo-sft | dpo-reg-dpo-rewards
   std::string label;  // as the report shows it
+  std::string treg_weighting;  // "" = no T-REG term; else treg_alpha = α with this weighting
+  bool sft = false;            // sft_alpha = α (DPO-SFT)
+  bool dpo_rewards = false;    // r̂ from the same seed's "dpo" run (reward_source dpo)
 };
 const std::vector<CreditMethod>& credit_bench_methods();
 

@@ -6,6 +6,7 @@
 
 #include "treg/error.h"
 #include "treg/runtime.h"
+#include "treg/trainer.h"
 
 namespace treg::cli {
 
@@ -27,6 +28,17 @@ std::map<CLI::App*, Action>& actions() {
 }  // namespace
 
 void set_action(CLI::App* sub, Action action) { actions()[sub] = std::move(action); }
+
+int training_exit_code(const char* command, const TrainResult& r) {
+  if (r.interrupted) {
+    spdlog::warn("{}: interrupted at step {}; resume with resume_from_checkpoint=auto ({})",
+                 command, r.steps_done, r.last_checkpoint);
+    return 130;
+  }
+  spdlog::info("{}: done, {} steps; final checkpoint {}", command, r.steps_done,
+               r.last_checkpoint);
+  return 0;
+}
 
 void add_train_command(CLI::App& app);
 void add_sft_command(CLI::App& app);

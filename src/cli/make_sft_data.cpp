@@ -4,6 +4,7 @@
 // untaught).
 #include <spdlog/spdlog.h>
 
+#include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
 
@@ -79,6 +80,8 @@ void add_make_sft_data_command(CLI::App& app) {
         for (const RevisionDemo& d : revision_demonstrations(pair, spec))
           out += sft_row({{"user", d.user}}, d.completion), ++rows;
     }
+    const std::string dir = std::filesystem::path(o->out).parent_path().string();
+    if (!dir.empty()) make_dirs(dir);
     write_file_atomic(o->out, out);
     spdlog::info("make-sft-data: {} pairs of {} -> {} SFT rows in {}{}", pairs, path, rows, o->out,
                  skipped ? fmt::format(" ({} bad rows skipped)", skipped) : std::string());

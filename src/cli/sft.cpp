@@ -1,5 +1,4 @@
 // treg sft: supervised fine-tuning (completion-only loss) in the same loop as treg train.
-#include <spdlog/spdlog.h>
 
 #include "cli/commands.h"
 #include "treg/config.h"
@@ -23,14 +22,7 @@ void add_sft_command(CLI::App& app) {
   set_action(sub, [o] {
     Config config = load_config(o->config, o->overrides);
     DirLock lock(config.output_dir);
-    TrainResult r = run_sft(config);
-    if (r.interrupted) {
-      spdlog::warn("sft: interrupted at step {}; resume with resume_from_checkpoint=auto ({})",
-                   r.steps_done, r.last_checkpoint);
-      return 130;
-    }
-    spdlog::info("sft: done, {} steps; final checkpoint {}", r.steps_done, r.last_checkpoint);
-    return 0;
+    return training_exit_code("sft", run_sft(config));
   });
 }
 

@@ -1,5 +1,4 @@
 // treg train: preference optimisation with the T-REG token regulariser (DPO-REG, SimPO-REG, ...).
-#include <spdlog/spdlog.h>
 
 #include "cli/commands.h"
 #include "treg/config.h"
@@ -48,14 +47,7 @@ void add_train_command(CLI::App& app) {
   set_action(sub, [o] {
     Config config = load_config(o->config, o->overrides);
     DirLock lock(config.output_dir);  // held until training ends, the final checkpoint included
-    TrainResult r = run_training(config, config_with_overrides(*o));
-    if (r.interrupted) {
-      spdlog::warn("train: interrupted at step {}; resume with resume_from_checkpoint=auto ({})",
-                   r.steps_done, r.last_checkpoint);
-      return 130;
-    }
-    spdlog::info("train: done, {} steps; final checkpoint {}", r.steps_done, r.last_checkpoint);
-    return 0;
+    return training_exit_code("train", run_training(config, config_with_overrides(*o)));
   });
 }
 

@@ -24,11 +24,11 @@ namespace treg {
 
 const std::vector<CreditMethod>& credit_bench_methods() {
   static const std::vector<CreditMethod> methods = {
-      {"dpo", "DPO"},
-      {"dpo-reg", "DPO-REG"},
-      {"dpo-reg-static", "DPO-REG static w"},
-      {"dpo-sft", "DPO-SFT"},
-      {"dpo-reg-dpo-rewards", "DPO-REG (DPO rewards)"},
+      {"dpo", "DPO", "", false, false},
+      {"dpo-reg", "DPO-REG", "sequence", false, false},
+      {"dpo-reg-static", "DPO-REG static w", "static", false, false},
+      {"dpo-sft", "DPO-SFT", "", true, false},
+      {"dpo-reg-dpo-rewards", "DPO-REG (DPO rewards)", "sequence", false, true},
   };
   return methods;
 }
@@ -80,6 +80,7 @@ struct Heldout {
   std::vector<TokenizedPair> pairs;
   std::vector<CreditTokenLabels> labels;
   std::vector<std::vector<float>> ref_logps;
+  int64_t error_tokens = 0, correct_tokens = 0;  // digit tokens of both answers, by label
 };
 
 // r̂ of the held-out dump at the planted errors; the dump's pairs must be `h.pairs`.
@@ -103,23 +104,23 @@ double dump_reward_auroc(const std::string& dump, const Heldout& h) {
   return credit_reward_auroc(scores, labels);
 }
 
-// Measures `model_dir` on the held-out set; `reward_dump` ("" = none) is the run's r̂.
+// Measures `model_dir` on the held-out set; `heldout_dump` ("" = none) holds the run's r̂. The
+// reference has no log-ratio reward (it would be 0 everywhere).
 CreditEval evaluate_model(const CreditBenchOptions& o, const std::string& model_dir,
                           const Heldout& h, const Tokenizer& tok, const ChatTemplate& chat,
                           const std::string& heldout_dump, bool is_reference) {
   CreditEval e;
   CausalLM model = load_model(model_dir, parse_device(o.device, "--device"), torch::kFloat32);
   model->eval();
-  const auto logps = response_logprobs(model, h.pairs, o.eval_batch_size);
-  e.reward_auroc = is_reference ? NAN : credit_logratio_auroc(logps, h.ref_logps, h.labels, o.beta);
+  e.reward_auroc =
+      is_reference ? NAN
+                   : credit_logratio_auroc(response_logprobs(model, h.pairs, o.eval_batch_size),
+                                           h.ref_logps, h.labels, o.beta);
   e.self_reward_auroc = heldout_dump.empty() ? NAN : dump_reward_auroc(heldout_dump, h);
   e.greedy_accuracy =
       credit_greedy_accuracy(model, tok, chat, h.pairs, o.data.task.max_items, o.eval_batch_size);
-  for (const CreditTokenLabels& l : h.labels)
-    for (size_t t = 0; t < l.rejected.size(); ++t)
-      if (l.rejected_item[t]) (l.rejected[t] ? e.error_tokens : e.correct_tokens) += 1;
-  for (const CreditTokenLabels& l : h.labels)
-    for (uint8_t is_item : l.chosen_item) e.correct_tokens += is_item;
+  e.error_tokens = h.error_tokens;
+  e.correct_tokens = h.correct_tokens;
   return e;
 }
 
@@ -172,7 +173,7 @@ CreditReport run_credit_bench(const CreditBenchOptions& o) {
       fail("credit-bench --methods", "unknown method '" + id + "'",
            "choose among dpo, dpo-reg, dpo-reg-static, dpo-sft, dpo-reg-dpo-rewards");
   const bool need_dpo = std::any_of(methods.begin(), methods.end(),
-                                    [](const CreditMethod& m) { return m.id == "dpo-reg-dpo-rewards"; });
+                                    [](const CreditMethod& m) { return m.dpo_rewards; });
   if (need_dpo && std::none_of(methods.begin(), methods.end(),
                                [](const CreditMethod& m) { return m.id == "dpo"; }))
     fail("credit-bench --methods", "dpo-reg-dpo-rewards takes its rewards from the dpo run",
@@ -223,8 +224,7 @@ CreditReport run_credit_bench(const CreditBenchOptions& o) {
       c.learning_rate = o.sft_learning_rate;
       c.num_train_epochs = o.sft_epochs;
       c.per_device_train_batch_size = o.sft_batch_size;
-      // Unpacked: the packed forward is ~8x slower on CPU for these short rows (issue 12 notes).
-      c.packing = false;
+      c.packing = false;  // short rows of similar length: padding wastes little
       validate_config(c);
       ref_model = run_sft(c).last_checkpoint;
     }
@@ -253,8 +253,13 @@ CreditReport run_credit_bench(const CreditBenchOptions& o) {
                                    data_options(pref, path_join(seed_dir, "bad_rows.heldout.jsonl")))
                   .pairs;
     const auto errors = read_credit_error_items(files.heldout_pairs);
-    for (const TokenizedPair& p : h.pairs)
+    for (const TokenizedPair& p : h.pairs) {
       h.labels.push_back(credit_token_labels(p, errors.at(p.source_line), map));
+      const CreditTokenLabels& l = h.labels.back();
+      for (size_t t = 0; t < l.rejected.size(); ++t)
+        if (l.rejected_item[t]) (l.rejected[t] ? h.error_tokens : h.correct_tokens) += 1;
+      for (uint8_t is_item : l.chosen_item) h.correct_tokens += is_item;
+    }
     {
       CausalLM ref = load_model(ref_model, parse_device(o.device, "--device"), torch::kFloat32);
       ref->eval();
@@ -285,18 +290,18 @@ CreditReport run_credit_bench(const CreditBenchOptions& o) {
         Config c = pref;
         c.output_dir = run_dir;
         std::string heldout_dump;
-        if (m.id == "dpo-reg" || m.id == "dpo-reg-static" || m.id == "dpo-reg-dpo-rewards") {
+        if (!m.treg_weighting.empty()) {
           c.treg_alpha = o.alpha;
-          c.treg_weighting = m.id == "dpo-reg-static" ? "static" : "sequence";
+          c.treg_weighting = m.treg_weighting;
           heldout_dump = pref.eval_reward_dump_path();
         }
-        if (m.id == "dpo-sft") c.sft_alpha = o.alpha;
-        if (m.id == "dpo-reg-dpo-rewards") {
+        if (m.sft) c.sft_alpha = o.alpha;
+        if (m.dpo_rewards) {
           c.reward_source = "dpo";
           c.dpo_model = dpo_checkpoint;
           c.reward_dump = path_join(seed_dir, "rewards/dpo.bin");
           Config score = c;
-          score.eval_strategy = "steps";
+          score.eval_strategy = "steps";  // so that the held-out split is scored too
           validate_config(score);
           ensure_reward_dumps(score);
           heldout_dump = c.eval_reward_dump_path();

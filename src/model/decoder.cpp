@@ -209,8 +209,8 @@ torch::Tensor CausalLMImpl::forward_cached(const torch::Tensor& ids,
   const auto device = body->embed_tokens->weight.device();
   torch::Tensor mask = attention_mask.to(device).to(torch::kInt64);  // [B, Tk]
   torch::Tensor lengths = mask.sum(1);                               // [B] tokens so far
-  if (Tpast > 0 && (args_.rope.type == "dynamic" || args_.rope.type == "longrope" ||
-                    args_.local_rope.type == "dynamic" || args_.local_rope.type == "longrope")) {
+  if (Tpast > 0 && (model::rope_depends_on_length(args_.rope) ||
+                    model::rope_depends_on_length(args_.local_rope))) {
     // A row whose rope table changes with this call's length gets stale cached keys: rebuild.
     const torch::Tensor before = mask.narrow(1, 0, Tpast).sum(1).to(torch::kCPU),
                         after = lengths.to(torch::kCPU);

@@ -235,11 +235,11 @@ RopeTables rope_at(const RopeFreqs& f, const torch::Tensor& positions) {
   return t;
 }
 
+}  // namespace
+
 bool rope_depends_on_length(const RopeParams& rope) {
   return rope.type == "dynamic" || rope.type == "longrope";
 }
-
-}  // namespace
 
 RopeTables rope_tables(const RopeParams& s, int64_t R, int64_t max_position_embeddings, int64_t T,
                        int64_t seq_len, torch::Device device) {

@@ -70,6 +70,8 @@ std::pair<torch::Tensor, torch::Tensor> rope_cos_sin_at(const RopeParams& rope, 
                                                         int64_t max_position_embeddings,
                                                         const torch::Tensor& positions,
                                                         const torch::Tensor& lengths);
+// Whether a token's rope table depends on its sequence length (dynamic, longrope).
+bool rope_depends_on_length(const RopeParams& rope);
 // Whether the rope's table changes between sequence lengths `a` and `b` (dynamic beyond
 // max_position_embeddings, longrope across original_max_position_embeddings).
 bool rope_table_changes(const RopeParams& rope, int64_t max_position_embeddings, int64_t a,

@@ -5,6 +5,7 @@
 #include "treg/data_sources.h"
 #include "treg/error.h"
 #include "treg/io.h"
+#include "treg/losses.h"
 #include "treg/reward_dump.h"
 #include "treg/runtime.h"
 #include "treg/trainer.h"
@@ -31,8 +32,11 @@ TrainResult run_training(const Config& config, const std::string& config_args) {
   auto train = open_dump_source(train_dump);
   std::shared_ptr<PairSource> eval;
   if (with_eval) eval = open_dump_source(eval_dump);
-  spdlog::info("train: policy {} on {} (fp32 master weights{})", config.model_name_or_path, dev,
-               config.bf16 ? ", bf16 autocast forward" : "");
+  const LossConfig loss = LossConfig::from_config(config);
+  spdlog::info("train: policy {} on {} (fp32 master weights{}), loss {} β={} α={}{}",
+               config.model_name_or_path, dev, config.bf16 ? ", bf16 autocast forward" : "",
+               loss_type_name(loss.type), loss.beta, loss.treg_alpha,
+               loss.treg_alpha > 0 ? " (" + config.treg_weighting + " weighting)" : std::string());
   CausalLM policy = load_model(config.model_name_or_path, device, torch::kFloat32);
   Trainer trainer(config, policy, train, eval);
   return trainer.train();
