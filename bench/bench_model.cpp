@@ -41,6 +41,7 @@ double seconds_since(std::chrono::steady_clock::time_point t0) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  treg::select_blas_kernels(argv);
   std::string size = "tiny", device_name = "cpu", dtype_name = "float32";
   int64_t B = 4, T = 128, iters = 10;
   bool checkpointing = false;

@@ -1,8 +1,11 @@
-// bench_score_tokens: throughput of `treg score-tokens` (3 forward passes per response: plain,
-// better, worse) on CPU, on the tiny llama model and on a ~100M-parameter random Llama-style model,
-// over the bundled preference data.
+// bench_score_tokens: throughput of `treg score-tokens` (3 contexts per response: plain, better,
+// worse) on CPU, on the tiny llama model and on a ~100M-parameter random Llama-style model, over
+// the bundled preference data, with `packing` off and on. "model tok/s" counts the tokens the
+// forwards run (a shared prefix once).
 //
-// Usage: bench_score_tokens [WORK_DIR] [PAIRS_TINY=64] [PAIRS_100M=8]
+// Usage: bench_score_tokens [WORK_DIR] [PAIRS_TINY=64] [PAIRS_100M=8] [DATA.jsonl]
+// DATA defaults to the bundled configs/data/tiny_prefs.train.jsonl; bench/make_uf_shaped_prefs.py
+// writes UltraFeedback-shaped rows.
 #include <spdlog/spdlog.h>
 #include <torch/torch.h>
 
@@ -57,44 +60,51 @@ std::string make_model(const std::string& dir, int64_t hidden, int64_t layers, i
   return dir;
 }
 
-void bench(const std::string& name, const std::string& model, const std::string& work, int pairs,
-           int64_t batch) {
-  // The first `pairs` bundled pairs.
-  std::ifstream in(path_join(treg::source_dir(), "configs/data/tiny_prefs.train.jsonl"));
+void bench(const std::string& name, const std::string& model, const std::string& work,
+           const std::string& source, int pairs, int64_t batch, bool packing) {
+  // The first `pairs` pairs of `source`.
+  std::ifstream in(source);
   std::string line, rows;
   for (int i = 0; i < pairs && std::getline(in, line); ++i) rows += line + "\n";
   const std::string data = path_join(work, name + ".jsonl");
   write_file_atomic(data, rows);
   Config c = parse_config("model_name_or_path: " + model + "\ntrain_file: " + data +
                               "\noutput_dir: " + work + "/" + name +
-                              "\ndevice: cpu\nscore_batch_size: " + std::to_string(batch) + "\n",
+                              "\ndevice: cpu\nscore_batch_size: " + std::to_string(batch) +
+                              "\npacking: " + (packing ? "true" : "false") + "\n",
                           "bench");
   std::remove(c.reward_dump_path().c_str());
   std::remove((c.reward_dump_path() + ".partial").c_str());
   ScoreSummary s = score_tokens(c, "train", /*progress=*/false);
   std::printf(
-      "  %-6s %3lld pairs  %6.2f s  %7.2f pairs/s  %9.0f response tok/s  %9.0f model tok/s (all 6 "
-      "contexts)\n",
-      name.c_str(), static_cast<long long>(s.scored), s.seconds, s.scored / s.seconds,
+      "  %-6s %-13s %3lld pairs  %6.2f s  %7.2f pairs/s  %9.0f response tok/s  %9.0f model tok/s "
+      "(the 6 contexts' tokens run)\n",
+      name.c_str(), packing ? "packing: true" : "packing: false", static_cast<long long>(s.scored), s.seconds, s.scored / s.seconds,
       s.response_tokens / s.seconds, s.context_tokens / s.seconds);
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
+  treg::select_blas_kernels(argv);
   init_runtime();
   spdlog::set_level(spdlog::level::warn);
   const std::string work = argc > 1 ? argv[1] : "bench-score-tokens";
   const int tiny_pairs = argc > 2 ? std::atoi(argv[2]) : 64;
   const int big_pairs = argc > 3 ? std::atoi(argv[3]) : 8;
+  const std::string source = argc > 4 ? argv[4]
+                                      : path_join(treg::source_dir(), "configs/data/tiny_prefs.train.jsonl");
   make_dirs(work);
-  std::printf("bench_score_tokens: CPU, %d threads, fp32, score_batch_size 4\n",
-              configured_threads());
+  std::printf("bench_score_tokens: CPU, %d threads, fp32, score_batch_size 4, data %s\n",
+              configured_threads(), source.c_str());
   std::string tiny = make_model(work + "/tiny", 0, 0, 0, 0, 0);
   // ~100M: D 768, 12 layers, F 2048, 12 heads, V 16384 -> 12 * (4 * 768^2 + 3 * 768 * 2048) + 2 *
   // 16384 * 768.
   std::string big = make_model(work + "/m100", 768, 12, 2048, 12, 16384);
-  bench("tiny", tiny, work, tiny_pairs, 4);
-  bench("100M", big, work, big_pairs, 4);
+  // The revision contexts are prefix trees either way; `packing` lays the plain ones out as pairs.
+  for (bool packing : {false, true}) {
+    bench("tiny", tiny, work, source, tiny_pairs, 4, packing);
+    bench("100M", big, work, source, big_pairs, 4, packing);
+  }
   return 0;
 }

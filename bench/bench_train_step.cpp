@@ -1,17 +1,33 @@
-// Throughput and peak memory of one DPO-REG training step on CPU (forward of chosen+rejected in one
-// batch, loss, backward, clip, AdamW step), for the tiny llama and a ≈110M llama-shaped model.
-// With --ref it also runs bench/bench_train_step_ref.py (the same step in /usr/bin/python3 torch) and
-// prints the ratio. Both use the same number of threads (TREG_NUM_THREADS); run it on an idle machine:
-// with other processes busy, more threads than free cores makes LibTorch's OpenMP workers spin.
-//   bench_train_step [--steps N] [--pairs B] [--prompt P] [--response R] [--ref]
+// Time and peak memory of one DPO-REG training step on CPU (forward of chosen+rejected, loss,
+// backward, clip, AdamW step) in treg's two pair layouts -- padded rows (TRL's layout) and
+// prefix-shared trees (`packing: true`) -- against peers running the same step (same model shape,
+// same pairs, same thread count). Prints per step: seconds, tokens/s of the 2B sequences, user and
+// system CPU seconds (system time is where OpenMP spinning and page faults show), peak RSS, and the
+// ratios. Run it on an idle machine, as root for --hf.
+//   bench_train_step [--steps N] [--pairs B] [--models tiny,9m,110m] [--workload uf|fixed]
+//                    [--prompt P] [--response R] [--ref] [--hf]
+// --ref: the same step in /usr/bin/python3 (Debian's torch 1.13, TRL's padded math, same kernels);
+// --hf: HF transformers + torch 2.x doing TRL's DPO step: with this process's python3 when it has
+// transformers (treg built in the Debian sid root: both on LibTorch 2.x), else in that root
+// (bench/hf_peer.sh).
+// Workload "uf" (default): UltraFeedback-shaped lengths -- lognormal (σ 0.6) prompt and responses,
+// mean prompt/response ratio 0.42, response mean R (default 128) -- a fresh batch every step, the
+// same batches for every peer. "fixed": every pair P + R, R tokens.
 #include <sys/resource.h>
+#include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <fstream>
+#include <map>
 #include <random>
+#include <sstream>
 
 #include "treg/build_info.h"
+#include "treg/io.h"
 #include "treg/model.h"
 #include "treg/runtime.h"
 #include "treg/trainer.h"
@@ -30,7 +46,7 @@ nlohmann::json llama_config(int64_t vocab, int64_t hidden, int64_t inter, int64_
           {"num_hidden_layers", layers},
           {"num_attention_heads", heads},
           {"num_key_value_heads", kv_heads},
-          {"max_position_embeddings", 2048},
+          {"max_position_embeddings", 4096},
           {"rms_norm_eps", 1e-5},
           {"rope_theta", 500000.0},
           {"hidden_act", "silu"},
@@ -39,14 +55,36 @@ nlohmann::json llama_config(int64_t vocab, int64_t hidden, int64_t inter, int64_
           {"eos_token_id", 2}};
 }
 
-std::vector<PairRecord> random_pairs(int64_t n, int64_t vocab, int64_t P, int64_t R) {
-  std::mt19937 g(0);
+struct Lengths {
+  int64_t prompt, chosen, rejected;
+};
+
+// steps + 1 batches (the first is the warm-up) of `pairs` pairs each.
+std::vector<std::vector<Lengths>> workload(const std::string& kind, int64_t batches, int64_t pairs, int64_t P,
+                                           int64_t R) {
+  std::mt19937_64 g(42);
+  const double sigma = 0.6;
+  // E[lognormal(mu, σ)] = exp(mu + σ²/2)
+  std::lognormal_distribution<double> prompt(std::log(0.42 * static_cast<double>(R)) - sigma * sigma / 2, sigma),
+      response(std::log(static_cast<double>(R)) - sigma * sigma / 2, sigma);
+  auto draw = [&](std::lognormal_distribution<double>& d) {
+    return std::clamp<int64_t>(std::llround(d(g)), 4, 8 * R);
+  };
+  std::vector<std::vector<Lengths>> out(static_cast<size_t>(batches));
+  for (auto& b : out)
+    for (int64_t i = 0; i < pairs; ++i)
+      b.push_back(kind == "fixed" ? Lengths{P, R, R} : Lengths{draw(prompt), draw(response), draw(response)});
+  return out;
+}
+
+std::vector<PairRecord> random_pairs(const std::vector<Lengths>& lengths, int64_t vocab, uint64_t seed) {
+  std::mt19937 g(static_cast<uint32_t>(seed));
   std::vector<PairRecord> out;
-  for (int64_t i = 0; i < n; ++i) {
+  for (const Lengths& l : lengths) {
     PairRecord p;
-    for (int64_t t = 0; t < P; ++t) p.prompt_ids.push_back(3 + g() % (vocab - 3));
-    for (ResponseScores* r : {&p.chosen, &p.rejected})
-      for (int64_t t = 0; t < R; ++t) {
+    for (int64_t t = 0; t < l.prompt; ++t) p.prompt_ids.push_back(3 + g() % (vocab - 3));
+    for (auto [r, n] : {std::pair{&p.chosen, l.chosen}, std::pair{&p.rejected, l.rejected}})
+      for (int64_t t = 0; t < n; ++t) {
         r->ids.push_back(3 + g() % (vocab - 3));
         r->ref_logps.push_back(-std::log(static_cast<float>(vocab)));
         r->rewards.push_back(0.1f * static_cast<float>(static_cast<int>(g() % 11) - 5));
@@ -62,7 +100,19 @@ double peak_rss_mib() {
   return static_cast<double>(u.ru_maxrss) / 1024.0;
 }
 
-double bench(const std::string& name, const nlohmann::json& cfg, int64_t pairs, int64_t P, int64_t R, int steps) {
+std::pair<double, double> cpu_seconds() {
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  auto s = [](const timeval& t) { return static_cast<double>(t.tv_sec) + 1e-6 * static_cast<double>(t.tv_usec); };
+  return {s(u.ru_utime), s(u.ru_stime)};
+}
+
+struct Result {
+  double step_s = 0, tokens_per_s = 0;
+};
+
+Result bench(const std::string& name, const nlohmann::json& cfg, bool packing,
+             const std::vector<std::vector<Lengths>>& batches) {
   ModelArgs args = model_args_from_json(cfg, name);
   CausalLM model(args, torch::kFloat32);
   init_model_weights(model, 0);
@@ -74,78 +124,135 @@ double bench(const std::string& name, const nlohmann::json& cfg, int64_t pairs, 
   c.learning_rate = 1e-5;
   c.beta = 0.1;
   c.treg_alpha = 0.25;
-  c.per_device_train_batch_size = pairs;
+  c.packing = packing;
+  c.per_device_train_batch_size = static_cast<int64_t>(batches[0].size());
   c.gradient_accumulation_steps = 1;
-  auto data = random_pairs(pairs, args.vocab_size, P, R);
-  Trainer t(c, model, memory_source(data, "random"), nullptr);
-  PairBatch batch = collate_pairs(data, "random");
+  std::vector<PairBatch> collated;
+  std::vector<PairRecord> all;
+  for (size_t i = 0; i < batches.size(); ++i) {
+    auto pairs = random_pairs(batches[i], args.vocab_size, i);
+    all.insert(all.end(), pairs.begin(), pairs.end());
+  }
+  Trainer t(c, model, memory_source(all, "random"), nullptr);
+  auto& objective = dynamic_cast<PreferenceObjective&>(t.objective());
+  for (size_t i = 0; i < batches.size(); ++i)
+    collated.push_back(objective.collate(random_pairs(batches[i], args.vocab_size, i), "random", args));
   std::vector<torch::Tensor> params = model->parameters();
-  auto one_step = [&] {
+  auto one_step = [&](const PairBatch& batch) {
     t.optimizer().zero_grad();
-    dynamic_cast<PreferenceObjective&>(t.objective()).compute_loss(model, batch).loss.backward();
+    objective.compute_loss(model, batch).loss.backward();
     torch::nn::utils::clip_grad_norm_(params, 1.0);
     t.optimizer().step();
   };
-  one_step();  // warm-up (allocates optimizer state)
+  one_step(collated[0]);  // warm-up (allocates optimizer state)
+  int64_t tokens = 0, forward_tokens = 0;
+  const auto [u0, s0] = cpu_seconds();
   auto t0 = std::chrono::steady_clock::now();
-  for (int i = 0; i < steps; ++i) one_step();
+  for (size_t i = 1; i < collated.size(); ++i) {
+    one_step(collated[i]);
+    tokens += collated[i].num_tokens;
+    forward_tokens += collated[i].forward_tokens;
+  }
+  const double steps = static_cast<double>(collated.size() - 1);
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() / steps;
-  const double tok_s = static_cast<double>(batch.num_tokens) / secs;
-  std::printf("%-6s params %7.1fM  batch %lld pairs × (%lld prompt + %lld response) tokens = %lld tokens  "
-              "step %.3f s  %.0f tokens/s  peak RSS %.0f MiB\n",
-              name.c_str(), static_cast<double>(nparams) / 1e6, static_cast<long long>(pairs),
-              static_cast<long long>(P), static_cast<long long>(R), static_cast<long long>(batch.num_tokens), secs,
-              tok_s, peak_rss_mib());
-  return tok_s;
+  const auto [u1, s1] = cpu_seconds();
+  Result r{secs, static_cast<double>(tokens) / steps / secs};
+  std::printf("%-5s %-13s %7.1fM params  %6.0f tokens/step (%6.0f run)  step %7.3f s  %8.0f tokens/s  "
+              "cpu user %6.3f s sys %6.3f s per step  peak RSS %5.0f MiB\n",
+              name.c_str(), packing ? "treg packed" : "treg padded", static_cast<double>(nparams) / 1e6,
+              static_cast<double>(tokens) / steps, static_cast<double>(forward_tokens) / steps, secs, r.tokens_per_s,
+              (u1 - u0) / steps, (s1 - s0) / steps, peak_rss_mib());
+  return r;
 }
 
-double run_ref(const std::string& name, int64_t pairs, int64_t P, int64_t R, int steps) {
-  const std::string cmd = std::string("/usr/bin/python3 ") + treg::source_dir() + "/bench/bench_train_step_ref.py --model " +
-                          name + " --pairs " + std::to_string(pairs) + " --prompt " + std::to_string(P) +
-                          " --response " + std::to_string(R) + " --steps " + std::to_string(steps) +
-                          " --threads " + std::to_string(configured_threads());  // same thread count
-  FILE* p = popen(cmd.c_str(), "r");
-  if (!p) return 0;
-  char buf[4096];
-  double tok_s = 0;
-  while (fgets(buf, sizeof buf, p)) {
-    std::fputs(buf, stdout);
-    const char* k = std::strstr(buf, "tokens/s=");
-    if (k) tok_s = std::atof(k + 9);
+// A peer: `command` runs with --model/--lengths/--threads style arguments given by `args`, and
+// prints "step_s=<seconds>"; lengths go through a JSON file. Returns its seconds per step (0 when
+// it printed none).
+double run_peer(const std::string& command, const std::vector<std::vector<Lengths>>& batches) {
+  nlohmann::json j = nlohmann::json::array();
+  for (const auto& b : batches) {
+    nlohmann::json row = nlohmann::json::array();
+    for (const Lengths& l : b) row.push_back({l.prompt, l.chosen, l.rejected});
+    j.push_back(row);
   }
-  pclose(p);
-  return tok_s;
+  const std::string file = "/tmp/treg-bench-lengths-" + std::to_string(::getpid()) + ".json";
+  write_file_atomic(file, j.dump());
+  FILE* p = popen((command + " " + file + " 2>&1").c_str(), "r");
+  double step = 0;
+  if (p) {
+    char buf[4096];
+    while (fgets(buf, sizeof buf, p)) {
+      std::fputs(buf, stdout);
+      if (const char* k = std::strstr(buf, "step_s=")) step = std::atof(k + 7);
+    }
+    pclose(p);
+  }
+  std::remove(file.c_str());
+  return step;
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
-  int steps = 3;
-  int64_t pairs = 2, P = 64, R = 64;
-  bool ref = false;
+  treg::select_blas_kernels(argv);
+  int steps = 4;
+  int64_t pairs = 4, P = 54, R = 128;
+  std::string kind = "uf", models = "tiny,9m";
+  bool ref = false, hf = false;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
-    if (a == "--steps" && i + 1 < argc) steps = std::atoi(argv[++i]);
-    else if (a == "--pairs" && i + 1 < argc) pairs = std::atoll(argv[++i]);
-    else if (a == "--prompt" && i + 1 < argc) P = std::atoll(argv[++i]);
-    else if (a == "--response" && i + 1 < argc) R = std::atoll(argv[++i]);
+    auto next = [&] { return i + 1 < argc ? std::string(argv[++i]) : std::string(); };
+    if (a == "--steps") steps = std::stoi(next());
+    else if (a == "--pairs") pairs = std::stoll(next());
+    else if (a == "--prompt") P = std::stoll(next());
+    else if (a == "--response") R = std::stoll(next());
+    else if (a == "--workload") kind = next();
+    else if (a == "--models") models = next();
     else if (a == "--ref") ref = true;
+    else if (a == "--hf") hf = true;
+    else {
+      std::fprintf(stderr, "unknown argument %s\n", a.c_str());
+      return 2;
+    }
   }
   init_runtime();
-  std::printf("threads %d\n", configured_threads());
-  struct M {
-    const char* name;
-    nlohmann::json cfg;
-  };
-  // tiny: make-tiny's llama shapes; 110m: D 768, 12 layers, 12 heads (4 kv), F 2048, V 32000, tied.
-  std::vector<M> models = {{"tiny", llama_config(256, 64, 128, 2, 4, 2)},
-                           {"110m", llama_config(32000, 768, 2048, 12, 12, 4)}};
-  for (auto& m : models) {
-    double ours = bench(m.name, m.cfg, pairs, P, R, steps);
-    if (ref) {
-      double theirs = run_ref(m.name, pairs, P, R, steps);
-      if (theirs > 0) std::printf("%-6s treg / python-torch tokens/s ratio: %.2f\n", m.name, ours / theirs);
+  const auto batches = workload(kind, steps + 1, pairs, P, R);
+  std::printf("bench_train_step: %d threads, workload %s, %lld pairs per step, %d timed steps (after one warm-up)\n",
+              configured_threads(), kind.c_str(), static_cast<long long>(pairs), steps);
+  // Shapes (Llama, tied embeddings) -- the same table is in bench_train_step_ref.py.
+  const std::map<std::string, nlohmann::json> shapes = {
+      {"tiny", llama_config(256, 64, 128, 2, 4, 2)},
+      {"9m", llama_config(16000, 256, 688, 6, 8, 4)},
+      {"110m", llama_config(32000, 768, 2048, 12, 12, 4)}};
+  std::stringstream list(models);
+  for (std::string name; std::getline(list, name, ',');) {
+    auto it = shapes.find(name);
+    if (it == shapes.end()) {
+      std::fprintf(stderr, "unknown model %s (tiny, 9m, 110m)\n", name.c_str());
+      return 2;
     }
+    Result padded = bench(name, it->second, false, batches);
+    Result packed = bench(name, it->second, true, batches);
+    std::printf("%-5s treg packed vs treg padded: %.2fx faster\n", name.c_str(), padded.step_s / packed.step_s);
+    const std::string threads = std::to_string(configured_threads());
+    auto compare = [&](const char* peer, const std::string& command) {
+      const double theirs = run_peer(command, batches);
+      if (theirs > 0)
+        std::printf("%-5s vs %s: treg padded %.2fx, treg packed %.2fx faster\n", name.c_str(), peer,
+                    theirs / padded.step_s, theirs / packed.step_s);
+      else
+        std::printf("%-5s %s: no result\n", name.c_str(), peer);
+    };
+    if (ref)
+      compare("python3-torch (TRL's padded math)",
+              "/usr/bin/python3 " + treg::source_dir() + "/bench/bench_train_step_ref.py --model " + name +
+                  " --threads " + threads + " --lengths");
+    if (hf)  // transformers here (treg built in the sid root), or run it in the sid root
+      compare("HF transformers + torch 2.x (TRL's DPO step)",
+              std::system("python3 -c 'import transformers' > /dev/null 2>&1") == 0
+                  ? "python3 " + treg::source_dir() + "/bench/bench_train_step_hf.py --model " + name +
+                        " --threads " + threads + " --lengths"
+                  : "bash " + treg::source_dir() + "/bench/hf_peer.sh " + name + " " + threads);
   }
   return 0;
 }

@@ -1,11 +1,12 @@
 #!/usr/bin/python3
-"""The training step of bench_train_step.cpp in plain PyTorch (Debian's python3-torch): a llama
+"""The training step of bench_train_step.cpp in plain PyTorch (Debian's python3-torch), laid out as TRL's
+DPOTrainer does (chosen and rejected rows padded to one length, logits for every position): a llama
 decoder (RMSNorm, RoPE, GQA attention with an explicit causal+padding mask, SwiGLU), chosen and rejected
 in one forward, DPO + T-REG loss, backward, clip, AdamW. Prints tokens/s and peak RSS."""
-import argparse, math, resource, time
+import argparse, math, os, sys
 import torch, torch.nn as nn, torch.nn.functional as F
-
-SHAPES = {"tiny": dict(V=256, D=64, F=128, L=2, H=4, K=2), "110m": dict(V=32000, D=768, F=2048, L=12, H=12, K=4)}
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from peer_step import SHAPES, batches, run
 
 class RMSNorm(nn.Module):
     def __init__(s, d): super().__init__(); s.w = nn.Parameter(torch.ones(d))
@@ -50,36 +51,19 @@ class Model(nn.Module):
         for l in s.layers: x = l(x, cos, sin, allowed)
         return s.norm(x) @ s.emb.weight.t()  # tied lm_head
 
+def logps(m, b):
+    ids = b["ids"]
+    return m(ids, b["mask"])[:, :-1].float().log_softmax(-1).gather(-1, ids[:, 1:, None]).squeeze(-1)
+
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--model", default="tiny"); ap.add_argument("--pairs", type=int, default=2)
-    ap.add_argument("--prompt", type=int, default=64); ap.add_argument("--response", type=int, default=64)
-    ap.add_argument("--steps", type=int, default=3); ap.add_argument("--threads", type=int, default=0)
+    ap.add_argument("--model", default="tiny"); ap.add_argument("--lengths", required=True,
+                    help="JSON: batches of [prompt, chosen, rejected] lengths; the first is the warm-up")
+    ap.add_argument("--threads", type=int, default=0)
     a = ap.parse_args(); torch.manual_seed(0)
     if a.threads > 0: torch.set_num_threads(a.threads)
-    m = Model(**SHAPES[a.model]); V = SHAPES[a.model]["V"]
-    opt = torch.optim.AdamW(m.parameters(), lr=1e-5, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0)
-    B, P, R = a.pairs, a.prompt, a.response
-    ids = torch.randint(3, V, (2 * B, P + R)); mask = torch.ones_like(ids)
-    ref = torch.full((2 * B, R), -math.log(V)); rew = (torch.randint(0, 11, (2 * B, R)) - 5) * 0.1
-    beta, alpha = 0.1, 0.25
-    def step():
-        opt.zero_grad()
-        logits = m(ids, mask)[:, :-1].float()
-        lp = logits.log_softmax(-1).gather(-1, ids[:, 1:, None]).squeeze(-1)[:, P - 1 :]  # [2B, R]
-        s, rs = lp.sum(-1), ref.sum(-1)
-        z = (s[:B] - s[B:]) - (rs[:B] - rs[B:])
-        w = torch.sigmoid(-beta * z).detach()
-        reg = -beta * (rew * lp).sum(-1)
-        loss = (-F.logsigmoid(beta * z) + alpha * w * (reg[:B] + reg[B:])).mean()
-        loss.backward(); torch.nn.utils.clip_grad_norm_(m.parameters(), 1.0); opt.step()
-    step()
-    t0 = time.time()
-    for _ in range(a.steps): step()
-    dt = (time.time() - t0) / a.steps
-    ntok = 2 * B * (P + R)
-    print(f"{a.model:6s} python-torch {torch.__version__} threads {torch.get_num_threads()}  step {dt:.3f} s  "
-          f"tokens/s={ntok / dt:.0f}  peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB")
+    m = Model(**SHAPES[a.model])
+    run(m, logps, batches(a.lengths, SHAPES[a.model]["V"]), f"{a.model:5s} python-torch {torch.__version__}")
 
 if __name__ == "__main__":
     main()

@@ -15,6 +15,7 @@
 #include "treg/error.h"
 #include "treg/io.h"
 #include "treg/model.h"
+#include "treg/policy_logprobs.h"
 
 namespace treg {
 namespace {
@@ -208,6 +209,146 @@ TEST(PackedForwardErrors, SegmentsMustBeContiguousRuns) {
   EXPECT_NE(m.find("shape"), std::string::npos) << m;
   m = test::error_of([&] { model->forward_packed(ids, -seg); });
   EXPECT_NE(m.find("negative"), std::string::npos) << m;
+}
+
+// ---- prefix trees (forward_packed with parents) ----
+
+// Rows of nodes laid out in order; node k of a row is segment k + 1 and continues segment `parent`
+// (0 = a root). Every root..leaf path is one sequence.
+struct TreeNode {
+  int64_t parent;
+  std::vector<int64_t> seq;
+};
+struct Tree {
+  torch::Tensor ids, segments, parents;  // [B, T], [B, T], [B, S1]
+  struct Path {
+    int64_t row;
+    std::vector<int64_t> columns;  // the column of each token of the path
+    std::vector<int64_t> seq;
+  };
+  std::vector<Path> paths;
+};
+
+Tree tree(const std::vector<std::vector<TreeNode>>& rows, int64_t T) {
+  const int64_t B = static_cast<int64_t>(rows.size());
+  size_t S = 0;
+  for (const auto& r : rows) S = std::max(S, r.size());
+  Tree tr{torch::zeros({B, T}, torch::kInt64), torch::zeros({B, T}, torch::kInt64),
+          torch::zeros({B, static_cast<int64_t>(S) + 1}, torch::kInt64), {}};
+  for (int64_t b = 0; b < B; ++b) {
+    const auto& nodes = rows[static_cast<size_t>(b)];
+    std::vector<int64_t> start;
+    std::vector<bool> has_child(nodes.size(), false);
+    int64_t t = 0;
+    for (size_t k = 0; k < nodes.size(); ++k) {
+      start.push_back(t);
+      tr.parents[b][static_cast<int64_t>(k) + 1] = nodes[k].parent;
+      if (nodes[k].parent > 0) has_child[static_cast<size_t>(nodes[k].parent - 1)] = true;
+      for (int64_t id : nodes[k].seq) {
+        tr.ids[b][t] = id;
+        tr.segments[b][t++] = static_cast<int64_t>(k) + 1;
+      }
+    }
+    for (size_t k = 0; k < nodes.size(); ++k) {
+      if (has_child[k]) continue;
+      std::vector<size_t> chain;
+      for (int64_t n = static_cast<int64_t>(k) + 1; n > 0; n = nodes[static_cast<size_t>(n - 1)].parent)
+        chain.insert(chain.begin(), static_cast<size_t>(n - 1));
+      Tree::Path path{b, {}, {}};
+      for (size_t n : chain)
+        for (size_t i = 0; i < nodes[n].seq.size(); ++i) {
+          path.columns.push_back(start[n] + static_cast<int64_t>(i));
+          path.seq.push_back(nodes[n].seq[i]);
+        }
+      tr.paths.push_back(path);
+    }
+  }
+  return tr;
+}
+
+// Row 0: a prompt with two answers (a pair as collate_pairs lays it out) and an unrelated sequence;
+// row 1: two levels of sharing (x -> c -> d, e; x -> f). Paths of 6..12 tokens: past the sliding
+// window (8), and no tree straddles phi3's longrope switch at 16.
+Tree tree_layout() {
+  std::mt19937 rng(11);
+  auto s = [&](int64_t n) { return random_ids(n, rng); };
+  return tree({{{0, s(6)}, {1, s(5)}, {1, s(4)}, {0, s(7)}},
+               {{0, s(3)}, {1, s(4)}, {2, s(5)}, {2, s(2)}, {1, s(3)}}},
+              24);
+}
+
+TEST_P(PackedForward, PrefixTreePathsEqualEachSequenceAlone) {
+  torch::NoGradGuard no_grad;
+  const Tree tr = tree_layout();
+  torch::Tensor cols = packed_predictor_columns(tr.segments, tr.parents);  // [B, T]
+  const int64_t T = tr.ids.size(1);
+  // Every token with a predictor, as selected_token_outputs takes them.
+  torch::Tensor has = (cols >= 0).reshape({-1});
+  torch::Tensor cells = has.nonzero().squeeze(1);
+  torch::Tensor from = (cols + torch::arange(tr.ids.size(0)).view({-1, 1}) * T).reshape({-1}).index_select(0, cells);
+  torch::Tensor targets = tr.ids.reshape({-1}).index_select(0, cells);
+  for (const Precision& prec : kPrecisions) {
+    CausalLM model = load(wide_model(GetParam(), prec.std), prec);
+    for (AttentionImpl impl : {AttentionImpl::kReference, AttentionImpl::kSdpa}) {
+      model->set_attention_impl(impl);
+      const double tol = impl == AttentionImpl::kReference ? prec.tol : 1e-4;
+      torch::Tensor hidden = model->forward_packed(tr.ids, tr.segments, tr.parents);  // [B, T, D]
+      torch::Tensor lp = torch::zeros({tr.ids.numel()}, hidden.options())
+                             .index_copy(0, cells,
+                                         selected_token_outputs(model, hidden, from, targets, false,
+                                                                false)
+                                             .logps)
+                             .view(tr.ids.sizes());  // [B, T]: log p of the token at each column
+      for (const auto& path : tr.paths) {
+        const int64_t n = static_cast<int64_t>(path.seq.size());
+        torch::Tensor at = torch::tensor(path.columns, torch::kInt64);
+        EXPECT_LE(max_diff(hidden[path.row].index_select(0, at), alone_hidden(model, path.seq)), tol)
+            << "row " << path.row << " path of " << n << " " << prec.dtype;
+        EXPECT_LE(max_diff(lp[path.row].index_select(0, at.narrow(0, 1, n - 1)),
+                           alone_logps(model, path.seq)),
+                  tol)
+            << "row " << path.row << " path of " << n << " " << prec.dtype;
+      }
+    }
+  }
+}
+
+TEST(PackedForwardErrors, PrefixTreeParentsMustComeFirstAndBeInTheRow) {
+  CausalLM model = load_model(wide_model("llama", 0.02), torch::kCPU, torch::kFloat32);
+  torch::Tensor ids = torch::ones({1, 6}, torch::kInt64);
+  torch::Tensor seg = torch::tensor({1, 1, 2, 2, 3, 3}, torch::kInt64).view({1, 6});
+  // Segment 1 continues segment 2, which comes after it.
+  std::string m = test::error_of(
+      [&] { model->forward_packed(ids, seg, torch::tensor({0, 2, 0, 1}).view({1, 4})); });
+  EXPECT_NE(m.find("segment 1 of row 0 continues segment 2, which does not end before it starts"),
+            std::string::npos)
+      << m;
+  m = test::error_of(
+      [&] { model->forward_packed(ids, seg, torch::tensor({0, 0, 0, 5, 0, 0}).view({1, 6})); });
+  EXPECT_NE(m.find("segment 3 of row 0 continues segment 5, which is not in that row"),
+            std::string::npos)
+      << m;
+  m = test::error_of([&] { model->forward_packed(ids, seg, torch::tensor({0, 0}).view({1, 2})); });
+  EXPECT_NE(m.find("parents shape"), std::string::npos) << m;
+}
+
+// A length-dependent rope (phi3's longrope switches tables at 16 tokens) cannot share a prefix
+// between a 10- and a 20-token sequence: refused, naming both lengths. Two branches on the same
+// side of the switch are fine and exact.
+TEST(PackedForwardErrors, PrefixTreeRefusesBranchesOnBothSidesOfALongropeSwitch) {
+  torch::NoGradGuard no_grad;
+  CausalLM model = load(wide_model("phi3", 0.1), kPrecisions[0]);
+  std::mt19937 rng(3);
+  auto s = [&](int64_t n) { return random_ids(n, rng); };
+  const Tree bad = tree({{{0, s(6)}, {1, s(4)}, {1, s(14)}}}, 24);
+  std::string m = test::error_of([&] { model->forward_packed(bad.ids, bad.segments, bad.parents); });
+  EXPECT_NE(m.find("shared by sequences of 10 and 20 tokens"), std::string::npos) << m;
+  const Tree good = tree({{{0, s(10)}, {1, s(8)}, {1, s(12)}}}, 30);
+  torch::Tensor hidden = model->forward_packed(good.ids, good.segments, good.parents);
+  for (const auto& path : good.paths)
+    EXPECT_LE(max_diff(hidden[0].index_select(0, torch::tensor(path.columns, torch::kInt64)),
+                       alone_hidden(model, path.seq)),
+              1e-5);
 }
 
 // ---- KV cache ----

@@ -493,7 +493,12 @@ TEST(RewardsCli, DamagedRecordIsFoundUpFrontAndScoredAgain) {
 // the policy reproduces them and every DPO reward starts at 0, as in fp32. The recipe before, bf16
 // weights for scoring, is off by the weights' rounding: measured here too, so this test can fail.
 TEST(RewardsCli, Bf16ReferenceLogProbsAreThePolicysAtStepZero) {
-  Scored s = score("bf16_step0", "llama", 6, "bf16: true\n");
+  // Padded rows, and prefix-shared trees (`packing`: the scorer lays the plain contexts out as the
+  // trainer lays out pairs).
+  for (const char* packing : {"false", "true"}) {
+  SCOPED_TRACE(std::string("packing ") + packing);
+  Scored s = score(std::string("bf16_step0_packing_") + packing, "llama", 6,
+                   std::string("bf16: true\npacking: ") + packing + "\n");
   EXPECT_EQ(s.meta["precision"], "fp32 weights, bf16 autocast");
   EXPECT_EQ(s.meta["run"]["autocast"], "bfloat16");
   const Config c = load_config(s.cfg);
@@ -506,14 +511,31 @@ TEST(RewardsCli, Bf16ReferenceLogProbsAreThePolicysAtStepZero) {
   for (const char* k : {"eval_rewards/chosen", "eval_rewards/rejected", "eval_rewards/margins"})
     EXPECT_LE(std::abs(m.at(k)), 1e-6) << k;
 
-  // Per token: fp32 weights under autocast (one sequence at a time, so other padding than the
-  // scorer's) against bf16 weights.
+  // Per token: fp32 weights under autocast (one pair at a time, so other rows than the scorer's)
+  // against bf16 weights.
   CausalLM fp32 = load_model(s.model, torch::kCPU, torch::kFloat32);
   CausalLM bf16 = load_model(s.model, torch::kCPU, torch::kBFloat16);
   double worst_autocast = 0, worst_bf16_weights = 0;
   torch::NoGradGuard no_grad;
   for (int64_t i = 0; i < dump->size(); ++i) {
     const PairRecord p = dump->get(i);
+    if (std::string(packing) == "true") {
+      // The pair as one tree, as the trainer lays it out.
+      PairBatch b = collate_pairs({p}, "x", PairLayout::kPrefixShared);
+      ResponseOutputs out;
+      {
+        AutocastGuard autocast(torch::kCPU, true);
+        out = response_outputs(fp32, b, false, false);
+      }
+      ResponseTokens c, r;
+      gather_responses(b, out, c, r);
+      worst_autocast = std::max(
+          {worst_autocast,
+           (c.logps[0].narrow(0, 0, static_cast<int64_t>(p.chosen.ids.size())) - torch::tensor(p.chosen.ref_logps))
+               .abs().max().item<double>(),
+           (r.logps[0].narrow(0, 0, static_cast<int64_t>(p.rejected.ids.size())) - torch::tensor(p.rejected.ref_logps))
+               .abs().max().item<double>()});
+    }
     for (const ResponseScores* r : {&p.chosen, &p.rejected}) {
       std::vector<int64_t> seq = p.prompt_ids;
       seq.insert(seq.end(), r->ids.begin(), r->ids.end());
@@ -523,17 +545,18 @@ TEST(RewardsCli, Bf16ReferenceLogProbsAreThePolicysAtStepZero) {
       const auto n = static_cast<int64_t>(r->ids.size());
       const auto stored = torch::tensor(r->ref_logps);  // [n]
       torch::Tensor a, b;
-      {
+      if (std::string(packing) == "false") {
         AutocastGuard autocast(torch::kCPU, true);
         a = next_token_logprobs(fp32, ids, mask).logps[0].narrow(0, P - 1, n).to(torch::kFloat32);
+        worst_autocast = std::max(worst_autocast, (a - stored).abs().max().item<double>());
       }
       b = next_token_logprobs(bf16, ids, mask).logps[0].narrow(0, P - 1, n).to(torch::kFloat32);
-      worst_autocast = std::max(worst_autocast, (a - stored).abs().max().item<double>());
       worst_bf16_weights = std::max(worst_bf16_weights, (b - stored).abs().max().item<double>());
     }
   }
   EXPECT_LE(worst_autocast, 1e-5);
   EXPECT_GE(worst_bf16_weights, 1e-3) << "bf16 weights would have matched: the test proves nothing";
+  }
 }
 
 TEST(RewardsCli, NonFiniteLogProbsStopScoringNamingThePair) {

@@ -161,7 +161,7 @@ TEST(SftLoss, IsTheCompletionNllOfEachSequenceAlone) {
   }
   SftLoss got = sft_loss(m, collate_sft(ptrs, false, 64), false);
   EXPECT_NEAR(got.nll_sum.item<double>(), want, 1e-4 * std::abs(want));
-  EXPECT_EQ(got.hits, want_hits);
+  EXPECT_EQ(got.hits.item<double>(), want_hits);
 }
 
 // Packing changes the layout, not the numbers: the packed loss, its gradient and the argmax hits
@@ -179,7 +179,7 @@ TEST(SftLoss, PackedEqualsUnpacked) {
     SftLoss l = sft_loss(m, b, false);
     l.nll_sum.backward();
     nll.push_back(l.nll_sum.item<double>());
-    hits.push_back(l.hits);
+    hits.push_back(l.hits.item<double>());
     std::vector<torch::Tensor> g;
     for (auto& p : m->parameters()) g.push_back(p.grad().clone());
     grads.push_back(g);

@@ -91,9 +91,8 @@ TEST(DataOrder, PlanStepsAndEquivalentBatches) {
 }
 
 // Pair 0: prompt (5, 6), chosen (7, 8, 9), rejected (10). Pair 1: prompt (11, 12, 13), chosen (14),
-// rejected (15, 16). T = max(2+3, 2+1, 3+1, 3+2) = 5, L = 3.
-// Response token t of a row with prompt length P sits at next-token position P + t - 1.
-TEST(Collate, LayoutAndAlignment) {
+// rejected (15, 16).
+std::vector<PairRecord> two_pairs() {
   PairRecord a, b;
   a.prompt_ids = {5, 6};
   a.chosen.ids = {7, 8, 9};
@@ -109,23 +108,93 @@ TEST(Collate, LayoutAndAlignment) {
   b.rejected.ids = {15, 16};
   b.rejected.ref_logps = {-6, -7};
   b.rejected.rewards = {-0.1f, -0.2f};
-  PairBatch batch = collate_pairs({a, b}, "test");
+  return {a, b};
+}
+
+// The token at each response token's predicting column, in [2B, L] order: the token before it in its
+// own sequence (x's last token for t = 0), whatever the layout.
+std::vector<int64_t> predictors(const PairBatch& batch) {
+  auto from = batch.response_from.masked_select(batch.response_mask.to(torch::kBool));
+  auto flat = batch.ids.reshape({-1});
+  std::vector<int64_t> out;
+  for (int64_t i = 0; i < from.numel(); ++i) out.push_back(flat[from[i].item<int64_t>()].item<int64_t>());
+  return out;
+}
+
+// Padded: T = max(2+3, 2+1, 3+1, 3+2) = 5, L = 3; response token t of a row with prompt length P is
+// predicted by column P + t - 1.
+TEST(Collate, PaddedLayoutAndAlignment) {
+  auto pairs = two_pairs();
+  PairBatch batch = collate_pairs(pairs, "test");
   ASSERT_EQ(batch.ids.sizes(), (std::vector<int64_t>{4, 5}));
   EXPECT_TRUE(torch::equal(batch.ids, torch::tensor({5, 6, 7, 8, 9, 11, 12, 13, 14, 0, 5, 6, 10, 0, 0, 11, 12, 13, 15, 16},
                                                     torch::kInt64).view({4, 5})));
   EXPECT_EQ(batch.mask.sum().item<int64_t>(), 5 + 4 + 3 + 5);
   EXPECT_EQ(batch.num_tokens, 17);
-  // Fake next-token log-probs whose value is the id of the predicted token: logps[r, j] = ids[r, j+1].
-  auto fake = batch.ids.narrow(1, 1, 4).to(torch::kFloat32);  // [4, 4]
+  EXPECT_EQ(batch.forward_tokens, 17);
+  EXPECT_FALSE(batch.segments.defined());
+  EXPECT_TRUE(torch::equal(batch.response_from,
+                           torch::tensor({1, 2, 3, 7, 0, 0, 11, 0, 0, 17, 18, 0}, torch::kInt64).view({4, 3})));
+  EXPECT_TRUE(torch::equal(batch.response_ids,
+                           torch::tensor({7, 8, 9, 14, 0, 0, 10, 0, 0, 15, 16, 0}, torch::kInt64).view({4, 3})));
+  EXPECT_EQ(predictors(batch), (std::vector<int64_t>{6, 7, 8, 13, 6, 13, 15}));
+  // Fake outputs whose value is the response id: gather_responses splits them by side.
+  ResponseOutputs out;
+  out.logps = batch.response_ids.to(torch::kFloat32) * batch.response_mask;
   ResponseTokens c, r;
-  gather_responses(batch, fake, {}, c, r);
+  gather_responses(batch, out, c, r);
   EXPECT_TRUE(torch::equal(c.logps, torch::tensor({7.f, 8.f, 9.f, 14.f, 0.f, 0.f}).view({2, 3})));
   EXPECT_TRUE(torch::equal(r.logps, torch::tensor({10.f, 0.f, 0.f, 15.f, 16.f, 0.f}).view({2, 3})));
   EXPECT_TRUE(torch::equal(r.ref_logps, torch::tensor({-4.f, 0.f, 0.f, -6.f, -7.f, 0.f}).view({2, 3})));
   EXPECT_TRUE(torch::equal(c.mask, torch::tensor({1.f, 1.f, 1.f, 1.f, 0.f, 0.f}).view({2, 3})));
-  PairRecord empty = a;
+  PairRecord empty = pairs[0];
   empty.prompt_ids.clear();
   EXPECT_THROW(collate_pairs({empty}, "test"), Error);
+}
+
+// Prefix-shared: each pair is [x | y_w | y_l] with segments 1, 2, 3, and 2, 3 continuing 1; both
+// pairs have 6 tokens, so rows are 6 long and each pair fills one. Same predicted tokens as padded.
+TEST(Collate, PrefixSharedLayoutAndAlignment) {
+  auto pairs = two_pairs();
+  PairBatch batch = collate_pairs(pairs, "test", PairLayout::kPrefixShared);
+  ASSERT_EQ(batch.ids.sizes(), (std::vector<int64_t>{2, 6}));
+  // Longest first (stable): pair 0 and pair 1 are both 6 tokens, so pair 0 takes row 0.
+  EXPECT_TRUE(torch::equal(batch.ids, torch::tensor({5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16},
+                                                    torch::kInt64).view({2, 6})));
+  EXPECT_TRUE(torch::equal(batch.segments, torch::tensor({1, 1, 2, 2, 2, 3, 1, 1, 1, 2, 3, 3},
+                                                         torch::kInt64).view({2, 6})));
+  EXPECT_TRUE(torch::equal(batch.parents, torch::tensor({0, 0, 1, 1, 0, 0, 1, 1}, torch::kInt64).view({2, 4})));
+  EXPECT_EQ(batch.num_tokens, 17);
+  EXPECT_EQ(batch.forward_tokens, 12);
+  // The rejected side's first token is predicted by x's last column, not by the chosen's last one.
+  EXPECT_TRUE(torch::equal(batch.response_from,
+                           torch::tensor({1, 2, 3, 8, 0, 0, 1, 0, 0, 8, 10, 0}, torch::kInt64).view({4, 3})));
+  EXPECT_EQ(predictors(batch), (std::vector<int64_t>{6, 7, 8, 13, 6, 13, 15}));
+  // packed_predictor_columns says the same from segments and parents alone.
+  torch::Tensor cols = packed_predictor_columns(batch.segments, batch.parents);
+  EXPECT_TRUE(torch::equal(cols, torch::tensor({-1, 0, 1, 2, 3, 1, -1, 0, 1, 2, 2, 4}, torch::kInt64).view({2, 6})));
+
+  // Five pairs of 1 + 1 + 1 tokens and one of 6: rows of 6 hold two small pairs each.
+  std::vector<PairRecord> many = {pairs[1]};
+  for (int i = 0; i < 5; ++i) {
+    PairRecord p;
+    p.prompt_ids = {20 + i};
+    p.chosen.ids = {30 + i};
+    p.chosen.ref_logps = {-1};
+    p.chosen.rewards = {0.1f};
+    p.rejected.ids = {40 + i};
+    p.rejected.ref_logps = {-2};
+    p.rejected.rewards = {-0.1f};
+    many.push_back(p);
+  }
+  PairBatch packed = collate_pairs(many, "test", PairLayout::kPrefixShared);
+  ASSERT_EQ(packed.ids.sizes(), (std::vector<int64_t>{4, 6}));
+  EXPECT_TRUE(torch::equal(packed.ids[1], torch::tensor({20, 30, 40, 21, 31, 41}, torch::kInt64)));
+  EXPECT_TRUE(torch::equal(packed.segments[1], torch::tensor({1, 2, 3, 4, 5, 6}, torch::kInt64)));
+  EXPECT_TRUE(torch::equal(packed.parents[1], torch::tensor({0, 0, 1, 1, 0, 4, 4}, torch::kInt64)));
+  EXPECT_TRUE(torch::equal(packed.segments[3], torch::tensor({1, 2, 3, 0, 0, 0}, torch::kInt64)));
+  EXPECT_EQ(packed.forward_tokens, 6 + 5 * 3);
+  EXPECT_EQ(predictors(packed), (std::vector<int64_t>{13, 20, 21, 22, 23, 24, 13, 15, 20, 21, 22, 23, 24}));
 }
 
 TEST(Metrics, MeansOverPairs) {
@@ -154,10 +223,11 @@ TEST(Metrics, LogitsAreMeansOfMicroBatchMeans) {
           torch::zeros({1});
   MetricAccumulator acc;
   acc.add_pairs(o);
+  auto f64 = [](double v) { return torch::scalar_tensor(v, torch::kFloat64); };
   acc.add_logits(
-      {/*chosen_sum=*/10, /*rejected_sum=*/-4, /*chosen_count=*/5, /*rejected_count=*/4});
+      {/*chosen_sum=*/f64(10), /*rejected_sum=*/f64(-4), /*chosen_count=*/5, /*rejected_count=*/4});
   acc.add_pairs(o);
-  acc.add_logits({3, 0, 1, 2});
+  acc.add_logits({f64(3), f64(0), 1, 2});
   auto m = acc.means();
   EXPECT_DOUBLE_EQ(m["logits/chosen"], 2.5);
   EXPECT_DOUBLE_EQ(m["logits/rejected"], -0.5);

@@ -253,11 +253,11 @@ TEST(Trainer, LogitMetricsEqualTheMeanOfTheFullLogits) {
 
     PolicyTokenOutputs out =
         next_token_logprobs_and_logit_sums(model, b.ids, b.mask, false, /*chunk_tokens=*/5);
-    LogitStats s = response_logit_stats(b, out.logit_sums, V);
+    LogitStats s = response_logit_stats(b, response_outputs(model, b, false, true).logit_sums, V);
     EXPECT_EQ(s.chosen_count, ref_count[0]);
     EXPECT_EQ(s.rejected_count, ref_count[1]);
-    EXPECT_NEAR(s.chosen_sum / s.chosen_count, ref_chosen, tol);
-    EXPECT_NEAR(s.rejected_sum / s.rejected_count, ref_rejected, tol);
+    EXPECT_NEAR(s.chosen_sum.item<double>() / s.chosen_count, ref_chosen, tol);
+    EXPECT_NEAR(s.rejected_sum.item<double>() / s.rejected_count, ref_rejected, tol);
     // The tolerance tells positions apart: one position later is far off.
     EXPECT_GT(std::abs(reference(0, 1, &unused) - ref_chosen), 100 * tol);
     EXPECT_GT(std::abs(ref_rejected - ref_chosen), 100 * tol);
@@ -318,4 +318,74 @@ TEST(Trainer, EvalSaveStrategiesAndWarmupSteps) {
   EXPECT_EQ(eval_steps_of(r), (std::vector<int64_t>{0, 4, 8}));
   EXPECT_EQ(checkpoint_names(c.output_dir),
             (std::vector<std::string>{"checkpoint-4", "checkpoint-8"}));
+}
+
+// `packing: true` lays each pair out as one tree [x | y_w | y_l] (collate_pairs kPrefixShared): the
+// loss and every gradient equal the padded layout's, for DPO (sigmoid, with WPO weighting: the
+// per-token log Σπ² comes from the same positions) and SimPO, with gradient checkpointing too, and
+// the architectures with a sliding window (gemma2) and qk-norm (qwen3).
+TEST(Trainer, PrefixSharedPairsGiveThePaddedLossAndGradients) {
+  for (const char* arch : {"llama", "gemma2", "qwen3"})
+    for (const char* loss : {"sigmoid", "simpo"})
+      for (bool checkpointing : {false, true}) {
+        SCOPED_TRACE(std::string(arch) + " " + loss + (checkpointing ? " checkpointing" : ""));
+        CausalLM model = load_tiny(arch);
+        model->set_gradient_checkpointing(checkpointing);
+        std::vector<PairRecord> pairs = synthetic_pairs(model, 5, 21);
+        auto run = [&](bool packing) {
+          Config c = tiny_train_config(fresh_dir(std::string("prefix_shared_") + arch));
+          c.model_name_or_path = tiny_model(arch);
+          c.loss_type = loss;
+          c.use_weighting = std::string(loss) == "sigmoid";
+          c.packing = packing;
+          PreferenceObjective objective(c, memory_source(pairs, "p"), nullptr);
+          PairBatch batch = objective.collate(pairs, "p", model->args());
+          EXPECT_EQ(batch.layout, packing ? PairLayout::kPrefixShared : PairLayout::kPadded);
+          model->zero_grad();
+          LogitStats logits;
+          LossOutput out = objective.compute_loss(model, batch, &logits);
+          out.loss.backward();
+          std::vector<torch::Tensor> g;
+          for (auto& p : model->parameters()) g.push_back(p.grad().clone());
+          return std::make_tuple(out, logits, g, batch.forward_tokens);
+        };
+        auto [padded, padded_logits, padded_grads, padded_tokens] = run(false);
+        auto [shared, shared_logits, shared_grads, shared_tokens] = run(true);
+        EXPECT_LT(shared_tokens, padded_tokens);  // the prompt once instead of twice
+        EXPECT_NEAR(shared.loss.item<double>(), padded.loss.item<double>(),
+                    1e-5 * std::abs(padded.loss.item<double>()));
+        EXPECT_TRUE(torch::allclose(shared.chosen_rewards, padded.chosen_rewards, 1e-4, 1e-6));
+        EXPECT_TRUE(torch::allclose(shared.rejected_rewards, padded.rejected_rewards, 1e-4, 1e-6));
+        EXPECT_NEAR(shared_logits.chosen_sum.item<double>(), padded_logits.chosen_sum.item<double>(),
+                    1e-5 * std::abs(padded_logits.chosen_sum.item<double>()) + 1e-6);
+        EXPECT_EQ(shared_logits.rejected_count, padded_logits.rejected_count);
+        for (size_t i = 0; i < padded_grads.size(); ++i) {
+          const double scale = padded_grads[i].abs().max().item<double>();
+          EXPECT_LE((shared_grads[i] - padded_grads[i]).abs().max().item<double>(),
+                    1e-4 * scale + 1e-8)
+              << "parameter " << i;
+        }
+      }
+}
+
+// Three optimizer steps with `packing: true` end where the padded run ends (to fp32 rounding), and
+// log the same metrics.
+TEST(Trainer, PackedTrainingFollowsThePaddedRun) {
+  std::vector<std::vector<torch::Tensor>> params;
+  std::vector<double> losses;
+  for (bool packing : {false, true}) {
+    Config c = tiny_train_config(fresh_dir(std::string("packed_run_") + (packing ? "on" : "off")));
+    c.max_steps = 3;
+    c.packing = packing;
+    CausalLM model = load_tiny();
+    Trainer t(c, model, train_src(), eval_src());
+    TrainResult r = t.train();
+    losses.push_back(last(r, "loss"));
+    std::vector<torch::Tensor> p;
+    for (auto& q : model->parameters()) p.push_back(q.detach().clone());
+    params.push_back(p);
+  }
+  EXPECT_NEAR(losses[1], losses[0], 1e-5 * std::abs(losses[0]));
+  for (size_t i = 0; i < params[0].size(); ++i)
+    EXPECT_TRUE(torch::allclose(params[1][i], params[0][i], 1e-4, 1e-6)) << "parameter " << i;
 }

@@ -47,7 +47,7 @@ struct Config {
   int64_t max_prompt_length = 1800;
   int64_t max_completion_length = 0;  // TRL: each response cut to this many tokens; 0 = no cut
   bool skip_bad_rows = false;
-  bool packing = false;  // sft: several sequences per row (block attention mask), no padding waste
+  bool packing = false;  // sft: several sequences per row; train: prefix-shared pair trees (collate_pairs)
   std::string output_dir = "out";
   bool overwrite_output_dir = false;       // train: replace an earlier run in output_dir (HF's key)
   std::string device = "auto";             // auto | cpu | cuda

@@ -80,6 +80,9 @@ struct ModelArgs {
   nlohmann::json
       raw;  // config.json as read; save_model writes it back with torch_dtype/vocab updated
 
+  // dynamic / longrope: the rotary table depends on the sequence length, so one copy of a prefix
+  // cannot serve sequences of different lengths (forward_packed refuses such a tree).
+  bool rope_depends_on_length() const;
   bool uses_sliding_window(int64_t layer) const {
     return sliding_window > 0 && layer_sliding.at(static_cast<size_t>(layer));
   }
@@ -127,7 +130,14 @@ class CausalLMImpl : public torch::nn::Module {
   // segment's own length. So every sequence gets the hidden states it gets alone in forward().
   // -> final-normed hidden [B, T, D]; log-probs: next_token_logprobs_from_hidden with
   // packed_target_mask(segments).
-  torch::Tensor forward_packed(const torch::Tensor& ids, const torch::Tensor& segments);
+  // Prefix sharing: with parents [B, S1] int64 (parents[b][s] = the segment that segment s
+  // continues, 0 = none; S1 > every segment id), a segment sees its ancestors' tokens too and its
+  // positions continue from its parent's end, so one copy of a shared prefix (a prompt, a revision
+  // context) serves every branch: each root..leaf path gets the hidden states it gets alone. A
+  // parent must end before its children start. The first token of a branch is predicted by the
+  // parent's last token (not by the column before it): packed_predictor_columns.
+  torch::Tensor forward_packed(const torch::Tensor& ids, const torch::Tensor& segments,
+                               const torch::Tensor& parents = {});
   // Generation: ids [B, Tn] of new tokens, attention_mask [B, Tpast + Tn] (1 = token, LEFT
   // padding) over the cached tokens and the new ones; positions are cumsum(mask) - 1 as in
   // transformers. Appends the new keys/values to `cache` and returns the final-normed hidden of
@@ -190,6 +200,11 @@ TokenLogprobs next_token_logprobs_from_hidden(CausalLM& model, const torch::Tens
 // token of its own segment (so the previous position predicts it), 0 at segment starts and padding.
 // segments [B, T] -> [B, T] int64
 torch::Tensor packed_target_mask(const torch::Tensor& segments);
+// For packed rows with prefix sharing (forward_packed's parents): the column whose hidden state
+// predicts each token -- the previous column inside its segment, the parent's last column for a
+// branch's first token -- and -1 where nothing does (a root's first token, padding).
+// segments [B, T], parents [B, S1] or undefined -> [B, T] int64 (CPU)
+torch::Tensor packed_predictor_columns(const torch::Tensor& segments, const torch::Tensor& parents);
 
 // make-tiny: a random-init checkpoint of `arch` (tiny_arches()) with vocabulary
 // `vocab_size`, written in the HF layout (config.json, model.safetensors, generation_config.json).

@@ -27,4 +27,13 @@ PolicyTokenOutputs policy_token_outputs(CausalLM& model, const torch::Tensor& hi
                                         const torch::Tensor& ids, const torch::Tensor& targets,
                                         int64_t chunk_tokens = 1024);
 
+// The same at chosen positions of a forward's hidden [B, T, D]: token targets[n] as predicted by
+// the hidden state at flat index from[n] (= b * T + t), e.g. a packed branch's first token from its
+// parent's last column. from, targets [N] int64 -> outputs [N] (log_sq_mass / logit_sums /
+// argmax_hits only when asked). Only these N positions reach the LM head.
+PolicyTokenOutputs selected_token_outputs(CausalLM& model, const torch::Tensor& hidden,
+                                          const torch::Tensor& from, const torch::Tensor& targets,
+                                          bool with_sq_mass, bool with_logit_sums,
+                                          int64_t chunk_tokens = 1024);
+
 }  // namespace treg

@@ -13,6 +13,16 @@ namespace treg {
 // OMP_NUM_THREADS) says otherwise. Also keeps glibc from returning freed tensor memory to the kernel
 // after every op (tune_allocator).
 void init_runtime();
+// Debian 12's OpenBLAS (0.3.21, what LibTorch 1.13 calls for every CPU matmul) does not recognise
+// some current CPUs and falls back to its Prescott (SSE3) kernels: on a 2-core Xeon with AVX-512
+// (2026-11-29) a training step of a 9M-parameter Llama took 2.6x as long. OpenBLAS reads
+// OPENBLAS_CORETYPE only when it loads, so when the loaded OpenBLAS reports a pre-AVX core on a CPU
+// with AVX2 / AVX-512, this restarts the program (execv of /proc/self/exe, same argv) with
+// OPENBLAS_CORETYPE=Haswell / SkylakeX. Call it first in main(); it returns when nothing needs doing
+// (another BLAS, a recognised core, OPENBLAS_CORETYPE already set, or the restart failed).
+void select_blas_kernels(char** argv);
+// The core OpenBLAS uses ("Prescott", "SkylakeX", ...), or "" when the BLAS is not OpenBLAS.
+std::string blas_core_name();
 void tune_allocator();
 int configured_threads();
 

@@ -39,7 +39,7 @@ SftBatch collate_sft(const std::vector<const SftSequence*>& seqs, bool packing, 
 // first differentiable. The forward takes the batch's layout (packed or not).
 struct SftLoss {
   torch::Tensor nll_sum;  // scalar
-  double hits = 0;        // completion tokens the policy's argmax predicts
+  torch::Tensor hits;     // scalar fp64, no gradient: completion tokens the policy's argmax predicts
 };
 SftLoss sft_loss(CausalLM& policy, const SftBatch& batch, bool bf16);
 
@@ -64,8 +64,11 @@ class SftObjective : public Objective {
   std::vector<TokenRewardView> report_views(CausalLM&) override { return {}; }
 
  private:
+  // Kept on the model's device until a log line reads them (no host sync per micro-batch).
   struct Sums {
-    double nll = 0, hits = 0, tokens = 0;
+    torch::Tensor nll, hits;  // fp64 scalars, undefined before the first add
+    double tokens = 0;
+    void add(const SftLoss& l, double completion_tokens);
   };
   Config config_;
   std::vector<SftSequence> train_, eval_;

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "treg/losses.h"
+#include "treg/model.h"
 #include "treg/reward_dump.h"
 
 namespace treg {
@@ -73,27 +74,48 @@ class PairSource {
 std::shared_ptr<PairSource> open_dump_source(const std::string& path);
 std::shared_ptr<PairSource> memory_source(std::vector<PairRecord> pairs, std::string name);
 
-// B pairs as 2B sequences in ONE tensor: rows [0, B) are prompt+chosen, rows [B, 2B) prompt+rejected,
-// right padded with token 0 (mask 0). Token arrays of the dump are gathered to response positions.
+// How a batch of B pairs is laid out for the forward.
+//   kPadded: 2B right-padded rows, [x | y_w] then [x | y_l] (what TRL's DPOTrainer runs).
+//   kPrefixShared: each pair as ONE tree [x | y_w | y_l] (pack_sequences, treg/packing.h) in which
+//     y_l sees x but not y_w and its positions continue from x, so the prompt is computed once;
+//     several pairs share a row (rows no longer than the longest pair), no padding but at the rows'
+//     ends. Log-probs equal kPadded's (tests).
+enum class PairLayout { kPadded, kPrefixShared };
+
+// B pairs in ONE forward. Response token t of pair i's chosen side is "sequence" i, rejected is
+// B + i; the dump's per-token arrays sit at [sequence, t].
 struct PairBatch {
-  int64_t pairs = 0;              // B
-  torch::Tensor ids;              // [2B, T] int64
-  torch::Tensor mask;             // [2B, T] int64, 1 = token
-  torch::Tensor response_index;   // [2B, L] int64: position in the [2B, T-1] next-token log-probs of
-                                  // response token t, i.e. len(prompt) + t - 1 (0 at padding)
-  torch::Tensor response_mask;    // [2B, L] float, 1 = response token
-  torch::Tensor ref_logps;        // [2B, L] float
-  torch::Tensor rewards;          // [2B, L] float
-  int64_t num_tokens = 0;         // non-padding tokens of the 2B sequences
+  int64_t pairs = 0;  // B
+  PairLayout layout = PairLayout::kPadded;
+  torch::Tensor ids;       // [rows, T] int64 (kPadded: rows = 2B)
+  torch::Tensor mask;      // [rows, T] int64, 1 = token
+  torch::Tensor segments;  // kPrefixShared: [rows, T] int64 (forward_packed)
+  torch::Tensor parents;   // kPrefixShared: [rows, S1] int64 (y_w and y_l continue x)
+  torch::Tensor response_from;  // [2B, L] int64: flat index row * T + column of the hidden state
+                                // that predicts response token t (0 at padding)
+  torch::Tensor response_ids;   // [2B, L] int64: the response tokens (0 at padding)
+  torch::Tensor response_mask;  // [2B, L] float, 1 = response token
+  torch::Tensor ref_logps;      // [2B, L] float
+  torch::Tensor rewards;        // [2B, L] float
+  int64_t num_tokens = 0;       // tokens of the 2B sequences (x + y each): the same in every layout
+  int64_t forward_tokens = 0;   // non-padding tokens the forward runs (kPrefixShared: x once)
   std::vector<PairRecord> records;  // the pairs, for the report
 };
 // `where` names the source in errors (an empty prompt or response is an error naming the pair).
-PairBatch collate_pairs(std::vector<PairRecord> pairs, const std::string& where);
+PairBatch collate_pairs(std::vector<PairRecord> pairs, const std::string& where,
+                        PairLayout layout = PairLayout::kPadded);
 
-// Splits per-token log-probs [2B, T-1] of a collated batch into the chosen and rejected sides of the
-// loss (response positions gathered, padding zeroed).
-void gather_responses(const PairBatch& batch, const torch::Tensor& logps,
-                      const torch::Tensor& log_sq_mass, ResponseTokens& chosen,
+// The policy's outputs on the response tokens of a collated batch: [2B, L] each, 0 at padding;
+// differentiable logps (and log_sq_mass when asked: WPO), logit_sums fp64 without gradient when
+// asked (TRL's logits/* metrics). One forward; only response positions reach the LM head.
+struct ResponseOutputs {
+  torch::Tensor logps, log_sq_mass, logit_sums;
+};
+ResponseOutputs response_outputs(CausalLM& policy, const PairBatch& batch, bool with_sq_mass,
+                                 bool with_logit_sums);
+
+// Splits them into the chosen and rejected sides of the loss, with the dump's ref_logps/rewards.
+void gather_responses(const PairBatch& batch, const ResponseOutputs& out, ResponseTokens& chosen,
                       ResponseTokens& rejected);
 
 // ---- metrics (TRL's names) ----
@@ -101,15 +123,17 @@ void gather_responses(const PairBatch& batch, const torch::Tensor& logps,
 // TRL's logits/chosen and logits/rejected of one micro-batch: the mean of the policy's logits over
 // the response tokens and the whole vocabulary, kept as sum and count.
 struct LogitStats {
-  double chosen_sum = 0, rejected_sum = 0;      // Σ over response tokens and vocabulary
+  torch::Tensor chosen_sum, rejected_sum;       // fp64 scalars on the model's device: Σ over
+                                                // response tokens and vocabulary
   double chosen_count = 0, rejected_count = 0;  // response tokens × V
 };
-// From the per-position logit sums [2B, T-1] of a collated batch (policy_logprobs.h).
+// From the response positions' logit sums [2B, L] (response_outputs).
 LogitStats response_logit_stats(const PairBatch& batch, const torch::Tensor& logit_sums,
                                 int64_t vocab_size);
 
 // Sums per-pair values over micro-batches and steps; `means()` gives what one log line reports.
 // logits/* are, as TRL logs them, the mean over micro-batches of each micro-batch's token mean.
+// The sums stay on the model's device: only means() waits for it.
 class MetricAccumulator {
  public:
   void add_pairs(const LossOutput& out);  // loss, rewards/*, logps/*, treg/*
@@ -121,10 +145,10 @@ class MetricAccumulator {
   void clear() { *this = MetricAccumulator(); }
 
  private:
-  std::map<std::string, double> sums_;
+  std::map<std::string, torch::Tensor> sums_;  // fp64 scalars
   int64_t pairs_ = 0;
   int64_t tokens_ = 0;
-  std::map<std::string, double> batch_mean_sums_;  // Σ over micro-batches of their logits/* means
+  std::map<std::string, torch::Tensor> batch_mean_sums_;  // Σ over micro-batches of their logits/* means
   int64_t logit_batches_ = 0;
 };
 

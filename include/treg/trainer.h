@@ -56,7 +56,8 @@ void request_training_stop();
 // One micro-batch as the loop sees it.
 struct MicroBatchLoss {
   torch::Tensor backward;  // scalar: this micro-batch's share of the step's loss (backpropagated)
-  double loss = 0;         // the micro-batch's own loss, for the NaN check
+  torch::Tensor loss;      // scalar, detached: the micro-batch's own loss, for the NaN check (read
+                           // once per step, after the backward, so the step has no host sync)
   int64_t tokens = 0;      // non-padding tokens fed to the model (tokens/s)
 };
 
@@ -119,6 +120,10 @@ class PreferenceObjective : public Objective {
   // Forward + loss of one collated micro-batch (grad enabled unless under NoGradGuard); `logits`,
   // if given, receives the batch's logits/* statistics from the same forward.
   LossOutput compute_loss(CausalLM& policy, const PairBatch& batch, LogitStats* logits = nullptr);
+  // Pairs in the layout the config asks for: `packing` gives prefix-shared trees, except for a
+  // model whose rope depends on the length (dynamic, longrope), which gets padded rows.
+  PairBatch collate(std::vector<PairRecord> pairs, const std::string& where,
+                    const ModelArgs& args) const;
 
  private:
   Config config_;

@@ -33,6 +33,7 @@ bool unknown_subcommand(CLI::App& app, int argc, char** argv) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  treg::select_blas_kernels(argv);
   // Logs and errors on stderr: stdout is data (`treg tokenize` and `treg logprobs` write JSONL).
   spdlog::set_default_logger(spdlog::stderr_color_mt("treg"));
   spdlog::set_pattern("[%H:%M:%S] %^%l%$ %v");

@@ -271,7 +271,7 @@ const std::vector<KeySpec>& key_specs() {
       TREG_SETTING(pair_tokenization, "whose pipeline turns a row into prompt/chosen/rejected ids: trl (TRL's DPOTrainer: prompt with generation prompt, response = the rest of the conversation) | simpo (SimPO's run_simpo.py, the T-REG paper's: response = the answer rendered alone, assistant header included; BOS and EOS added where missing)"),
       TREG_SETTING(max_completion_length, "TRL: each response keeps its first this-many tokens; 0 = no limit"),
       TREG_SETTING(skip_bad_rows, "skip (and report) malformed rows instead of stopping at the first"),
-      TREG_SETTING(packing, "sft: several sequences per row of max_length tokens (TRL's packing); each attends only to itself, positions restart"),
+      TREG_SETTING(packing, "sft: several sequences per row of max_length tokens (TRL's packing), each attending only to itself; train: each pair as one tree [prompt | chosen | rejected] (prompt computed once, rejected does not see chosen), several pairs per row; log-probs equal the padded layout's"),
       TREG_SETTING(output_dir, "where checkpoints, metrics.jsonl, report.html, reward dumps and mixture files go"),
       TREG_SETTING(overwrite_output_dir, "train: start over in an output_dir holding an earlier run (its checkpoints, config.yaml, metrics.jsonl are removed); false = refuse it unless resume_from_checkpoint is set"),
       TREG_SETTING(device, "auto | cpu | cuda"),

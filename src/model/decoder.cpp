@@ -1,6 +1,8 @@
 // The one decoder: embed -> N x DecoderLayer -> final norm, and the LM head. Every architecture
 // difference arrives through ModelArgs. Its three entry points (right-padded rows, packed rows, a
 // KV cache) differ only in the token positions and attention masks they hand the layers.
+#include <algorithm>
+#include <limits>
 #include <map>
 #include <tuple>
 
@@ -35,6 +37,11 @@ class DecoderBodyImpl : public torch::nn::Module {
 TORCH_MODULE(DecoderBody);
 
 }  // namespace
+
+bool ModelArgs::rope_depends_on_length() const {
+  return model::rope_depends_on_length(rope) ||
+         (has_local_rope && model::rope_depends_on_length(local_rope));
+}
 
 CausalLMImpl::CausalLMImpl(const ModelArgs& args, torch::TensorOptions options) : args_(args) {
   auto body = register_module("model", DecoderBody(args, options));
@@ -115,41 +122,114 @@ torch::Tensor run_decoder(DecoderBodyImpl& body, const ModelArgs& args, Attentio
   return body.norm(h);                                    // [B, T, D]
 }
 
-// Per token of segments [B, T] (CPU int64): its position in its segment and the segment's length.
-// Errors name the row and columns of a segment that is not one contiguous run.
-std::pair<torch::Tensor, torch::Tensor> segment_positions(const torch::Tensor& segments) {
+// How the tokens of packed rows relate: per token its position and the length of the sequence it
+// belongs to, and per row which segments see which.
+struct PackedTree {
+  torch::Tensor pos, len;  // [B, T] int64
+  torch::Tensor visible;   // [B, S1, S1] bool: segment q sees segment k (k is q or an ancestor)
+};
+
+// segments [B, T] (CPU int64, 0 = padding, each id one contiguous run), parents [B, S1] (parents[b][s]
+// = the segment s continues, 0 = none; undefined = none anywhere). A segment's positions continue
+// from the end of its parent's, so a token's position is its offset in the sequence root..segment.
+// The sequence length of a shared segment's tokens is that of its longest branch; a rope whose
+// table depends on the length (`ropes`) must not tell the branches apart. Errors name the row and
+// columns at fault.
+PackedTree packed_tree(const torch::Tensor& segments, const torch::Tensor& parents,
+                       const std::vector<const RopeParams*>& ropes, int64_t max_position_embeddings) {
   const int64_t B = segments.size(0), T = segments.size(1);
-  torch::Tensor pos = torch::zeros({B, T}, torch::kInt64),
-                len = torch::zeros({B, T}, torch::kInt64);
+  const int64_t S1 = std::max<int64_t>(segments.numel() > 0 ? segments.max().item<int64_t>() + 1 : 1,
+                                       parents.defined() ? parents.size(1) : 1);
+  if (parents.defined() && (parents.dim() != 2 || parents.size(0) != B || parents.size(1) < S1))
+    fail("forward_packed",
+         "parents shape " + c10::str(parents.sizes()) + ", expected [" + std::to_string(B) +
+             ", >= " + std::to_string(S1) + "] (one entry per segment id)");
+  PackedTree tree{torch::zeros({B, T}, torch::kInt64), torch::zeros({B, T}, torch::kInt64),
+                  torch::zeros({B, S1, S1}, torch::kBool)};
   auto s = segments.accessor<int64_t, 2>();
-  auto p = pos.accessor<int64_t, 2>();
-  auto l = len.accessor<int64_t, 2>();
+  auto p = tree.pos.accessor<int64_t, 2>();
+  auto l = tree.len.accessor<int64_t, 2>();
+  auto vis = tree.visible.accessor<bool, 3>();
+  const int64_t* par_of = parents.defined() ? parents.data_ptr<int64_t>() : nullptr;
   for (int64_t b = 0; b < B; ++b) {
-    std::map<int64_t, int64_t> ended;  // segment -> column its run ended at
-    for (int64_t t = 0, start = 0; t < T; ++t) {
+    // Each segment's run [first, last] in this row, in order of appearance.
+    std::vector<int64_t> first(static_cast<size_t>(S1), -1), last(static_cast<size_t>(S1), -1);
+    for (int64_t t = 0; t < T; ++t) {
       const int64_t seg = s[b][t];
       if (seg < 0)
         fail("forward_packed",
-             "segments[" + std::to_string(b) + "][" + std::to_string(t) +
-                 "] = " + std::to_string(seg) + " is negative",
+             "segments[" + std::to_string(b) + "][" + std::to_string(t) + "] = " +
+                 std::to_string(seg) + " is negative",
              "0 marks padding, 1, 2, ... the sequences of a row");
-      if (t > 0 && seg != s[b][t - 1]) start = t;
-      p[b][t] = t - start;
-      if (t + 1 == T || s[b][t + 1] != seg) {
-        for (int64_t i = start; i <= t; ++i) l[b][i] = t + 1 - start;
-        if (seg > 0) {
-          auto [it, fresh] = ended.emplace(seg, t);
-          if (!fresh)
-            fail("forward_packed",
-                 "segment " + std::to_string(seg) + " of row " + std::to_string(b) +
-                     " is not one contiguous run: it ends at column " + std::to_string(it->second) +
-                     " and appears again at column " + std::to_string(start),
-                 "give every packed sequence its own segment id");
-        }
+      if (seg == 0) continue;
+      const size_t u = static_cast<size_t>(seg);
+      if (first[u] >= 0 && last[u] != t - 1)
+        fail("forward_packed",
+             "segment " + std::to_string(seg) + " of row " + std::to_string(b) +
+                 " is not one contiguous run: it ends at column " + std::to_string(last[u]) +
+                 " and appears again at column " + std::to_string(t),
+             "give every packed sequence its own segment id");
+      if (first[u] < 0) first[u] = t;
+      last[u] = t;
+    }
+    // Start position and the ancestors of every present segment; a parent must end before its
+    // child starts (so the child's keys include all of it).
+    std::vector<int64_t> start(static_cast<size_t>(S1), 0), longest(static_cast<size_t>(S1), 0),
+        shortest(static_cast<size_t>(S1), std::numeric_limits<int64_t>::max());
+    std::vector<int64_t> parent(static_cast<size_t>(S1), 0);
+    std::vector<int64_t> order;  // present segments by first column: parents before children
+    for (int64_t seg = 1; seg < S1; ++seg)
+      if (first[static_cast<size_t>(seg)] >= 0) order.push_back(seg);
+    std::sort(order.begin(), order.end(),
+              [&](int64_t a, int64_t c) { return first[static_cast<size_t>(a)] < first[static_cast<size_t>(c)]; });
+    for (int64_t seg : order) {
+      const size_t u = static_cast<size_t>(seg);
+      const int64_t par = par_of ? par_of[b * parents.size(1) + seg] : 0;
+      if (par != 0) {
+        const std::string what = "segment " + std::to_string(seg) + " of row " + std::to_string(b) +
+                                 " continues segment " + std::to_string(par);
+        if (par < 0 || par >= S1 || first[static_cast<size_t>(par)] < 0)
+          fail("forward_packed", what + ", which is not in that row");
+        if (last[static_cast<size_t>(par)] >= first[u])
+          fail("forward_packed",
+               what + ", which does not end before it starts (column " +
+                   std::to_string(first[u]) + ")",
+               "lay a shared prefix out before every branch of it");
+        start[u] = start[static_cast<size_t>(par)] + last[static_cast<size_t>(par)] -
+                   first[static_cast<size_t>(par)] + 1;
+      }
+      parent[u] = par;
+      vis[b][seg][seg] = true;
+      for (int64_t a = par; a != 0; a = parent[static_cast<size_t>(a)]) vis[b][seg][a] = true;
+    }
+    // Branch lengths bubble up from the leaves (children come after their parents in `order`).
+    for (auto it = order.rbegin(); it != order.rend(); ++it) {
+      const size_t u = static_cast<size_t>(*it);
+      const int64_t own = start[u] + last[u] - first[u] + 1;
+      if (longest[u] == 0) longest[u] = shortest[u] = own;  // a leaf
+      if (parent[u] != 0) {
+        const size_t v = static_cast<size_t>(parent[u]);
+        longest[v] = std::max(longest[v], longest[u]);
+        shortest[v] = std::min(shortest[v], shortest[u]);
+      }
+    }
+    for (int64_t seg : order) {
+      const size_t u = static_cast<size_t>(seg);
+      for (const RopeParams* r : ropes)
+        if (model::rope_table_changes(*r, max_position_embeddings, shortest[u], longest[u]))
+          fail("forward_packed",
+               "segment " + std::to_string(seg) + " of row " + std::to_string(b) +
+                   " is shared by sequences of " + std::to_string(shortest[u]) + " and " +
+                   std::to_string(longest[u]) + " tokens, whose " + r->type +
+                   " rotary tables differ",
+               "do not share prefixes across that length (packing off)");
+      for (int64_t t = first[u]; t <= last[u]; ++t) {
+        p[b][t] = start[u] + t - first[u];
+        l[b][t] = longest[u];
       }
     }
   }
-  return {pos, len};
+  return tree;
 }
 
 }  // namespace
@@ -167,13 +247,13 @@ torch::Tensor CausalLMImpl::forward(const torch::Tensor& ids, const torch::Tenso
   layout.right_padded_mask = mask;
   torch::Tensor idx =
       torch::arange(T, torch::TensorOptions().dtype(torch::kInt64).device(device)).view({1, T});
-  layout.masks = model::attention_masks(idx, idx, mask.to(device).to(torch::kBool), {}, {},
+  layout.masks = model::attention_masks(idx, idx, mask.to(device).to(torch::kBool), {},
                                         args_.sliding_window);
   return run_decoder(*body, args_, attention_impl_, checkpointing_, ids, layout, nullptr);
 }
 
-torch::Tensor CausalLMImpl::forward_packed(const torch::Tensor& ids,
-                                           const torch::Tensor& segments) {
+torch::Tensor CausalLMImpl::forward_packed(const torch::Tensor& ids, const torch::Tensor& segments,
+                                           const torch::Tensor& parents) {
   auto* body = static_cast<DecoderBodyImpl*>(body_);
   check_ids("CausalLM::forward_packed", ids, body->embed_tokens->weight.size(0));
   if (segments.sizes() != ids.sizes())
@@ -181,13 +261,22 @@ torch::Tensor CausalLMImpl::forward_packed(const torch::Tensor& ids,
                                          " differs from ids shape " + c10::str(ids.sizes()));
   const auto device = body->embed_tokens->weight.device();
   torch::Tensor seg = segments.to(torch::kCPU).to(torch::kInt64).contiguous();  // [B, T]
-  auto [pos, len] = segment_positions(seg);
+  std::vector<const RopeParams*> ropes;
+  for (const RopeParams* r : {&args_.rope, &args_.local_rope})
+    if (model::rope_depends_on_length(*r)) ropes.push_back(r);
+  PackedTree tree =
+      packed_tree(seg, parents.defined() ? parents.to(torch::kCPU).to(torch::kInt64).contiguous() : parents,
+                  ropes, args_.max_position_embeddings);
+  const int64_t B = seg.size(0), T = seg.size(1), S1 = tree.visible.size(1);
   TokenLayout layout;
-  layout.q_pos = pos.to(device);
-  layout.q_len = len.to(device);
+  layout.q_pos = tree.pos.to(device);
+  layout.q_len = tree.len.to(device);
   seg = seg.to(device);
+  // [B, T, S1]: the segments each query sees, then picked at every key's segment -> [B, 1, T, T]
+  torch::Tensor sees = tree.visible.to(device).gather(1, seg.view({B, T, 1}).expand({B, T, S1}));
+  torch::Tensor pairs = sees.gather(2, seg.view({B, 1, T}).expand({B, T, T})).unsqueeze(1);
   layout.masks =
-      model::attention_masks(layout.q_pos, layout.q_pos, seg > 0, seg, seg, args_.sliding_window);
+      model::attention_masks(layout.q_pos, layout.q_pos, seg > 0, pairs, args_.sliding_window);
   return run_decoder(*body, args_, attention_impl_, checkpointing_, ids, layout, nullptr);
 }
 
@@ -233,7 +322,7 @@ torch::Tensor CausalLMImpl::forward_cached(const torch::Tensor& ids,
   TokenLayout layout;
   layout.q_pos = positions.narrow(1, Tpast, Tn);        // [B, Tn]
   layout.q_len = lengths.view({B, 1}).expand({B, Tn});  // a full forward's table
-  layout.masks = model::attention_masks(layout.q_pos, positions, mask.to(torch::kBool), {}, {},
+  layout.masks = model::attention_masks(layout.q_pos, positions, mask.to(torch::kBool), {},
                                         args_.sliding_window);  // [B, 1, Tn, Tk]
   if (cache.k.empty()) {
     cache.k.resize(static_cast<size_t>(args_.num_layers));
@@ -268,6 +357,31 @@ torch::Tensor packed_target_mask(const torch::Tensor& segments) {
     out.narrow(1, 1, T - 1)
         .copy_((seg.narrow(1, 1, T - 1) == seg.narrow(1, 0, T - 1))
                    .logical_and(seg.narrow(1, 1, T - 1) > 0));
+  return out;
+}
+
+torch::Tensor packed_predictor_columns(const torch::Tensor& segments, const torch::Tensor& parents) {
+  torch::Tensor seg = segments.to(torch::kCPU).to(torch::kInt64).contiguous();
+  torch::Tensor par = parents.defined() ? parents.to(torch::kCPU).to(torch::kInt64).contiguous()
+                                        : torch::Tensor();
+  const int64_t B = seg.size(0), T = seg.size(1);
+  torch::Tensor out = torch::full({B, T}, -1, torch::kInt64);
+  auto s = seg.accessor<int64_t, 2>();
+  auto o = out.accessor<int64_t, 2>();
+  for (int64_t b = 0; b < B; ++b) {
+    std::map<int64_t, int64_t> last;  // segment -> its last column so far
+    for (int64_t t = 0; t < T; ++t) {
+      const int64_t id = s[b][t];
+      if (id == 0) continue;
+      if (t > 0 && s[b][t - 1] == id) {
+        o[b][t] = t - 1;
+      } else if (par.defined() && id < par.size(1)) {
+        auto it = last.find(par[b][id].item<int64_t>());
+        if (it != last.end()) o[b][t] = it->second;
+      }
+      last[id] = t;
+    }
+  }
   return out;
 }
 

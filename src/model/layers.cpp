@@ -311,15 +311,14 @@ bool rope_table_changes(const RopeParams& rope, int64_t max_position_embeddings,
 }
 
 AttentionMasks attention_masks(const torch::Tensor& q_pos, const torch::Tensor& k_pos,
-                               const torch::Tensor& k_valid, const torch::Tensor& q_seg,
-                               const torch::Tensor& k_seg, int64_t window) {
+                               const torch::Tensor& k_valid, const torch::Tensor& sees,
+                               int64_t window) {
   const int64_t B = k_valid.size(0), Tq = q_pos.size(1), Tk = k_pos.size(1);
   torch::Tensor qi = q_pos.view({q_pos.size(0), 1, Tq, 1});  // [B|1, 1, Tq, 1]
   torch::Tensor kj = k_pos.view({k_pos.size(0), 1, 1, Tk});  // [B|1, 1, 1, Tk]
   AttentionMasks m;
   m.full = (kj <= qi).logical_and(k_valid.view({B, 1, 1, Tk}));  // [B, 1, Tq, Tk]
-  if (q_seg.defined())
-    m.full = m.full.logical_and(q_seg.view({B, 1, Tq, 1}) == k_seg.view({B, 1, 1, Tk}));
+  if (sees.defined()) m.full = m.full.logical_and(sees);
   if (window > 0) m.window = m.full.logical_and(qi - kj < window);
   return m;
 }

@@ -84,11 +84,12 @@ struct AttentionMasks {
   torch::Tensor full;    // [B, 1, Tq, Tk] bool
   torch::Tensor window;  // [B, 1, Tq, Tk] bool, undefined without a sliding window
 };
-// q_pos [B or 1, Tq], k_pos [B or 1, Tk] int64; k_valid [B, Tk] bool; q_seg [B, Tq] / k_seg
-// [B, Tk] int64 or both undefined (one sequence per row); window 0 = none.
+// Query i sees key j when pos_j <= pos_i, key j is a token and `sees` allows the pair.
+// q_pos [B or 1, Tq], k_pos [B or 1, Tk] int64; k_valid [B, Tk] bool; sees [B, 1, Tq, Tk] bool or
+// undefined (one sequence per row); window 0 = none.
 AttentionMasks attention_masks(const torch::Tensor& q_pos, const torch::Tensor& k_pos,
-                               const torch::Tensor& k_valid, const torch::Tensor& q_seg,
-                               const torch::Tensor& k_seg, int64_t window);
+                               const torch::Tensor& k_valid, const torch::Tensor& sees,
+                               int64_t window);
 
 // What a layer needs besides its input: rotary tables and the attention masks.
 struct LayerInputs {

@@ -112,14 +112,18 @@ struct ChunkedLogprobs : public torch::autograd::Function<ChunkedLogprobs> {
   }
 };
 
+void check_chunk(int64_t chunk_tokens) {
+  if (chunk_tokens <= 0)
+    fail("next_token_logprobs",
+         "chunk_tokens must be positive, got " + std::to_string(chunk_tokens));
+}
+
 // next_token_logprobs_from_hidden, optionally with the per-position logit sums.
 PolicyTokenOutputs token_outputs(CausalLM& model, const torch::Tensor& hidden,
                                  const torch::Tensor& ids, const torch::Tensor& mask,
                                  bool with_sq_mass, bool with_logit_sums, int64_t chunk_tokens) {
-  if (chunk_tokens <= 0)
-    fail("next_token_logprobs",
-         "chunk_tokens must be positive, got " + std::to_string(chunk_tokens));
-  const int64_t B = ids.size(0), T = ids.size(1), D = hidden.size(-1);
+  check_chunk(chunk_tokens);
+  const int64_t B = ids.size(0), T = ids.size(1);
   if (hidden.dim() != 3 || hidden.size(0) != B || hidden.size(1) != T)
     fail("next_token_logprobs", "hidden shape " + c10::str(hidden.sizes()) +
                                     " does not match ids " + c10::str(ids.sizes()));
@@ -136,29 +140,25 @@ PolicyTokenOutputs token_outputs(CausalLM& model, const torch::Tensor& hidden,
     return out;
   }
   // Position t (0..T-2) predicts ids[:, t+1]; only positions whose target is a token are computed.
-  torch::Tensor valid =
-      mask.to(device).narrow(1, 1, T - 1).to(torch::kBool).reshape({-1});               // [B*(T-1)]
-  torch::Tensor rows = valid.nonzero().squeeze(1);                                      // [N]
-  torch::Tensor h = hidden.narrow(1, 0, T - 1).reshape({-1, D}).index_select(0, rows);  // [N, D]
+  // Positions are found on the CPU (callers holding CPU ids and masks, as the trainer does, pay no
+  // host sync on CUDA).
+  torch::Tensor valid = mask.to(torch::kCPU).narrow(1, 1, T - 1).to(torch::kBool);  // [B, T-1]
+  torch::Tensor cells = valid.reshape({-1}).nonzero().squeeze(1);                   // [N]
+  torch::Tensor from = cells + cells.div(T - 1, "floor");  // b*(T-1) + t  ->  b*T + t
   torch::Tensor targets =
-      ids.to(device).narrow(1, 1, T - 1).reshape({-1}).index_select(0, rows);  // [N]
-  const int64_t V = model->args().vocab_size;
-  if (targets.numel() > 0) {
-    const int64_t lo = targets.min().item<int64_t>(), hi = targets.max().item<int64_t>();
-    if (lo < 0 || hi >= V)
-      fail("next_token_logprobs", "token id " + std::to_string(lo < 0 ? lo : hi) +
-                                      " outside the vocabulary [0, " + std::to_string(V) + ")");
-  }
-  variable_list res =
-      ChunkedLogprobs::apply(h, model->lm_head_weight(), targets, model->args().final_softcap,
-                             chunk_tokens, with_sq_mass, with_logit_sums);
-  out.logps =
-      torch::zeros({B * (T - 1)}, f32).index_copy(0, rows, res[0]).view({B, T - 1});  // [B, T-1]
-  if (with_sq_mass)
-    out.log_sq_mass = torch::zeros({B * (T - 1)}, f32).index_copy(0, rows, res[1]).view({B, T - 1});
+      ids.to(torch::kCPU).narrow(1, 1, T - 1).reshape({-1}).index_select(0, cells);
+  cells = cells.to(device);
+  PolicyTokenOutputs sel =
+      selected_token_outputs(model, hidden, from, targets, with_sq_mass, with_logit_sums,
+                             chunk_tokens);
+  auto grid = [&](const torch::Tensor& v, const torch::TensorOptions& o) {
+    return torch::zeros({B * (T - 1)}, o).index_copy(0, cells, v).view({B, T - 1});  // [B, T-1]
+  };
+  out.logps = grid(sel.logps, f32);
+  if (with_sq_mass) out.log_sq_mass = grid(sel.log_sq_mass, f32);
   if (with_logit_sums) {
-    out.logit_sums = torch::zeros({B * (T - 1)}, f64).index_copy(0, rows, res[2]).view({B, T - 1});
-    out.argmax_hits = torch::zeros({B * (T - 1)}, f64).index_copy(0, rows, res[3]).view({B, T - 1});
+    out.logit_sums = grid(sel.logit_sums, f64);
+    out.argmax_hits = grid(sel.argmax_hits, f64);
   }
   return out;
 }
@@ -192,6 +192,41 @@ PolicyTokenOutputs policy_token_outputs(CausalLM& model, const torch::Tensor& hi
                                         int64_t chunk_tokens) {
   return token_outputs(model, hidden, ids, targets, /*with_sq_mass=*/false,
                        /*with_logit_sums=*/true, chunk_tokens);
+}
+
+PolicyTokenOutputs selected_token_outputs(CausalLM& model, const torch::Tensor& hidden,
+                                          const torch::Tensor& from, const torch::Tensor& targets,
+                                          bool with_sq_mass, bool with_logit_sums,
+                                          int64_t chunk_tokens) {
+  check_chunk(chunk_tokens);
+  if (hidden.dim() != 3 || from.dim() != 1 || targets.sizes() != from.sizes())
+    fail("selected_token_outputs", "expected hidden [B, T, D] and from/targets [N], got " +
+                                       c10::str(hidden.sizes()) + ", " + c10::str(from.sizes()) +
+                                       ", " + c10::str(targets.sizes()));
+  const auto device = hidden.device();
+  const int64_t V = model->args().vocab_size;
+  if (targets.numel() > 0) {
+    // An out-of-range id would be a device-side assert on CUDA. Checked where the targets are:
+    // callers that keep them on the CPU (the trainer) pay no host sync.
+    torch::Tensor bounds = torch::stack({targets.min(), targets.max()}).to(torch::kCPU);
+    const int64_t lo = bounds[0].item<int64_t>(), hi = bounds[1].item<int64_t>();
+    if (lo < 0 || hi >= V)
+      fail("next_token_logprobs", "token id " + std::to_string(lo < 0 ? lo : hi) +
+                                      " outside the vocabulary [0, " + std::to_string(V) + ")");
+  }
+  torch::Tensor t = targets.to(device);
+  torch::Tensor h = hidden.reshape({-1, hidden.size(-1)}).index_select(0, from.to(device));  // [N, D]
+  variable_list res = ChunkedLogprobs::apply(h, model->lm_head_weight(), t,
+                                             model->args().final_softcap, chunk_tokens,
+                                             with_sq_mass, with_logit_sums);
+  PolicyTokenOutputs out;
+  out.logps = res[0];
+  if (with_sq_mass) out.log_sq_mass = res[1];
+  if (with_logit_sums) {
+    out.logit_sums = res[2];
+    out.argmax_hits = res[3];
+  }
+  return out;
 }
 
 }  // namespace treg

@@ -6,6 +6,7 @@
 #include <cmath>
 #include <csignal>
 #include <cstdlib>
+#include <functional>
 
 #include "treg/autocast.h"
 #include "treg/build_info.h"
@@ -14,6 +15,8 @@
 #include "treg/error.h"
 #include "treg/io.h"
 #include "treg/model.h"
+#include "treg/packing.h"
+#include "treg/policy_logprobs.h"
 #include "treg/progress.h"
 #include "treg/rewards.h"
 #include "treg/runtime.h"
@@ -68,41 +71,61 @@ json expected_metadata(const Config& c, const std::string& split, const std::str
   return m;
 }
 
-// One padded batch -> per-sequence log-probs of the tokens from `starts[s]` on.
-// seqs[s] = context + response; result[s][j] = log p(seqs[s][starts[s] + j] | seqs[s][..starts[s] +
-// j)).
+// Per-sequence log-probs of the tokens from `starts[s]` on, from one forward under NoGradGuard:
+// result[s][j] = log p(seqs[s][starts[s] + j] | seqs[s][..starts[s] + j)). Padded rows, or with
+// `packed` rows of prefix trees (pack_sequences: the sequences of a group share their common
+// prefix). Only the scored positions reach the LM head. `fed` counts the tokens run.
 std::vector<std::vector<float>> response_logps(CausalLM& model,
                                                const std::vector<std::vector<int64_t>>& seqs,
                                                const std::vector<int64_t>& starts,
-                                               torch::Device device) {
-  const int64_t S = static_cast<int64_t>(seqs.size());
-  int64_t T = 0;
-  for (const auto& s : seqs) T = std::max<int64_t>(T, static_cast<int64_t>(s.size()));
-  torch::Tensor ids = torch::zeros({S, T}, torch::kInt64);   // [S, T], right-padded with 0
-  torch::Tensor mask = torch::zeros({S, T}, torch::kInt64);  // [S, T]
-  auto ia = ids.accessor<int64_t, 2>();
-  auto ma = mask.accessor<int64_t, 2>();
-  for (int64_t s = 0; s < S; ++s)
-    for (size_t t = 0; t < seqs[s].size(); ++t) {
-      ia[s][static_cast<int64_t>(t)] = seqs[s][t];
-      ma[s][static_cast<int64_t>(t)] = 1;
-    }
-  torch::Tensor logps;  // [S, T-1]: log p(ids[:, t+1] | ids[:, :t+1])
-  {
-    torch::NoGradGuard no_grad;
-    logps = next_token_logprobs(model, ids.to(device), mask.to(device))
-                .logps.to(torch::kCPU, torch::kFloat32)
-                .contiguous();
-  }
-  auto la = logps.accessor<float, 2>();
-  std::vector<std::vector<float>> out(static_cast<size_t>(S));
-  for (int64_t s = 0; s < S; ++s) {
-    const int64_t start = starts[static_cast<size_t>(s)];
-    const int64_t n = static_cast<int64_t>(seqs[s].size()) - start;
-    if (start < 1)
+                                               const std::vector<std::vector<size_t>>& groups,
+                                               bool packed, torch::Device device, int64_t& fed) {
+  const size_t S = seqs.size();
+  for (size_t s = 0; s < S; ++s)
+    if (starts[s] < 1)
       fail("score-tokens", "a scoring context is empty (nothing to condition the first token on)");
-    out[s].resize(static_cast<size_t>(n));
-    for (int64_t j = 0; j < n; ++j) out[s][static_cast<size_t>(j)] = la[s][start - 1 + j];
+  torch::NoGradGuard no_grad;
+  torch::Tensor hidden;  // [rows, T, D]
+  std::function<int64_t(size_t, int64_t)> at;  // flat index of sequence s's token t
+  PackedSequences pk;
+  if (packed) {
+    pk = pack_sequences(seqs, groups);
+    hidden = model->forward_packed(pk.ids.to(device), pk.segments, pk.parents);
+    const int64_t T = pk.ids.size(1);
+    at = [&pk, T](size_t s, int64_t t) { return pk.row[s] * T + pk.columns[s][static_cast<size_t>(t)]; };
+    fed += pk.tokens;
+  } else {
+    int64_t T = 0;
+    for (const auto& q : seqs) T = std::max<int64_t>(T, static_cast<int64_t>(q.size()));
+    torch::Tensor ids = torch::zeros({static_cast<int64_t>(S), T}, torch::kInt64);  // right-padded
+    torch::Tensor mask = torch::zeros_like(ids);
+    auto ia = ids.accessor<int64_t, 2>();
+    auto ma = mask.accessor<int64_t, 2>();
+    for (size_t s = 0; s < S; ++s)
+      for (size_t t = 0; t < seqs[s].size(); ++t) {
+        ia[static_cast<int64_t>(s)][static_cast<int64_t>(t)] = seqs[s][t];
+        ma[static_cast<int64_t>(s)][static_cast<int64_t>(t)] = 1;
+        ++fed;
+      }
+    hidden = model->forward(ids.to(device), mask.to(device));
+    at = [T](size_t s, int64_t t) { return static_cast<int64_t>(s) * T + t; };
+  }
+  std::vector<int64_t> from, targets;
+  for (size_t s = 0; s < S; ++s)
+    for (int64_t t = starts[s]; t < static_cast<int64_t>(seqs[s].size()); ++t) {
+      from.push_back(at(s, t - 1));  // the previous token's hidden state predicts token t
+      targets.push_back(seqs[s][static_cast<size_t>(t)]);
+    }
+  torch::Tensor lp = selected_token_outputs(model, hidden, torch::tensor(from, torch::kInt64),
+                                            torch::tensor(targets, torch::kInt64), false, false)
+                         .logps.to(torch::kCPU, torch::kFloat32)
+                         .contiguous();  // [N]
+  const float* v = lp.data_ptr<float>();
+  std::vector<std::vector<float>> out(S);
+  for (size_t s = 0; s < S; ++s) {
+    const auto n = static_cast<std::ptrdiff_t>(seqs[s].size()) - starts[s];
+    out[s].assign(v, v + n);
+    v += n;
   }
   return out;
 }
@@ -120,11 +143,14 @@ struct Scorer {
   // The reference log-probs (the plain prompt + response) take the attention path the trainer's
   // policy takes (kAuto), so at step 0 the policy reproduces them; the revision contexts, about 5x
   // longer, take the fused one everywhere (the reference path materialises [B, H, T, T] scores).
+  // Sequences of a group may share their common prefix, computed once (when `packed`; never with
+  // a rope whose table depends on the length, which a shared prefix cannot serve).
   std::vector<std::vector<float>> run(CausalLM& model,
                                       const std::vector<std::vector<int64_t>>& seqs,
-                                      const std::vector<int64_t>& starts, AttentionImpl impl) {
+                                      const std::vector<int64_t>& starts,
+                                      const std::vector<std::vector<size_t>>& groups, bool packed,
+                                      AttentionImpl impl) {
     for (const auto& s : seqs) {
-      context_tokens += static_cast<int64_t>(s.size());
       if (!warned_length &&
           static_cast<int64_t>(s.size()) > model->args().max_position_embeddings) {
         spdlog::warn(
@@ -135,7 +161,10 @@ struct Scorer {
     }
     model->set_attention_impl(impl);
     AutocastGuard autocast(device, c.bf16);  // the trainer's precision recipe (treg/autocast.h)
-    return response_logps(model, seqs, starts, device);
+    static const std::vector<std::vector<size_t>> none;
+    return response_logps(model, seqs, starts,
+                          model->args().rope_depends_on_length() ? none : groups, packed, device,
+                          context_tokens);
   }
 
   // Scores pairs [begin, end) of `pairs`; record i gets index begin + i.
@@ -152,11 +181,17 @@ struct Scorer {
     }
     if (c.reward_source == "prompt") {
       // chosen + rejected x (plain, better, worse) of every pair of the batch: the plain contexts
-      // in one padded batch, the (about 5x longer) revision contexts in another, so short rows are
-      // not padded to the revision length.
+      // in one forward, the (about 5x longer) revision contexts in another. The plain ones take the
+      // trainer's layout (`packing`: x shared by y_w and y_l, as collate_pairs lays a pair out), so
+      // the policy reproduces them at step 0; the four revision contexts of a pair are one tree,
+      // sharing the instruction, each answer, and everything before {direction}.
       std::vector<std::vector<int64_t>> plain, revision;
       std::vector<int64_t> plain_starts, revision_starts, headers;
-      for (size_t i = begin; i < end; ++i)
+      std::vector<std::vector<size_t>> plain_groups, revision_groups;
+      for (size_t i = begin; i < end; ++i) {
+        plain_groups.push_back({plain.size(), plain.size() + 1});
+        revision_groups.push_back(
+            {revision.size(), revision.size() + 1, revision.size() + 2, revision.size() + 3});
         for (bool chosen : {true, false}) {
           ScoreContexts ctx = build_score_contexts(pairs[i], chosen, spec, tok, chat);
           headers.push_back(ctx.header);
@@ -167,8 +202,9 @@ struct Scorer {
           revision.push_back(std::move(ctx.worse));
           revision_starts.push_back(ctx.worse_start);
         }
-      auto lp_plain = run(ref, plain, plain_starts, AttentionImpl::kAuto);
-      auto lp_rev = run(ref, revision, revision_starts, AttentionImpl::kSdpa);
+      }
+      auto lp_plain = run(ref, plain, plain_starts, plain_groups, c.packing, AttentionImpl::kAuto);
+      auto lp_rev = run(ref, revision, revision_starts, revision_groups, true, AttentionImpl::kSdpa);
       for (size_t k = 0; k < recs.size(); ++k)
         for (size_t which = 0; which < 2; ++which) {
           ResponseScores& r = which == 0 ? recs[k].chosen : recs[k].rejected;
@@ -194,8 +230,10 @@ struct Scorer {
           seqs.push_back(std::move(s));
           starts.push_back(static_cast<int64_t>(pairs[i].prompt_ids.size()));
         }
-      auto lp_ref = run(ref, seqs, starts, AttentionImpl::kAuto);
-      auto lp_dpo = run(dpo, seqs, starts, AttentionImpl::kAuto);
+      std::vector<std::vector<size_t>> groups;
+      for (size_t k = 0; k < seqs.size(); k += 2) groups.push_back({k, k + 1});
+      auto lp_ref = run(ref, seqs, starts, groups, c.packing, AttentionImpl::kAuto);
+      auto lp_dpo = run(dpo, seqs, starts, groups, c.packing, AttentionImpl::kAuto);
       for (size_t k = 0; k < recs.size(); ++k)
         for (int which = 0; which < 2; ++which) {
           ResponseScores& r = which == 0 ? recs[k].chosen : recs[k].rejected;

@@ -1,8 +1,10 @@
-// Collation: B preference pairs -> one right-padded [2B, T] batch (chosen rows, then rejected rows),
-// with the dump's per-token arrays laid out on the response positions.
+// Collation: B preference pairs -> the rows of one forward (padded, or prefix-shared trees), with
+// the dump's per-token arrays laid out per response token and the column that predicts each.
 #include <algorithm>
+#include <functional>
 
 #include "treg/error.h"
+#include "treg/packing.h"
 #include "treg/train_parts.h"
 
 namespace treg {
@@ -37,58 +39,89 @@ std::shared_ptr<PairSource> memory_source(std::vector<PairRecord> pairs, std::st
   return std::make_shared<MemorySource>(std::move(pairs), std::move(name));
 }
 
-PairBatch collate_pairs(std::vector<PairRecord> pairs, const std::string& where) {
+PairBatch collate_pairs(std::vector<PairRecord> pairs, const std::string& where, PairLayout layout) {
   PairBatch b;
   const int64_t B = static_cast<int64_t>(pairs.size());
   TREG_CHECK(B > 0, where, "empty batch");
   b.pairs = B;
-  int64_t T = 0, L = 0;
-  for (const auto& p : pairs) {
+  b.layout = layout;
+  int64_t L = 0;
+  // Sequence i is prompt + chosen of pair i, sequence B + i prompt + rejected.
+  std::vector<std::vector<int64_t>> seqs(static_cast<size_t>(2 * B));
+  for (int64_t i = 0; i < B; ++i) {
+    const PairRecord& p = pairs[static_cast<size_t>(i)];
     if (p.prompt_ids.empty())
       fail(where + ": pair " + std::to_string(p.index) + " (data line " + std::to_string(p.source_line) + ")",
            "has an empty prompt; the first response token needs a context to be predicted from");
     check_response(p.chosen, p, "chosen", where);
     check_response(p.rejected, p, "rejected", where);
-    const int64_t P = static_cast<int64_t>(p.prompt_ids.size());
-    for (const ResponseScores* r : {&p.chosen, &p.rejected}) {
-      T = std::max<int64_t>(T, P + static_cast<int64_t>(r->ids.size()));
-      L = std::max<int64_t>(L, static_cast<int64_t>(r->ids.size()));
+    for (int side = 0; side < 2; ++side) {
+      const ResponseScores& r = side == 0 ? p.chosen : p.rejected;
+      auto& s = seqs[static_cast<size_t>(side * B + i)];
+      s = p.prompt_ids;
+      s.insert(s.end(), r.ids.begin(), r.ids.end());
+      L = std::max(L, static_cast<int64_t>(r.ids.size()));
+      b.num_tokens += static_cast<int64_t>(s.size());
     }
   }
-  auto ids = torch::zeros({2 * B, T}, torch::kInt64);
-  auto mask = torch::zeros({2 * B, T}, torch::kInt64);
-  auto index = torch::zeros({2 * B, L}, torch::kInt64);
+  // Where each sequence's token t sits: flat index row * T + column.
+  std::function<int64_t(size_t, size_t)> at;
+  PackedSequences packed;
+  int64_t T = 0;
+  if (layout == PairLayout::kPadded) {
+    for (const auto& s : seqs) T = std::max(T, static_cast<int64_t>(s.size()));
+    b.ids = torch::zeros({2 * B, T}, torch::kInt64);
+    b.mask = torch::zeros({2 * B, T}, torch::kInt64);
+    auto ids_a = b.ids.accessor<int64_t, 2>();
+    auto mask_a = b.mask.accessor<int64_t, 2>();
+    for (size_t s = 0; s < seqs.size(); ++s)
+      for (size_t t = 0; t < seqs[s].size(); ++t) {
+        ids_a[static_cast<int64_t>(s)][static_cast<int64_t>(t)] = seqs[s][t];
+        mask_a[static_cast<int64_t>(s)][static_cast<int64_t>(t)] = 1;
+      }
+    at = [T](size_t s, size_t t) { return static_cast<int64_t>(s) * T + static_cast<int64_t>(t); };
+  } else {
+    // One tree per pair: x once, then y_w and y_l as branches (longer if they start alike).
+    std::vector<std::vector<size_t>> groups;
+    for (int64_t i = 0; i < B; ++i)
+      groups.push_back({static_cast<size_t>(i), static_cast<size_t>(B + i)});
+    packed = pack_sequences(seqs, groups);
+    T = packed.ids.size(1);
+    b.ids = packed.ids;
+    b.mask = (packed.segments > 0).to(torch::kInt64);
+    b.segments = packed.segments;
+    b.parents = packed.parents;
+    at = [&packed, T](size_t s, size_t t) { return packed.row[s] * T + packed.columns[s][t]; };
+  }
+  auto from = torch::zeros({2 * B, L}, torch::kInt64);
+  auto resp_ids = torch::zeros({2 * B, L}, torch::kInt64);
   auto rmask = torch::zeros({2 * B, L}, torch::kFloat32);
   auto ref = torch::zeros({2 * B, L}, torch::kFloat32);
   auto rew = torch::zeros({2 * B, L}, torch::kFloat32);
-  auto ids_a = ids.accessor<int64_t, 2>();
-  auto mask_a = mask.accessor<int64_t, 2>();
-  auto index_a = index.accessor<int64_t, 2>();
+  auto from_a = from.accessor<int64_t, 2>();
+  auto resp_a = resp_ids.accessor<int64_t, 2>();
   auto rmask_a = rmask.accessor<float, 2>();
   auto ref_a = ref.accessor<float, 2>();
   auto rew_a = rew.accessor<float, 2>();
   for (int64_t i = 0; i < B; ++i) {
     const PairRecord& p = pairs[static_cast<size_t>(i)];
-    const int64_t P = static_cast<int64_t>(p.prompt_ids.size());
+    const size_t P = p.prompt_ids.size();
     for (int side = 0; side < 2; ++side) {
       const ResponseScores& r = side == 0 ? p.chosen : p.rejected;
-      const int64_t row = side * B + i;
-      const int64_t R = static_cast<int64_t>(r.ids.size());
-      for (int64_t t = 0; t < P; ++t) ids_a[row][t] = p.prompt_ids[static_cast<size_t>(t)], mask_a[row][t] = 1;
-      for (int64_t t = 0; t < R; ++t) {
-        ids_a[row][P + t] = r.ids[static_cast<size_t>(t)];
-        mask_a[row][P + t] = 1;
-        index_a[row][t] = P + t - 1;  // logps[:, j] = log p(ids[j+1] | ids[..j])
-        rmask_a[row][t] = 1.0f;
-        ref_a[row][t] = r.ref_logps[static_cast<size_t>(t)];
-        rew_a[row][t] = r.rewards[static_cast<size_t>(t)];
+      const int64_t seq = side * B + i;
+      for (size_t t = 0; t < r.ids.size(); ++t) {
+        const auto k = static_cast<int64_t>(t);
+        from_a[seq][k] = at(static_cast<size_t>(seq), P + t - 1);  // the token before it predicts it
+        resp_a[seq][k] = r.ids[t];
+        rmask_a[seq][k] = 1.0f;
+        ref_a[seq][k] = r.ref_logps[t];
+        rew_a[seq][k] = r.rewards[t];
       }
-      b.num_tokens += P + R;
     }
   }
-  b.ids = ids;
-  b.mask = mask;
-  b.response_index = index;
+  b.forward_tokens = b.mask.sum().item<int64_t>();
+  b.response_from = from;
+  b.response_ids = resp_ids;
   b.response_mask = rmask;
   b.ref_logps = ref;
   b.rewards = rew;
@@ -96,24 +129,19 @@ PairBatch collate_pairs(std::vector<PairRecord> pairs, const std::string& where)
   return b;
 }
 
-void gather_responses(const PairBatch& batch, const torch::Tensor& logps, const torch::Tensor& log_sq_mass,
-                      ResponseTokens& chosen, ResponseTokens& rejected) {
+void gather_responses(const PairBatch& batch, const ResponseOutputs& out, ResponseTokens& chosen,
+                      ResponseTokens& rejected) {
   const int64_t B = batch.pairs;
-  auto dev = logps.device();
-  auto index = batch.response_index.to(dev);
+  auto dev = out.logps.device();
   auto rmask = batch.response_mask.to(dev);
-  // [2B, T-1] -> [2B, L]
-  auto resp = logps.gather(1, index) * rmask;
-  torch::Tensor sq;
-  if (log_sq_mass.defined()) sq = log_sq_mass.gather(1, index) * rmask;
   auto ref = batch.ref_logps.to(dev);
   auto rew = batch.rewards.to(dev);
   auto fill = [&](ResponseTokens& r, int64_t from) {
-    r.logps = resp.narrow(0, from, B);
+    r.logps = out.logps.narrow(0, from, B);
     r.mask = rmask.narrow(0, from, B);
     r.ref_logps = ref.narrow(0, from, B);
     r.rewards = rew.narrow(0, from, B);
-    if (sq.defined()) r.log_sq_mass = sq.narrow(0, from, B);
+    if (out.log_sq_mass.defined()) r.log_sq_mass = out.log_sq_mass.narrow(0, from, B);
   };
   fill(chosen, 0);
   fill(rejected, B);
@@ -122,14 +150,12 @@ void gather_responses(const PairBatch& batch, const torch::Tensor& logps, const 
 LogitStats response_logit_stats(const PairBatch& batch, const torch::Tensor& logit_sums,
                                 int64_t vocab_size) {
   const int64_t B = batch.pairs;
-  auto dev = logit_sums.device();
-  auto rmask = batch.response_mask.to(dev, torch::kFloat64);                            // [2B, L]
-  auto per_row = (logit_sums.gather(1, batch.response_index.to(dev)) * rmask).sum(-1);  // [2B]
-  auto tokens = rmask.sum(-1);                                                          // [2B]
+  auto per_row = logit_sums.to(torch::kFloat64).sum(-1);               // [2B], on the device
+  auto tokens = batch.response_mask.to(torch::kFloat64).sum(-1);       // [2B], CPU
   const double V = static_cast<double>(vocab_size);
   LogitStats s;
-  s.chosen_sum = per_row.narrow(0, 0, B).sum().item<double>();
-  s.rejected_sum = per_row.narrow(0, B, B).sum().item<double>();
+  s.chosen_sum = per_row.narrow(0, 0, B).sum();
+  s.rejected_sum = per_row.narrow(0, B, B).sum();
   s.chosen_count = tokens.narrow(0, 0, B).sum().item<double>() * V;
   s.rejected_count = tokens.narrow(0, B, B).sum().item<double>() * V;
   return s;

@@ -5,7 +5,9 @@ namespace treg {
 
 void MetricAccumulator::add_pairs(const LossOutput& out) {
   auto sum = [&](const std::string& name, const torch::Tensor& per_pair) {
-    sums_[name] += per_pair.to(torch::kCPU, torch::kFloat64).sum().item<double>();
+    torch::Tensor s = per_pair.detach().to(torch::kFloat64).sum();
+    torch::Tensor& total = sums_[name];
+    total = total.defined() ? total + s : s;
   };
   sum("loss", out.losses);
   sum("rewards/chosen", out.chosen_rewards);
@@ -25,17 +27,22 @@ void MetricAccumulator::add_pairs(const LossOutput& out) {
 void MetricAccumulator::add_logits(const LogitStats& s) {
   // A micro-batch's mean is over its tokens, so long responses weigh more within it (TRL's
   // logits[mask].mean()); micro-batches then weigh equally (TRL averages the logged values).
-  batch_mean_sums_["logits/chosen"] += s.chosen_count > 0 ? s.chosen_sum / s.chosen_count : 0.0;
-  batch_mean_sums_["logits/rejected"] +=
-      s.rejected_count > 0 ? s.rejected_sum / s.rejected_count : 0.0;
+  auto add = [&](const std::string& name, const torch::Tensor& sum, double count) {
+    torch::Tensor mean = count > 0 ? sum.to(torch::kFloat64) / count : torch::zeros({}, torch::kFloat64);
+    torch::Tensor& total = batch_mean_sums_[name];
+    total = total.defined() ? total + mean.to(total.device()) : mean;
+  };
+  add("logits/chosen", s.chosen_sum, s.chosen_count);
+  add("logits/rejected", s.rejected_sum, s.rejected_count);
   ++logit_batches_;
 }
 
 std::map<std::string, double> MetricAccumulator::means() const {
   std::map<std::string, double> m;
   if (pairs_ == 0) return m;
-  for (const auto& [k, v] : sums_) m[k] = v / static_cast<double>(pairs_);
-  for (const auto& [k, v] : batch_mean_sums_) m[k] = v / static_cast<double>(logit_batches_);
+  for (const auto& [k, v] : sums_) m[k] = v.item<double>() / static_cast<double>(pairs_);
+  for (const auto& [k, v] : batch_mean_sums_)
+    m[k] = v.item<double>() / static_cast<double>(logit_batches_);
   return m;
 }
 

@@ -3,7 +3,6 @@
 #include <spdlog/spdlog.h>
 
 #include "treg/autocast.h"
-#include "treg/policy_logprobs.h"
 #include "treg/token_html.h"
 #include "treg/tokenizer.h"
 #include "treg/trainer.h"
@@ -18,7 +17,7 @@ torch::Device device_of(CausalLM& policy) { return policy->parameters().front().
 std::vector<std::string> pieces_of(const Tokenizer* tok, const std::vector<int64_t>& ids) {
   if (tok) return token_pieces(*tok, ids);
   std::vector<std::string> out;
-  for (int64_t id : ids) out.push_back("<" + std::to_string(id) + ">");
+  for (int64_t id : ids) out.push_back(fmt::format("<{}>", id));
   return out;
 }
 
@@ -34,20 +33,25 @@ PreferenceObjective::PreferenceObjective(const Config& config, std::shared_ptr<P
 
 LossOutput PreferenceObjective::compute_loss(CausalLM& policy, const PairBatch& batch,
                                              LogitStats* logits) {
-  // ids, mask: [2B, T] -- chosen rows then rejected rows, ONE forward pass.
+  // Chosen and rejected sequences in ONE forward.
   const torch::Device device = device_of(policy);
-  auto ids = batch.ids.to(device);
-  auto mask = batch.mask.to(device);
-  PolicyTokenOutputs lp;
+  ResponseOutputs out;
   {
     AutocastGuard autocast(device, config_.bf16);
-    lp = next_token_logprobs_and_logit_sums(policy, ids, mask,
-                                            /*with_sq_mass=*/loss_.use_weighting);  // [2B, T-1]
+    out = response_outputs(policy, batch, /*with_sq_mass=*/loss_.use_weighting,
+                           /*with_logit_sums=*/logits != nullptr);  // [2B, L] each
   }
-  if (logits) *logits = response_logit_stats(batch, lp.logit_sums, policy->args().vocab_size);
+  if (logits) *logits = response_logit_stats(batch, out.logit_sums, policy->args().vocab_size);
   ResponseTokens chosen, rejected;  // [B, L] each
-  gather_responses(batch, lp.logps, lp.log_sq_mass, chosen, rejected);
+  gather_responses(batch, out, chosen, rejected);
   return preference_loss(loss_, chosen, rejected);
+}
+
+PairBatch PreferenceObjective::collate(std::vector<PairRecord> pairs, const std::string& where,
+                                       const ModelArgs& args) const {
+  const bool share = config_.packing && !args.rope_depends_on_length();
+  return collate_pairs(std::move(pairs), where,
+                       share ? PairLayout::kPrefixShared : PairLayout::kPadded);
 }
 
 MicroBatchLoss PreferenceObjective::micro_batch(CausalLM& policy,
@@ -55,14 +59,14 @@ MicroBatchLoss PreferenceObjective::micro_batch(CausalLM& policy,
                                                 double /*step_units*/, int64_t accumulation) {
   std::vector<PairRecord> recs;
   for (int64_t i : examples) recs.push_back(train_->get(i));
-  PairBatch batch = collate_pairs(std::move(recs), train_->name());
+  PairBatch batch = collate(std::move(recs), train_->name(), policy->args());
   LogitStats logits;
   LossOutput out = compute_loss(policy, batch, &logits);
   if (hooks_.after_loss) hooks_.after_loss(step, out);
   acc_.add_pairs(out);
   acc_.add_logits(logits);
   // Every micro-batch holds the same number of pairs: the step's mean is the mean of their means.
-  return {out.loss / static_cast<double>(accumulation), out.loss.item<double>(), batch.num_tokens};
+  return {out.loss / static_cast<double>(accumulation), out.loss.detach(), batch.num_tokens};
 }
 
 std::map<std::string, double> PreferenceObjective::evaluate(CausalLM& policy) {
@@ -72,7 +76,7 @@ std::map<std::string, double> PreferenceObjective::evaluate(CausalLM& policy) {
     std::vector<PairRecord> recs;
     for (int64_t i = start; i < std::min(n, start + bs); ++i) recs.push_back(eval_->get(i));
     LogitStats logits;
-    acc.add_pairs(compute_loss(policy, collate_pairs(std::move(recs), eval_->name()), &logits));
+    acc.add_pairs(compute_loss(policy, collate(std::move(recs), eval_->name(), policy->args()), &logits));
     acc.add_logits(logits);
   }
   return acc.means();
@@ -107,11 +111,9 @@ std::vector<TokenRewardView> PreferenceObjective::report_views(CausalLM& policy)
   }
   std::vector<PairRecord> recs;
   for (int64_t i = 0; i < n; ++i) recs.push_back(src->get(i));
-  PairBatch batch = collate_pairs(recs, src->name());
-  const torch::Device device = device_of(policy);
-  TokenLogprobs lp = next_token_logprobs(policy, batch.ids.to(device), batch.mask.to(device));
+  PairBatch batch = collate(recs, src->name(), policy->args());
   ResponseTokens c, r;
-  gather_responses(batch, lp.logps, {}, c, r);
+  gather_responses(batch, response_outputs(policy, batch, false, false), c, r);
   // β·(log π_θ - log π_ref) per token  [B, L]
   auto rc = (config_.beta * (c.logps - c.ref_logps) * c.mask).to(torch::kCPU).contiguous();
   auto rr = (config_.beta * (r.logps - r.ref_logps) * r.mask).to(torch::kCPU).contiguous();

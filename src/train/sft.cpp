@@ -60,12 +60,14 @@ SftBatch collate_sft(const std::vector<const SftSequence*>& seqs, bool packing,
 }
 
 SftLoss sft_loss(CausalLM& policy, const SftBatch& batch, bool bf16) {
+  // The ids, segments and targets stay on the CPU: the model and the log-prob pass move what they
+  // need, and nothing here waits for the device.
   const torch::Device device = policy->parameters().front().device();
-  torch::Tensor ids = batch.ids.to(device), segments = batch.segments.to(device);
+  const torch::Tensor &ids = batch.ids, &segments = batch.segments;
   PolicyTokenOutputs lp;
   {
     AutocastGuard autocast(device, bf16);
-    torch::Tensor targets = batch.targets.to(device);
+    torch::Tensor targets = batch.targets;
     torch::Tensor hidden;
     if (batch.packed) {
       hidden = policy->forward_packed(ids, segments);
@@ -78,7 +80,7 @@ SftLoss sft_loss(CausalLM& policy, const SftBatch& batch, bool bf16) {
   }
   SftLoss out;
   out.nll_sum = -lp.logps.sum();
-  out.hits = lp.argmax_hits.sum().item<double>();
+  out.hits = lp.argmax_hits.sum();
   return out;
 }
 
@@ -100,19 +102,23 @@ MicroBatchLoss SftObjective::micro_batch(CausalLM& policy, const std::vector<int
   for (int64_t i : examples) seqs.push_back(&train_.at(static_cast<size_t>(i)));
   SftBatch batch = collate_sft(seqs, config_.packing, config_.max_length);
   SftLoss l = sft_loss(policy, batch, config_.bf16);
-  const double nll = l.nll_sum.item<double>();
   const double n = static_cast<double>(batch.completion_tokens);
-  sums_.nll += nll;
-  sums_.hits += l.hits;
-  sums_.tokens += n;
+  sums_.add(l, n);
   // Σ over the step's micro-batches of nll_sum / step_units = the step's token-mean NLL.
-  return {l.nll_sum / step_units, nll / std::max(1.0, n), batch.tokens};
+  return {l.nll_sum / step_units, l.nll_sum.detach() / std::max(1.0, n), batch.tokens};
+}
+
+void SftObjective::Sums::add(const SftLoss& l, double completion_tokens) {
+  const torch::Tensor nll_d = l.nll_sum.detach().to(torch::kFloat64);
+  nll = nll.defined() ? nll + nll_d : nll_d;
+  hits = hits.defined() ? hits + l.hits : l.hits;
+  tokens += completion_tokens;
 }
 
 std::map<std::string, double> SftObjective::means(const Sums& s) {
   if (s.tokens == 0) return {};
-  return {{"loss", s.nll / s.tokens},
-          {"mean_token_accuracy", s.hits / s.tokens},
+  return {{"loss", s.nll.item<double>() / s.tokens},
+          {"mean_token_accuracy", s.hits.item<double>() / s.tokens},
           {"num_tokens", s.tokens}};
 }
 
@@ -125,10 +131,7 @@ std::map<std::string, double> SftObjective::evaluate(CausalLM& policy) {
     std::vector<const SftSequence*> seqs;
     for (size_t i = start; i < std::min(eval_.size(), start + bs); ++i) seqs.push_back(&eval_[i]);
     SftBatch batch = collate_sft(seqs, config_.packing, config_.max_length);
-    SftLoss l = sft_loss(policy, batch, config_.bf16);
-    s.nll += l.nll_sum.item<double>();
-    s.hits += l.hits;
-    s.tokens += static_cast<double>(batch.completion_tokens);
+    s.add(sft_loss(policy, batch, config_.bf16), static_cast<double>(batch.completion_tokens));
   }
   return means(s);
 }

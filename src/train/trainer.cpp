@@ -226,18 +226,24 @@ TrainResult Trainer::train() {
       double step_units = 0;
       for (int64_t micro = 0; micro < plan_.accumulation; ++micro)
         step_units += objective_->units(plan_.micro_batch_pairs(step, micro));
+      std::vector<torch::Tensor> losses;
       for (int64_t micro = 0; micro < plan_.accumulation; ++micro) {
         MicroBatchLoss out = objective_->micro_batch(policy_, plan_.micro_batch_pairs(step, micro),
                                                      step + 1, step_units, plan_.accumulation);
-        if (!finite(out.loss))
+        out.backward.backward();
+        losses.push_back(out.loss.to(torch::kFloat64));
+        tokens += out.tokens;
+      }
+      // One read of the step's micro-batch losses; a bad one stops before anything is updated.
+      const torch::Tensor step_losses = torch::stack(losses).to(torch::kCPU);
+      for (int64_t micro = 0; micro < plan_.accumulation; ++micro) {
+        const double loss = step_losses[micro].item<double>();
+        if (!finite(loss))
           fail("step " + std::to_string(step + 1),
-               "the loss is " + std::to_string(out.loss) + " (micro-batch " +
-                   std::to_string(micro) + ", examples from " + objective_->name() +
-                   "); stopped without saving this state",
+               "the loss is " + std::to_string(loss) + " (micro-batch " + std::to_string(micro) +
+                   ", examples from " + objective_->name() + "); stopped without saving this state",
                "the last good checkpoint is " + last_good() +
                    "; lower learning_rate or check the training data");
-        out.backward.backward();
-        tokens += out.tokens;
       }
       const double grad_norm =
           config_.max_grad_norm > 0

@@ -1,9 +1,12 @@
 #include "treg/runtime.h"
 
+#include <dlfcn.h>
 #include <malloc.h>
+#include <unistd.h>
 #include <spdlog/spdlog.h>
 #include <torch/torch.h>
 
+#include <cctype>
 #include <cstdlib>
 #include <thread>
 
@@ -34,6 +37,39 @@ void tune_allocator() {
   mallopt(M_MMAP_THRESHOLD, 256 << 20);
   mallopt(M_TRIM_THRESHOLD, 1 << 30);
   mallopt(M_TOP_PAD, 64 << 20);
+#endif
+}
+
+std::string blas_core_name() {
+  using CoreName = char* (*)();
+  auto f = reinterpret_cast<CoreName>(dlsym(RTLD_DEFAULT, "openblas_get_corename"));
+  const char* name = f ? f() : nullptr;
+  return name ? name : "";
+}
+
+void select_blas_kernels(char** argv) {
+#if defined(__x86_64__)
+  if (std::getenv("OPENBLAS_CORETYPE") || !argv || !argv[0]) return;
+  std::string core = blas_core_name();
+  for (char& ch : core) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+  // OpenBLAS's x86-64 cores without AVX: what it falls back to for a CPU it does not know.
+  static const char* const kPreAvx[] = {"prescott", "core2",   "penryn",   "dunnington",
+                                        "nehalem",  "atom",    "opteron",  "barcelona",
+                                        "bobcat",   "katmai",  "coppermine", "northwood",
+                                        "banias",   "unknown"};
+  bool weak = false;
+  for (const char* c : kPreAvx) weak = weak || core == c;
+  if (!weak) return;
+  __builtin_cpu_init();
+  const char* target = __builtin_cpu_supports("avx512f")  ? "SkylakeX"
+                       : __builtin_cpu_supports("avx2") ? "Haswell"
+                                                        : nullptr;
+  if (!target) return;
+  setenv("OPENBLAS_CORETYPE", target, 1);
+  execv("/proc/self/exe", argv);
+  unsetenv("OPENBLAS_CORETYPE");  // exec failed: carry on with the slow kernels
+#else
+  (void)argv;
 #endif
 }
 
