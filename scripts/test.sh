@@ -10,11 +10,23 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
+# The sid root downloads and unpacks (network and disk) while Debian 12 builds (CPU).
+sid_prepare=
+if [ "${TREG_SID:-1}" != 0 ]; then
+  mkdir -p "${TREG_BUILD_DIR:-build}"
+  bash scripts/test_sid.sh --prepare > "${TREG_BUILD_DIR:-build}/sid-prepare.log" 2>&1 &
+  sid_prepare=$!
+fi
 bash scripts/build.sh -DTREG_INSTALL_TESTS=ON -DTREG_FUZZ_TESTS=ON
 failed=()
 (cd "${TREG_BUILD_DIR:-build}" && ctest --output-on-failure -j"$(nproc)" "$@") || failed+=("Debian 12 / LibTorch 1.13")
-if [ "${TREG_SID:-1}" != 0 ]; then
-  bash scripts/test_sid.sh "$@" || failed+=("Debian sid / LibTorch 2.x + Hugging Face")
+if [ -n "$sid_prepare" ]; then
+  if wait "$sid_prepare"; then
+    bash scripts/test_sid.sh "$@" || failed+=("Debian sid / LibTorch 2.x + Hugging Face")
+  else
+    tail -30 "${TREG_BUILD_DIR:-build}/sid-prepare.log"
+    failed+=("Debian sid root (debootstrap / apt)")
+  fi
 fi
 if [ ${#failed[@]} -gt 0 ]; then
   printf 'FAILED: %s\n' "${failed[@]}"

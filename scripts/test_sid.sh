@@ -6,6 +6,8 @@
 # The root (TREG_SID_ROOT, default /var/cache/treg/sid) and its build tree and ccache are kept for
 # the next run; on a new machine everything is made from scratch (~1 min debootstrap, ~3 min apt).
 # Usage: scripts/test_sid.sh [ctest args]     (root; called by scripts/test.sh)
+#        scripts/test_sid.sh --prepare         only make the root and install its packages (test.sh
+#                                              runs this in the background while it builds)
 set -euo pipefail
 SRC=$(cd "$(dirname "$0")/.." && pwd)
 ROOT=${TREG_SID_ROOT:-/var/cache/treg/sid}
@@ -15,6 +17,8 @@ ROOT=${TREG_SID_ROOT:-/var/cache/treg/sid}
 }
 # shellcheck source=make_root.sh
 source "$SRC/scripts/make_root.sh"
+PREPARE=0
+[ "${1:-}" = --prepare ] && PREPARE=1 && shift
 make_root sid "$ROOT"
 cleanup() {
   mountpoint -q "$ROOT/treg-src" && umount -l "$ROOT/treg-src"
@@ -35,6 +39,7 @@ if echo "$status" | grep -qv '^install ok installed$'; then
 fi
 echo "[sid] $(in_root "$ROOT" dpkg-query -W -f='libtorch-dev ${Version}' libtorch-dev)," \
   "$(in_root "$ROOT" python3 -c 'import transformers, tokenizers; print("transformers", transformers.__version__, "tokenizers", tokenizers.__version__)')"
+[ "$PREPARE" = 1 ] && exit 0
 
 mkdir -p "$ROOT/treg-src"
 mount --bind "$SRC" "$ROOT/treg-src"

@@ -313,6 +313,44 @@ TEST_P(PackedForward, PrefixTreePathsEqualEachSequenceAlone) {
   }
 }
 
+// Rows longer than one query block (128): the reference attention computes each block only
+// against the keys from the first one its queries see up to its own last column. In fp64 it must
+// equal the fused kernel's full masked computation, for padded rows of different lengths and for
+// prefix trees packed side by side (the later tree's blocks skip the earlier one).
+TEST(PackedForward, LongRowsSkipNoVisibleKey) {
+  torch::NoGradGuard no_grad;
+  for (const char* arch : {"llama", "mistral", "qwen3"}) {
+    CausalLM model = load(wide_model(arch, 0.3), kPrecisions[1]);
+    std::mt19937 rng(17);
+    auto s = [&](int64_t n) { return random_ids(n, rng); };
+    // Padded: 300, 170 and 40 tokens.
+    std::vector<std::vector<int64_t>> seqs = {s(300), s(170), s(40)};
+    torch::Tensor ids = torch::zeros({3, 300}, torch::kInt64), mask = torch::zeros_like(ids);
+    for (int64_t b = 0; b < 3; ++b)
+      for (size_t t = 0; t < seqs[static_cast<size_t>(b)].size(); ++t) {
+        ids[b][static_cast<int64_t>(t)] = seqs[static_cast<size_t>(b)][t];
+        mask[b][static_cast<int64_t>(t)] = 1;
+      }
+    const Tree tr = tree({{{0, s(90)}, {1, s(60)}, {1, s(70)}, {0, s(50)}, {4, s(80)}, {4, s(20)}}}, 380);
+    std::vector<torch::Tensor> got[2];
+    for (AttentionImpl impl : {AttentionImpl::kReference, AttentionImpl::kSdpa}) {
+      model->set_attention_impl(impl);
+      got[impl == AttentionImpl::kSdpa].push_back(model->forward(ids, mask));
+      got[impl == AttentionImpl::kSdpa].push_back(model->forward_packed(tr.ids, tr.segments, tr.parents));
+    }
+    for (int64_t b = 0; b < 3; ++b) {
+      const int64_t n = static_cast<int64_t>(seqs[static_cast<size_t>(b)].size());
+      EXPECT_LE(max_diff(got[0][0][b].narrow(0, 0, n), got[1][0][b].narrow(0, 0, n)), 1e-10) << arch << " row " << b;
+    }
+    EXPECT_LE(max_diff(got[0][1].narrow(1, 0, 370), got[1][1].narrow(1, 0, 370)), 1e-10) << arch << " tree";
+    for (const auto& path : tr.paths)
+      EXPECT_LE(max_diff(got[0][1][0].index_select(0, torch::tensor(path.columns, torch::kInt64)),
+                         alone_hidden(model, path.seq)),
+                1e-10)
+          << arch;
+  }
+}
+
 TEST(PackedForwardErrors, PrefixTreeParentsMustComeFirstAndBeInTheRow) {
   CausalLM model = load_model(wide_model("llama", 0.02), torch::kCPU, torch::kFloat32);
   torch::Tensor ids = torch::ones({1, 6}, torch::kInt64);

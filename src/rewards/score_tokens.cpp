@@ -140,16 +140,15 @@ struct Scorer {
   int64_t context_tokens = 0;
   bool warned_length = false;
 
-  // The reference log-probs (the plain prompt + response) take the attention path the trainer's
-  // policy takes (kAuto), so at step 0 the policy reproduces them; the revision contexts, about 5x
-  // longer, take the fused one everywhere (the reference path materialises [B, H, T, T] scores).
+  // Every context takes the attention path the trainer's policy takes (kAuto: the fused kernel on
+  // CUDA; on the CPU the reference path, which computes long rows block by block against only
+  // the keys each block sees), so at step 0 the policy reproduces the reference log-probs.
   // Sequences of a group may share their common prefix, computed once (when `packed`; never with
   // a rope whose table depends on the length, which a shared prefix cannot serve).
   std::vector<std::vector<float>> run(CausalLM& model,
                                       const std::vector<std::vector<int64_t>>& seqs,
                                       const std::vector<int64_t>& starts,
-                                      const std::vector<std::vector<size_t>>& groups, bool packed,
-                                      AttentionImpl impl) {
+                                      const std::vector<std::vector<size_t>>& groups, bool packed) {
     for (const auto& s : seqs) {
       if (!warned_length &&
           static_cast<int64_t>(s.size()) > model->args().max_position_embeddings) {
@@ -159,7 +158,7 @@ struct Scorer {
         warned_length = true;
       }
     }
-    model->set_attention_impl(impl);
+    model->set_attention_impl(AttentionImpl::kAuto);
     AutocastGuard autocast(device, c.bf16);  // the trainer's precision recipe (treg/autocast.h)
     static const std::vector<std::vector<size_t>> none;
     return response_logps(model, seqs, starts,
@@ -203,8 +202,8 @@ struct Scorer {
           revision_starts.push_back(ctx.worse_start);
         }
       }
-      auto lp_plain = run(ref, plain, plain_starts, plain_groups, c.packing, AttentionImpl::kAuto);
-      auto lp_rev = run(ref, revision, revision_starts, revision_groups, true, AttentionImpl::kSdpa);
+      auto lp_plain = run(ref, plain, plain_starts, plain_groups, c.packing);
+      auto lp_rev = run(ref, revision, revision_starts, revision_groups, true);
       for (size_t k = 0; k < recs.size(); ++k)
         for (size_t which = 0; which < 2; ++which) {
           ResponseScores& r = which == 0 ? recs[k].chosen : recs[k].rejected;
@@ -232,8 +231,8 @@ struct Scorer {
         }
       std::vector<std::vector<size_t>> groups;
       for (size_t k = 0; k < seqs.size(); k += 2) groups.push_back({k, k + 1});
-      auto lp_ref = run(ref, seqs, starts, groups, c.packing, AttentionImpl::kAuto);
-      auto lp_dpo = run(dpo, seqs, starts, groups, c.packing, AttentionImpl::kAuto);
+      auto lp_ref = run(ref, seqs, starts, groups, c.packing);
+      auto lp_dpo = run(dpo, seqs, starts, groups, c.packing);
       for (size_t k = 0; k < recs.size(); ++k)
         for (int which = 0; which < 2; ++which) {
           ResponseScores& r = which == 0 ? recs[k].chosen : recs[k].rejected;
