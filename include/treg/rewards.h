@@ -107,8 +107,10 @@ struct ScoreSummary {
 
 // Scores `split` ("train" | "eval") of `config` into its dump path (resuming a partial dump).
 // Per step, up to score_batch_size pairs: the plain contexts of chosen+rejected go through the
-// model in one padded batch and their better+worse revision contexts in a second one (they are ~5x
-// longer), under NoGradGuard, bf16 on CUDA when `bf16`, fp32 otherwise; a resumed run redoes the
+// model in one forward (padded rows, or with `packing` one prefix tree per pair as the trainer lays
+// pairs out) and their better+worse revision contexts in a second one (they are ~5x longer; one
+// prefix tree per answer, pack_sequences), under NoGradGuard, with the trainer's precision recipe
+// (fp32 weights, bf16 autocast when `bf16`); a resumed run redoes the
 // last incomplete batch so that its batches, and so its bytes, equal an uninterrupted run's. Writes
 // "<dump>.config.yaml" (the resolved config) beside it. `progress` draws a bar on stderr.
 ScoreSummary score_tokens(const Config& config, const std::string& split, bool progress = true);

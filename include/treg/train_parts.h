@@ -1,5 +1,5 @@
 // The pieces `treg train` is assembled from, each a small pure-ish function tested on its own:
-// learning-rate schedule, data order, collation of preference pairs into one padded batch, and the
+// learning-rate schedule, data order, collation of preference pairs into the rows of one forward, and the
 // metric accumulator. trainer.h puts them together.
 #pragma once
 #include <torch/torch.h>
@@ -61,7 +61,7 @@ struct DataPlan {
 DataPlan make_data_plan(int64_t num_pairs, int64_t micro_batch, int64_t accumulation,
                         double num_train_epochs, int64_t max_steps, uint64_t seed);
 
-// ---- pairs in, one padded batch out ----
+// ---- pairs in, the rows of one forward out ----
 
 // Random access to preference pairs (a reward dump, or pairs held in memory by tests).
 class PairSource {
