@@ -165,8 +165,8 @@ Result bench(const std::string& name, const nlohmann::json& cfg, bool packing,
   return r;
 }
 
-// A peer: `command` runs with --model/--lengths/--threads style arguments given by `args`, and
-// prints "step_s=<seconds>"; lengths go through a JSON file. Returns its seconds per step (0 when
+// A peer: `command` + " LENGTHS.json" runs the step on the batches of that file and prints
+// "step_s=<seconds>". Returns its seconds per step (0 when
 // it printed none).
 double run_peer(const std::string& command, const std::vector<std::vector<Lengths>>& batches) {
   nlohmann::json j = nlohmann::json::array();

@@ -368,6 +368,7 @@ torch::Tensor packed_predictor_columns(const torch::Tensor& segments, const torc
   torch::Tensor out = torch::full({B, T}, -1, torch::kInt64);
   auto s = seg.accessor<int64_t, 2>();
   auto o = out.accessor<int64_t, 2>();
+  const int64_t* par_of = par.defined() ? par.data_ptr<int64_t>() : nullptr;
   for (int64_t b = 0; b < B; ++b) {
     std::map<int64_t, int64_t> last;  // segment -> its last column so far
     for (int64_t t = 0; t < T; ++t) {
@@ -375,8 +376,8 @@ torch::Tensor packed_predictor_columns(const torch::Tensor& segments, const torc
       if (id == 0) continue;
       if (t > 0 && s[b][t - 1] == id) {
         o[b][t] = t - 1;
-      } else if (par.defined() && id < par.size(1)) {
-        auto it = last.find(par[b][id].item<int64_t>());
+      } else if (par_of && id < par.size(1)) {
+        auto it = last.find(par_of[b * par.size(1) + id]);
         if (it != last.end()) o[b][t] = it->second;
       }
       last[id] = t;
