@@ -100,6 +100,7 @@ struct Config {
   int64_t save_total_limit = 2;            // 0 = keep all
   std::string resume_from_checkpoint;      // "" | auto | PATH
   int64_t report_pairs = 4;                // eval pairs drawn in report.html
+  int64_t ddp_timeout = 1800;              // seconds any collective of a multi-rank run may wait
 
   // Resolved paths.
   std::string reward_dump_path() const;       // train split

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "treg/config.h"
+#include "treg/distributed.h"
 #include "treg/losses.h"
 #include "treg/model.h"
 #include "treg/train_parts.h"
@@ -136,12 +137,18 @@ class PreferenceObjective : public Objective {
 class Trainer {
  public:
   // `policy` is trained in place (fp32 master weights on config's device).
+  // With several `ranks` (distributed.h) each holds the whole model and optimizer, reads its own
+  // slice of every micro-batch (per_device_train_batch_size pairs of the world_size times larger
+  // global one), and the gradients are summed over the ranks before the update, so every rank
+  // makes the same update a single process makes with the whole batch. Rank 0 alone writes
+  // (metrics, checkpoints, report) and evaluates.
   Trainer(Config config, CausalLM policy, std::shared_ptr<Objective> objective,
-          TrainerHooks hooks = {});
+          TrainerHooks hooks = {}, std::shared_ptr<Ranks> ranks = nullptr);
   // Preference optimisation (PreferenceObjective). `eval` may be null; with eval_strategy "no" it
   // is not used.
   Trainer(Config config, CausalLM policy, std::shared_ptr<PairSource> train,
-          std::shared_ptr<PairSource> eval, TrainerHooks hooks = {});
+          std::shared_ptr<PairSource> eval, TrainerHooks hooks = {},
+          std::shared_ptr<Ranks> ranks = nullptr);
   TrainResult train();
 
   // Pieces, public for tests.
@@ -156,6 +163,7 @@ class Trainer {
   CausalLM policy_;
   std::shared_ptr<Objective> objective_;
   TrainerHooks hooks_;
+  std::shared_ptr<Ranks> ranks_;
   torch::Device device_;
   DataPlan plan_;
   int64_t warmup_ = 0;
@@ -167,6 +175,12 @@ class Trainer {
   std::vector<LogEvent> history_;
 
   void resume_from(const std::string& checkpoint_dir);
+  // This rank's share of a global micro-batch.
+  std::vector<int64_t> rank_slice(const std::vector<int64_t>& global) const;
+  // Sums the gradients over the ranks (one flat buffer), and `step_values` with them.
+  void sum_over_ranks(torch::Tensor& step_values);
+  // Each rank's metrics averaged over the ranks (as TRL logs a multi-process run).
+  std::map<std::string, double> mean_over_ranks(std::map<std::string, double> values);
   double set_learning_rate(int64_t step);
   std::string save_checkpoint();
   void log_event(const LogEvent& e);

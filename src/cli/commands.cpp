@@ -44,6 +44,7 @@ void add_train_command(CLI::App& app);
 void add_sft_command(CLI::App& app);
 void add_make_sft_data_command(CLI::App& app);
 void add_credit_bench_command(CLI::App& app);
+void add_plan_command(CLI::App& app);
 
 void add_all_commands(CLI::App& app) {
   add_make_tiny_command(app);
@@ -54,6 +55,7 @@ void add_all_commands(CLI::App& app) {
   add_view_rewards_command(app);
   add_make_sft_data_command(app);
   add_sft_command(app);
+  add_plan_command(app);
   add_train_command(app);
   add_generate_command(app);
   add_credit_bench_command(app);

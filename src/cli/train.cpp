@@ -3,6 +3,7 @@
 #include "cli/commands.h"
 #include "treg/config.h"
 #include "treg/dir_lock.h"
+#include "treg/distributed.h"
 #include "treg/trainer.h"
 
 namespace treg::cli {
@@ -46,7 +47,9 @@ void add_train_command(CLI::App& app) {
                   "key=value overrides of config keys, e.g. treg_alpha=0.25");
   set_action(sub, [o] {
     Config config = load_config(o->config, o->overrides);
-    DirLock lock(config.output_dir);  // held until training ends, the final checkpoint included
+    // Held until training ends, the final checkpoint included; by rank 0 alone, which writes.
+    std::unique_ptr<DirLock> lock;
+    if (launch_env_from_environment().rank == 0) lock = std::make_unique<DirLock>(config.output_dir);
     return training_exit_code("train", run_training(config, config_with_overrides(*o)));
   });
 }

@@ -236,6 +236,7 @@ void validate_config(const Config& c) {
   check(c.save_steps >= 0, "save_steps", "must be >= 0");
   check(c.save_total_limit >= 0, "save_total_limit", "must be >= 0");
   check(c.report_pairs >= 0, "report_pairs", "must be >= 0");
+  check(c.ddp_timeout > 0, "ddp_timeout", "must be > 0 (seconds)");
   check(!c.output_dir.empty(), "output_dir", "must not be empty");
 }
 

@@ -306,7 +306,7 @@ const std::vector<KeySpec>& key_specs() {
       TREG_SETTING(max_grad_norm, "gradient clipping norm; 0 = no clipping"),
       TREG_SETTING(num_train_epochs, "epochs over the train pairs (fractions allowed)"),
       TREG_SETTING(max_steps, "> 0: this many optimizer steps, overriding num_train_epochs"),
-      TREG_SETTING(per_device_train_batch_size, "pairs per micro-batch (one device; HF multiplies by the GPU count)"),
+      TREG_SETTING(per_device_train_batch_size, "pairs per micro-batch of one rank (the global batch multiplies it by gradient_accumulation_steps and WORLD_SIZE, as HF)"),
       TREG_SETTING(per_device_eval_batch_size, "pairs per eval forward"),
       TREG_SETTING(gradient_accumulation_steps, "micro-batches per optimizer step"),
       TREG_SETTING(gradient_checkpointing, "recompute layer activations in backward (less memory, same gradients)"),
@@ -320,6 +320,7 @@ const std::vector<KeySpec>& key_specs() {
       TREG_SETTING(save_total_limit, "keep the newest this-many checkpoints; 0 = keep all"),
       TREG_SETTING(resume_from_checkpoint, "\"\" | auto (newest in output_dir) | a checkpoint directory"),
       TREG_SETTING(report_pairs, "eval pairs whose token rewards report.html draws"),
+      TREG_SETTING(ddp_timeout, "several ranks (torchrun): seconds a collective waits for the others before the run stops with an error (HF's key; 1800)"),
 
       // ---- other trainers' names for treg settings ----
       alias("sft_weight", "sft_alpha", "SimPO's SFT weight; in a recipe without loss_type it also selects simpo"),
@@ -389,8 +390,7 @@ const std::vector<KeySpec>& key_specs() {
       ignored("remove_unused_columns", "treg reads prompt/chosen/rejected and ignores other columns"),
       ignored("dataloader_num_workers", "data loading workers; same batches"),
       ignored("dataloader_pin_memory", "data loading option; same batches"),
-      ignored("ddp_timeout", "multi-process option; treg runs one process"),
-      ignored("ddp_find_unused_parameters", "multi-process option; treg runs one process"),
+      ignored("ddp_find_unused_parameters", "treg's all-reduce covers every parameter (unused ones add zeros)"),
       ignored("max_source_length", "not used by DPO trainers"),
   };
   return specs;

@@ -328,6 +328,7 @@ bool resume_compatible_key(const std::string& key) {
                                              "save_steps",
                                              "save_total_limit",
                                              "report_pairs",
+                                             "ddp_timeout",
                                              "output_dir",
                                              "overwrite_output_dir",
                                              "resume_from_checkpoint",

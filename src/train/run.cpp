@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include "treg/data_sources.h"
+#include "treg/distributed.h"
 #include "treg/error.h"
 #include "treg/io.h"
 #include "treg/losses.h"
@@ -13,20 +14,29 @@
 namespace treg {
 
 TrainResult run_training(const Config& config, const std::string& config_args) {
-  // Trainer::train checks again; this first check refuses a used output_dir before hours of scoring
-  // or minutes of loading a policy.
-  make_dirs(config.output_dir);
-  prepare_output_dir(config);
+  const LaunchEnv launch = launch_env_from_environment();
+  std::shared_ptr<Ranks> ranks = connect_ranks(launch, std::chrono::seconds(config.ddp_timeout));
+  if (!ranks->is_main()) spdlog::set_level(spdlog::level::warn);  // rank 0 speaks for the run
   const std::string train_dump = config.reward_dump_path();
   const std::string eval_dump = config.eval_reward_dump_path();
   const bool with_eval = has_eval_split(config);
-  if (!file_exists(train_dump) || (with_eval && !file_exists(eval_dump)))
-    spdlog::info("train: no reward dump at {}; scoring the token rewards first (score-tokens)",
-                 train_dump);
-  ensure_reward_dumps(
-      config, config_args);  // reuses matching dumps, scores missing ones, refuses stale ones
+  if (ranks->is_main()) {
+    // Trainer::train checks again; this first check refuses a used output_dir before hours of
+    // scoring or minutes of loading a policy.
+    make_dirs(config.output_dir);
+    prepare_output_dir(config);
+    if (!file_exists(train_dump) || (with_eval && !file_exists(eval_dump)))
+      spdlog::info("train: no reward dump at {}; scoring the token rewards first (score-tokens)",
+                   train_dump);
+    ensure_reward_dumps(
+        config, config_args);  // reuses matching dumps, scores missing ones, refuses stale ones
+  }
+  // Scoring runs on rank 0 alone, within ddp_timeout: score long dumps with score-tokens first.
+  ranks->barrier("waiting for rank 0's reward dumps");
 
-  const torch::Device device = parse_device(config.device, "config key 'device'");
+  torch::Device device = parse_device(config.device, "config key 'device'");
+  if (device.is_cuda() && ranks->world_size() > 1)
+    device = torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(launch.local_rank));
   const std::string dev = device.is_cuda() ? "cuda" : "cpu";
 
   auto train = open_dump_source(train_dump);
@@ -38,7 +48,7 @@ TrainResult run_training(const Config& config, const std::string& config_args) {
                loss_type_name(loss.type), loss.beta, loss.treg_alpha,
                loss.treg_alpha > 0 ? " (" + config.treg_weighting + " weighting)" : std::string());
   CausalLM policy = load_model(config.model_name_or_path, device, torch::kFloat32);
-  Trainer trainer(config, policy, train, eval);
+  Trainer trainer(config, policy, train, eval, {}, ranks);
   return trainer.train();
 }
 

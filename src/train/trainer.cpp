@@ -71,21 +71,25 @@ bool finite(double v) { return std::isfinite(v); }
 void request_training_stop() { g_stop_requested = true; }
 
 Trainer::Trainer(Config config, CausalLM policy, std::shared_ptr<PairSource> train,
-                 std::shared_ptr<PairSource> eval, TrainerHooks hooks)
+                 std::shared_ptr<PairSource> eval, TrainerHooks hooks,
+                 std::shared_ptr<Ranks> ranks)
     : Trainer(config, std::move(policy),
               std::make_shared<PreferenceObjective>(
                   config, std::move(train), config.eval_strategy == "no" ? nullptr : std::move(eval),
                   hooks),
-              hooks) {}
+              hooks, std::move(ranks)) {}
 
 Trainer::Trainer(Config config, CausalLM policy, std::shared_ptr<Objective> objective,
-                 TrainerHooks hooks)
+                 TrainerHooks hooks, std::shared_ptr<Ranks> ranks)
     : config_(std::move(config)),
       policy_(std::move(policy)),
       objective_(std::move(objective)),
       hooks_(std::move(hooks)),
+      ranks_(ranks ? std::move(ranks) : single_rank()),
       device_(policy_->parameters().front().device()) {
-  plan_ = make_data_plan(objective_->size(), config_.per_device_train_batch_size,
+  // The plan walks global micro-batches; each rank takes its slice (rank_slice).
+  plan_ = make_data_plan(objective_->size(),
+                         config_.per_device_train_batch_size * ranks_->world_size(),
                          config_.gradient_accumulation_steps, config_.num_train_epochs,
                          config_.max_steps, static_cast<uint64_t>(config_.seed));
   warmup_ = resolved_warmup_steps(config_.warmup_steps, config_.warmup_ratio, plan_.total_steps);
@@ -126,6 +130,39 @@ double Trainer::set_learning_rate(int64_t step) {
   return lr;
 }
 
+std::vector<int64_t> Trainer::rank_slice(const std::vector<int64_t>& global) const {
+  const int64_t b = config_.per_device_train_batch_size, first = ranks_->rank() * b;
+  return std::vector<int64_t>(global.begin() + first, global.begin() + first + b);
+}
+
+void Trainer::sum_over_ranks(torch::Tensor& step_values) {
+  if (ranks_->world_size() == 1) return;
+  std::vector<torch::Tensor> flat;
+  for (auto& p : params_) {
+    if (!p.grad().defined()) p.mutable_grad() = torch::zeros_like(p);
+    flat.push_back(p.grad().reshape(-1));
+  }
+  std::vector<torch::Tensor> buffers = {torch::cat(flat), step_values};
+  ranks_->all_reduce_sum(buffers);
+  int64_t at = 0;
+  for (auto& p : params_) {
+    const int64_t n = p.numel();
+    p.mutable_grad().copy_(buffers[0].narrow(0, at, n).view_as(p));
+    at += n;
+  }
+}
+
+std::map<std::string, double> Trainer::mean_over_ranks(std::map<std::string, double> values) {
+  if (ranks_->world_size() == 1) return values;
+  std::vector<double> v;
+  for (const auto& [k, x] : values) v.push_back(x);  // same keys, same order on every rank
+  std::vector<torch::Tensor> t = {torch::tensor(v, torch::kFloat64)};
+  ranks_->all_reduce_sum(t);
+  size_t i = 0;
+  for (auto& [k, x] : values) x = t[0][static_cast<int64_t>(i++)].item<double>() / static_cast<double>(ranks_->world_size());
+  return values;
+}
+
 std::map<std::string, double> Trainer::evaluate() {
   std::map<std::string, double> out;
   if (!with_eval_) return out;
@@ -139,6 +176,7 @@ std::map<std::string, double> Trainer::evaluate() {
 
 void Trainer::log_event(const LogEvent& e) {
   history_.push_back(e);
+  if (!ranks_->is_main()) return;
   append_metrics_line(path_join(config_.output_dir, "metrics.jsonl"), log_event_json(e));
 }
 
@@ -173,25 +211,32 @@ void Trainer::resume_from(const std::string& dir) {
 
 TrainResult Trainer::train() {
   // ---- setup ----
-  make_dirs(config_.output_dir);
+  const bool main = ranks_->is_main();
   // config.yaml last: a run refused here, or failing to load its checkpoint, leaves the earlier
-  // run's config.yaml as that run wrote it.
-  const std::string resume_dir = prepare_output_dir(config_);
+  // run's config.yaml as that run wrote it. Every rank resumes from the checkpoint rank 0 chose.
+  std::string resume_dir;
+  if (main) {
+    make_dirs(config_.output_dir);
+    resume_dir = prepare_output_dir(config_);
+  }
+  resume_dir = ranks_->broadcast("resume_dir", resume_dir);
   if (!resume_dir.empty())
     resume_from(resume_dir);
   else if (!config_.resume_from_checkpoint.empty())
     spdlog::info("resume_from_checkpoint {}: no checkpoint in {}, starting from step 0",
                  config_.resume_from_checkpoint, config_.output_dir);
-  write_file_atomic(path_join(config_.output_dir, "config.yaml"), config_to_yaml(config_));
-  {  // metrics.jsonl holds exactly the history up to the start step (a resumed run rewrites it).
+  if (main) {
+    write_file_atomic(path_join(config_.output_dir, "config.yaml"), config_to_yaml(config_));
+    // metrics.jsonl holds exactly the history up to the start step (a resumed run rewrites it).
     std::string text;
     for (const auto& e : history_) text += log_event_json(e) + "\n";
     write_file_atomic(path_join(config_.output_dir, "metrics.jsonl"), text);
   }
-  spdlog::info("train: {} examples of {}, {} steps ({} per epoch) of {} × {}, lr {} ({}, {} warmup)",
+  spdlog::info("train: {} examples of {}, {} steps ({} per epoch) of {} × {}{}, lr {} ({}, {} warmup)",
                plan_.num_pairs, objective_->name(), plan_.total_steps, plan_.steps_per_epoch,
-               plan_.micro_batch, plan_.accumulation, config_.learning_rate,
-               config_.lr_scheduler_type, warmup_);
+               plan_.micro_batch, plan_.accumulation,
+               ranks_->world_size() > 1 ? fmt::format(" over {} ranks", ranks_->world_size()) : "",
+               config_.learning_rate, config_.lr_scheduler_type, warmup_);
   g_stop_requested = false;
   auto prev_handler = std::signal(SIGINT, on_sigint);
   policy_->train();
@@ -206,7 +251,7 @@ TrainResult Trainer::train() {
     return all.empty() ? std::string("none") : all.back();
   };
 
-  if (with_eval_ && step_ == 0 && eval_interval_ > 0) {  // the untrained policy: where curves start
+  if (main && with_eval_ && step_ == 0 && eval_interval_ > 0) {  // the untrained policy: where curves start
     LogEvent e{0, evaluate()};
     e.values["epoch"] = 0.0;
     log_event(e);
@@ -216,7 +261,7 @@ TrainResult Trainer::train() {
   // ---- loop ----
   try {
     while (step_ < plan_.total_steps) {
-      if (g_stop_requested) {
+      if (g_stop_requested && ranks_->world_size() == 1) {
         result.interrupted = true;
         break;
       }
@@ -227,15 +272,27 @@ TrainResult Trainer::train() {
       for (int64_t micro = 0; micro < plan_.accumulation; ++micro)
         step_units += objective_->units(plan_.micro_batch_pairs(step, micro));
       std::vector<torch::Tensor> losses;
+      int64_t step_tokens = 0;
       for (int64_t micro = 0; micro < plan_.accumulation; ++micro) {
-        MicroBatchLoss out = objective_->micro_batch(policy_, plan_.micro_batch_pairs(step, micro),
-                                                     step + 1, step_units, plan_.accumulation);
+        // Each rank's micro-batch loss is its share of the global step's: the sum over ranks of
+        // the backward is the single-process one.
+        MicroBatchLoss out = objective_->micro_batch(
+            policy_, rank_slice(plan_.micro_batch_pairs(step, micro)), step + 1, step_units,
+            plan_.accumulation * ranks_->world_size());
         out.backward.backward();
         losses.push_back(out.loss.to(torch::kFloat64));
-        tokens += out.tokens;
+        step_tokens += out.tokens;
       }
       // One read of the step's micro-batch losses; a bad one stops before anything is updated.
-      const torch::Tensor step_losses = torch::stack(losses).to(torch::kCPU);
+      // Ranks sum them with the gradients (and whether any rank was asked to stop), so all of
+      // them see a bad loss or a stop request and act on it together.
+      losses.push_back(torch::full({}, g_stop_requested ? 1.0 : 0.0, torch::kFloat64).to(device_));
+      losses.push_back(torch::full({}, static_cast<double>(step_tokens), torch::kFloat64).to(device_));
+      torch::Tensor step_values = torch::stack(losses);
+      sum_over_ranks(step_values);
+      const torch::Tensor step_losses = step_values.to(torch::kCPU);
+      const bool stop_after_step = step_losses[plan_.accumulation].item<double>() > 0;
+      tokens += static_cast<int64_t>(step_losses[plan_.accumulation + 1].item<double>());
       for (int64_t micro = 0; micro < plan_.accumulation; ++micro) {
         const double loss = step_losses[micro].item<double>();
         if (!finite(loss))
@@ -260,15 +317,16 @@ TrainResult Trainer::train() {
       if (step_ % config_.logging_steps == 0 || step_ == plan_.total_steps) {
         auto now = std::chrono::steady_clock::now();
         const double secs = std::max(1e-9, std::chrono::duration<double>(now - t_log).count());
-        LogEvent e{step_, objective_->metrics()};
+        LogEvent e{step_, mean_over_ranks(objective_->metrics())};
         e.values["grad_norm"] = grad_norm;
         e.values["learning_rate"] = lr;
         e.values["epoch"] = plan_.epoch_at(step_);
         e.values["tokens_per_second"] = static_cast<double>(tokens) / secs;
         log_event(e);
         const std::string headline = objective_->headline_metric();
-        bar.update(step_, e.values["loss"], headline, e.values[headline],
-                   e.values["tokens_per_second"]);
+        if (main)
+          bar.update(step_, e.values["loss"], headline, e.values[headline],
+                     e.values["tokens_per_second"]);
         spdlog::debug("step {}: {}", step_, log_event_json(e));
         if (!isatty(2))
           spdlog::info("step {}/{}: {} lr {:.3g} grad_norm {:.3f} {:.0f} tok/s", step_,
@@ -278,7 +336,7 @@ TrainResult Trainer::train() {
         tokens = 0;
         t_log = now;
       }
-      if (with_eval_ && eval_interval_ > 0 && step_ % eval_interval_ == 0 &&
+      if (main && with_eval_ && eval_interval_ > 0 && step_ % eval_interval_ == 0 &&
           step_ < plan_.total_steps) {
         LogEvent e{step_, evaluate()};
         e.values["epoch"] = plan_.epoch_at(step_);
@@ -286,9 +344,13 @@ TrainResult Trainer::train() {
         spdlog::info("step {}: eval {}", step_, objective_->summary(e.values, "eval_"));
         t_log = std::chrono::steady_clock::now();
       }
-      if (save_interval_ > 0 && step_ % save_interval_ == 0 && step_ < plan_.total_steps)
+      if (main && save_interval_ > 0 && step_ % save_interval_ == 0 && step_ < plan_.total_steps)
         last_saved = save_checkpoint();
       if (hooks_.after_step) hooks_.after_step(step_);
+      if (stop_after_step && ranks_->world_size() > 1) {
+        result.interrupted = true;
+        break;
+      }
     }
   } catch (...) {
     bar.done();
@@ -301,14 +363,16 @@ TrainResult Trainer::train() {
   // ---- cleanup ----
   if (result.interrupted) {
     spdlog::warn("interrupted: saving a checkpoint at step {} and stopping", step_);
-  } else if (with_eval_) {
+  } else if (main && with_eval_) {
     LogEvent e{step_, evaluate()};
     e.values["epoch"] = plan_.epoch_at(step_);
     log_event(e);
     spdlog::info("final eval (step {}): {}", step_, objective_->summary(e.values, "eval_"));
   }
-  result.last_checkpoint = save_checkpoint();
-  write_report();
+  if (main) {
+    result.last_checkpoint = save_checkpoint();
+    write_report();
+  }
   result.steps_done = step_;
   result.history = history_;
   return result;

@@ -1,0 +1,186 @@
+// Several ranks of `treg train`, launched as torchrun launches them (RANK, WORLD_SIZE, LOCAL_RANK,
+// MASTER_ADDR, MASTER_PORT), over Gloo on loopback: the same updates as one process with the
+// whole batch, and a dead rank stops the others with an error instead of a hang.
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "test_util.h"
+#include "treg/distributed.h"
+#include "treg/io.h"
+#include "treg/safetensors.h"
+
+namespace treg {
+namespace {
+
+using test::run_command;
+using test::treg_binary;
+
+bool multi_rank_build() {
+  // Rank 1 of 2 with nobody listening: a build with Gloo waits ddp_timeout for rank 0, one without
+  // says so at once.
+  std::string out;
+  run_command("WORLD_SIZE=2 RANK=1 MASTER_ADDR=127.0.0.1 MASTER_PORT=1 " + treg_binary() +
+                  " train --config " + test::source_path("configs/tiny.yaml") +
+                  " ddp_timeout=1 output_dir=" + test::fresh_dir("distributed_probe"),
+              &out);
+  return out.find("built without c10d Gloo") == std::string::npos;
+}
+
+// A free TCP port for the rendezvous, different for every test process.
+int free_port(int offset) { return 20000 + (getpid() * 7 + offset * 131) % 20000; }
+
+std::string write_config(const std::string& dir, int64_t per_device, const std::string& extra) {
+  // The runs of a test share the data and its reward dump (scored by the first).
+  const std::string data_file = dir + "/../train.jsonl";
+  if (!file_exists(data_file)) {
+    std::ifstream in(test::source_path("configs/data/tiny_prefs.train.jsonl"));
+    std::string line, data;
+    for (int i = 0; i < 16 && std::getline(in, line); ++i) data += line + "\n";
+    write_file_atomic(data_file, data);
+  }
+  const std::string cfg = dir + "/cfg.yaml";
+  write_file_atomic(cfg, "model_name_or_path: " + test::tiny_model("llama") + "\ntrain_file: " +
+                             data_file + "\nreward_dump: " + dir +
+                             "/../dump.bin\noutput_dir: " + dir +
+                             "/out\ndevice: cpu\nscore_batch_size: 4\n"
+                             "learning_rate: 1.0e-3\nwarmup_ratio: 0.0\nlogging_steps: 1\n"
+                             "per_device_train_batch_size: " +
+                             std::to_string(per_device) + "\n" + extra);
+  return cfg;
+}
+
+// Launches `world` ranks of `treg train --config cfg` in the background and waits for all;
+// returns each rank's exit code, its output in logs[rank].
+std::vector<int> launch(const std::string& cfg, int world, int port, std::vector<std::string>* logs,
+                        const std::string& after_start = "") {
+  const std::string dir = cfg.substr(0, cfg.rfind('/'));
+  std::string script = "cd " + dir + "; ";
+  for (int r = 0; r < world; ++r)
+    script += "WORLD_SIZE=" + std::to_string(world) + " RANK=" + std::to_string(r) +
+              " LOCAL_RANK=" + std::to_string(r) + " MASTER_ADDR=127.0.0.1 MASTER_PORT=" +
+              std::to_string(port) + " OMP_NUM_THREADS=1 " + treg_binary() + " train --config " +
+              cfg + " > rank" + std::to_string(r) + ".log 2>&1 & p" + std::to_string(r) + "=$!; ";
+  script += after_start;
+  for (int r = 0; r < world; ++r)
+    script += "wait $p" + std::to_string(r) + "; echo rc" + std::to_string(r) + "=$? >> rc.txt; ";
+  std::remove((dir + "/rc.txt").c_str());
+  run_command("bash -c '" + script + "'");
+  std::vector<int> rc;
+  const std::string text = read_file(dir + "/rc.txt");
+  logs->clear();
+  for (int r = 0; r < world; ++r) {
+    const std::string key = "rc" + std::to_string(r) + "=";
+    const size_t at = text.find(key);
+    rc.push_back(at == std::string::npos ? -1 : std::atoi(text.c_str() + at + key.size()));
+    logs->push_back(read_file(dir + "/rank" + std::to_string(r) + ".log"));
+  }
+  return rc;
+}
+
+std::vector<double> losses(const std::string& out_dir) {
+  std::vector<double> v;
+  std::ifstream in(out_dir + "/metrics.jsonl");
+  for (std::string line; std::getline(in, line);) {
+    auto j = nlohmann::json::parse(line);
+    if (j.contains("loss")) v.push_back(j["loss"].get<double>());
+  }
+  return v;
+}
+
+double max_weight_diff(const std::string& a, const std::string& b) {
+  SafetensorsCheckpoint x(a), y(b);
+  EXPECT_EQ(x.keys(), y.keys());
+  double worst = 0;
+  for (const std::string& k : x.keys())
+    worst = std::max(worst, (x.load(k, torch::kFloat64) - y.load(k, torch::kFloat64))
+                                .abs()
+                                .max()
+                                .item<double>());
+  return worst;
+}
+
+TEST(Distributed, LaunchVariablesAreCheckedByName) {
+  auto err = [](const std::string& env) {
+    std::string train;
+    run_command(env + " " + treg_binary() + " train --config " +
+                    test::source_path("configs/tiny.yaml") + " output_dir=/nonexistent/x",
+                &train);
+    return train;
+  };
+  EXPECT_NE(err("WORLD_SIZE=2 RANK=2").find("environment variable RANK: '2' is not an integer in [0, 1]"),
+            std::string::npos)
+      << err("WORLD_SIZE=2 RANK=2");
+  EXPECT_NE(err("WORLD_SIZE=two").find("environment variable WORLD_SIZE"), std::string::npos);
+  EXPECT_NE(err("WORLD_SIZE=2").find("RANK: not set while WORLD_SIZE is 2"), std::string::npos);
+}
+
+// 2 ranks x 2 pairs (x 2 micro-batches) = 1 rank x 4 pairs: same losses, same weights. The ranks
+// sum their gradients in another order than one process sums a batch, hence the tolerance.
+TEST(Distributed, TwoRanksMakeTheUpdatesOfOneProcessWithTheWholeBatch) {
+  if (!multi_rank_build()) GTEST_SKIP() << "built without c10d Gloo";
+  const std::string root = test::fresh_dir("distributed_equal");
+  for (const std::string accumulation : {"1", "2"}) {
+    SCOPED_TRACE("gradient_accumulation_steps " + accumulation);
+    const std::string extra = "max_steps: 3\ngradient_accumulation_steps: " + accumulation + "\n";
+    const std::string one = root + "/one" + accumulation, two = root + "/two" + accumulation;
+    make_dirs(one);
+    make_dirs(two);
+    std::string out;
+    ASSERT_EQ(run_command("OMP_NUM_THREADS=1 " + treg_binary() + " train --config " +
+                              write_config(one, 4, extra),
+                          &out),
+              0)
+        << out;
+    std::vector<std::string> logs;
+    const std::vector<int> rc =
+        launch(write_config(two, 2, extra), 2, free_port(accumulation == "1" ? 0 : 1), &logs);
+    ASSERT_EQ(rc, (std::vector<int>{0, 0})) << logs[0] << "\n----\n" << logs[1];
+    EXPECT_NE(logs[0].find("over 2 ranks"), std::string::npos) << logs[0];
+    const std::vector<double> a = losses(one + "/out"), b = losses(two + "/out");
+    ASSERT_EQ(a.size(), 3u);
+    ASSERT_EQ(b.size(), 3u);
+    for (size_t i = 0; i < a.size(); ++i) EXPECT_NEAR(a[i], b[i], 1e-5) << "step " << i + 1;
+    EXPECT_LT(max_weight_diff(one + "/out/checkpoint-3", two + "/out/checkpoint-3"), 1e-5);
+    // The updates moved the weights: the comparison above is not of two untouched models.
+    EXPECT_GT(max_weight_diff(one + "/out/checkpoint-3", test::tiny_model("llama")), 1e-4);
+    EXPECT_FALSE(file_exists(two + "/out/checkpoint-3/rank1"));  // rank 1 wrote nothing
+  }
+}
+
+// A rank killed mid-run: the other stops within ddp_timeout with an error saying a rank stopped,
+// and the run resumes from rank 0's last checkpoint.
+TEST(Distributed, AKilledRankStopsTheOthersAndTheRunResumes) {
+  if (!multi_rank_build()) GTEST_SKIP() << "built without c10d Gloo";
+  const std::string root = test::fresh_dir("distributed_kill");
+  const std::string dir = root + "/run";
+  make_dirs(dir);
+  const std::string cfg =
+      write_config(dir, 2, "max_steps: 400\nsave_steps: 1\nsave_total_limit: 1\nddp_timeout: 20\n");
+  std::vector<std::string> logs;
+  // Once rank 0 has saved a checkpoint, rank 1 is killed (SIGKILL: no goodbye).
+  const std::string kill_rank1 =
+      "for i in $(seq 600); do ls " + dir + "/out | grep -q \"^checkpoint-[0-9]*$\" && break; "
+      "sleep 0.1; done; kill -9 $p1; ";
+  const auto t0 = std::chrono::steady_clock::now();
+  const std::vector<int> rc = launch(cfg, 2, free_port(2), &logs, kill_rank1);
+  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  EXPECT_NE(rc[0], 0) << logs[0];
+  EXPECT_LT(secs, 120) << "rank 0 should stop within ddp_timeout, not hang";
+  EXPECT_NE(logs[0].find("rank 0 of 2: all-reduce failed"), std::string::npos) << logs[0];
+  EXPECT_NE(logs[0].find("another rank stopped"), std::string::npos) << logs[0];
+  // Resume in one process from the checkpoint rank 0 left.
+  std::string out;
+  ASSERT_EQ(run_command("OMP_NUM_THREADS=1 " + treg_binary() + " train --config " + cfg +
+                            " resume_from_checkpoint=auto max_steps=" +
+                            std::to_string(losses(dir + "/out").size() + 2),
+                        &out),
+            0)
+      << out;
+  EXPECT_NE(out.find("resumed from"), std::string::npos) << out;
+}
+
+}  // namespace
+}  // namespace treg
