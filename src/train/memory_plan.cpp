@@ -2,6 +2,8 @@
 // dim, F MLP width, V vocabulary, T tokens of a row.
 #include "treg/memory_plan.h"
 
+#include <torch/version.h>
+
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -15,6 +17,14 @@ namespace treg {
 namespace {
 
 constexpr double kGiB = 1024.0 * 1024.0 * 1024.0;
+
+// Bytes per element of x^2 that an RMSNorm keeps: LibTorch 1.13's mean() keeps its input for the
+// backward, 2.x's only the sizes (measured by the counting-allocator test on both).
+#if TORCH_VERSION_MAJOR >= 2
+constexpr double kSquareKept = 0;
+#else
+constexpr double kSquareKept = 4;
+#endif
 
 // Each projection's (in, out) features, under its HF module name.
 std::map<std::string, std::pair<int64_t, int64_t>> projections(const ModelArgs& a) {
@@ -118,12 +128,20 @@ int64_t lora_parameter_count(const ModelArgs& a, int64_t r,
   return per_layer * a.num_layers;
 }
 
+namespace {
+// The final norm per token: its input, (x^2,) the normalised x and the hidden states it returns.
+double final_norm_bytes(const ModelArgs& a) {
+  return static_cast<double>(a.hidden_size) * (12 + kSquareKept);
+}
+}  // namespace
+
 // What autograd keeps for the backward, per token and layer (layers.cpp, op by op; the fp32
 // case is checked against a counting allocator in tests/memory_plan_test.cpp).
 //   residual stream: the layer input x and h = x + attn, fp32                       2D x 4
-//   RMSNorm: x^2 (mean() keeps its input), the normalised x before the weight (fp32 for Gemma's
-//   offset form, a bf16 copy under autocast for Llama's), and in fp32 its output, which the next
-//   linear keeps; Gemma-2's post-norms also keep an fp32 copy of their (bf16) input
+//   RMSNorm: x^2 (LibTorch 1.13's mean() keeps its input), the normalised x before the weight
+//   (fp32 for Gemma's offset form, a bf16 copy under autocast for Llama's), and in fp32 its
+//   output, which the next linear keeps; Gemma-2's post-norms also keep an fp32 copy of their
+//   (bf16) input
 //   under autocast each linear casts its fp32 input to bf16 anew: q/k/v (3, or 1 fused) and
 //   gate/up (2, or 1 fused) keep a copy each; in fp32 they share the norm's output
 //   attention: q and k after RoPE, v (repeated to H heads for GQA), the output copy fed to
@@ -142,14 +160,14 @@ double activation_bytes_per_token(const ModelArgs& a, bool autocast, bool fused_
   const bool gemma_norm = a.norm_offset != 0.0;
   // Bytes per element an RMSNorm keeps besides its input: x^2, the normalised x, and in fp32 the
   // output (a separate tensor the next op keeps).
-  const double norm = 4 + (gemma_norm || !autocast ? 4 : 2) + (autocast ? 0 : 4);
+  const double norm = kSquareKept + (gemma_norm || !autocast ? 4 : 2) + (autocast ? 0 : 4);
   double b = 2 * D * 4;  // x, h
   b += 2 * D * norm;     // input norm, pre-MLP norm
   if (autocast) b += ((a.fused_qkv ? 1 : 3) + (a.fused_gate_up ? 1 : 2)) * D * 2;
-  if (a.post_norms) b += 2 * D * 12;  // input copy, x^2, normalised: fp32 each
+  if (a.post_norms) b += 2 * D * (8 + kSquareKept);  // input copy, normalised (and x^2): fp32
   b += 4 * HE * s;                    // q, k, v (H heads), o_proj input
   // q/k norms run on the projections' output (bf16 under autocast): an fp32 copy of it there.
-  if (a.qk_norm) b += (HE + KE) * (autocast ? 4 + 4 + (gemma_norm ? 4 : 2) : 12);
+  if (a.qk_norm) b += (HE + KE) * (kSquareKept + (autocast ? 4 + (gemma_norm ? 4 : 2) : 8));
   b += 4 * F * s;
   b *= static_cast<double>(a.num_layers);
   for (int64_t layer = 0; layer < a.num_layers; ++layer) {
@@ -161,8 +179,7 @@ double activation_bytes_per_token(const ModelArgs& a, bool autocast, bool fused_
       b += keys * (1 + H * (4 + (autocast ? 2 : 0) + (a.attn_softcap > 0 ? s : 0)));
     }
   }
-  // The final norm: its input, x^2, the normalised x and the hidden states it returns.
-  return b + 16 * D;
+  return b + final_norm_bytes(a);
 }
 
 double checkpointed_bytes_per_token(const ModelArgs& a, int64_t row_tokens) {
@@ -171,7 +188,7 @@ double checkpointed_bytes_per_token(const ModelArgs& a, int64_t row_tokens) {
   bool sliding = false;
   for (int64_t layer = 0; layer < a.num_layers; ++layer) sliding |= a.uses_sliding_window(layer);
   const double D = static_cast<double>(a.hidden_size);
-  return static_cast<double>(a.num_layers) * D * 4 + 16 * D +
+  return static_cast<double>(a.num_layers) * D * 4 + final_norm_bytes(a) +
          static_cast<double>(row_tokens) * (sliding ? 2 : 1);
 }
 
@@ -237,7 +254,7 @@ MemoryPlan plan_memory(const ModelArgs& a, const Config& c, const PlanSetup& set
       activation_bytes_per_token(a, bf16, fused, setup.device == "cpu", rows, T) * tokens;
   m.activations_full = full;
   // Checkpointed: what the forward keeps, plus one layer at a time recomputed in the backward.
-  const double final_norm = 16 * static_cast<double>(a.hidden_size) * tokens;
+  const double final_norm = final_norm_bytes(a) * tokens;
   m.activations_checkpointed =
       checkpointed_bytes_per_token(a, T) * tokens + (full - final_norm) / L;
   const std::string per_token = " x " + std::to_string(m.tokens) + " tokens";
