@@ -55,14 +55,15 @@ std::string write_config(const std::string& dir, int64_t per_device, const std::
 // Launches `world` ranks of `treg train --config cfg` in the background and waits for all;
 // returns each rank's exit code, its output in logs[rank].
 std::vector<int> launch(const std::string& cfg, int world, int port, std::vector<std::string>* logs,
-                        const std::string& after_start = "") {
+                        const std::string& after_start = "", const std::string& args = "") {
   const std::string dir = cfg.substr(0, cfg.rfind('/'));
   std::string script = "cd " + dir + "; ";
   for (int r = 0; r < world; ++r)
     script += "WORLD_SIZE=" + std::to_string(world) + " RANK=" + std::to_string(r) +
               " LOCAL_RANK=" + std::to_string(r) + " MASTER_ADDR=127.0.0.1 MASTER_PORT=" +
               std::to_string(port) + " OMP_NUM_THREADS=1 " + treg_binary() + " train --config " +
-              cfg + " > rank" + std::to_string(r) + ".log 2>&1 & p" + std::to_string(r) + "=$!; ";
+              cfg + " " + args + " > rank" + std::to_string(r) + ".log 2>&1 & p" + std::to_string(r) +
+              "=$!; ";
   script += after_start;
   for (int r = 0; r < world; ++r)
     script += "wait $p" + std::to_string(r) + "; echo rc" + std::to_string(r) + "=$? >> rc.txt; ";
@@ -171,15 +172,54 @@ TEST(Distributed, AKilledRankStopsTheOthersAndTheRunResumes) {
   EXPECT_LT(secs, 120) << "rank 0 should stop within ddp_timeout, not hang";
   EXPECT_NE(logs[0].find("rank 0 of 2: all-reduce failed"), std::string::npos) << logs[0];
   EXPECT_NE(logs[0].find("another rank stopped"), std::string::npos) << logs[0];
-  // Resume in one process from the checkpoint rank 0 left.
+  // Resume in one process (with the same global batch) from the checkpoint rank 0 left.
   std::string out;
   ASSERT_EQ(run_command("OMP_NUM_THREADS=1 " + treg_binary() + " train --config " + cfg +
-                            " resume_from_checkpoint=auto max_steps=" +
+                            " resume_from_checkpoint=auto per_device_train_batch_size=4 max_steps=" +
                             std::to_string(losses(dir + "/out").size() + 2),
                         &out),
             0)
       << out;
   EXPECT_NE(out.find("resumed from"), std::string::npos) << out;
+}
+
+// The global batch, not the rank count, is what a resumed run must keep: 2 ranks x 2 pairs for two
+// steps, then 1 rank x 4 pairs for two more (and 1 -> 2) end where 1 rank x 4 pairs for four
+// steps ends. A changed global batch is refused, naming both rank counts.
+TEST(Distributed, ResumeOnAnotherRankCountKeepingTheGlobalBatch) {
+  if (!multi_rank_build()) GTEST_SKIP() << "built without c10d Gloo";
+  const std::string root = test::fresh_dir("distributed_resume");
+  const std::string extra = "lr_scheduler_type: constant\nsave_steps: 2\nmax_steps: 4\n";
+  std::string out;
+  auto one_rank = [&](const std::string& cfg, const std::string& args) {
+    return run_command("OMP_NUM_THREADS=1 " + treg_binary() + " train --config " + cfg + " " + args,
+                       &out);
+  };
+  const std::string whole = root + "/whole", a = root + "/two_then_one", b = root + "/one_then_two";
+  for (const std::string& d : {whole, a, b}) make_dirs(d);
+  ASSERT_EQ(one_rank(write_config(whole, 4, extra), ""), 0) << out;
+  std::vector<std::string> logs;
+  // 2 -> 1
+  const std::string cfg_a = write_config(a, 2, extra);
+  ASSERT_EQ(launch(cfg_a, 2, free_port(3), &logs, "", "max_steps=2"), (std::vector<int>{0, 0}))
+      << logs[0];
+  EXPECT_NE(one_rank(cfg_a, "resume_from_checkpoint=auto"), 0);  // 1 x 2 pairs: another batch
+  EXPECT_NE(out.find("another global batch: per_device_train_batch_size x ranks was 2 x 2 there, "
+                     "this run has 2 x 1"),
+            std::string::npos)
+      << out;
+  ASSERT_EQ(one_rank(cfg_a, "resume_from_checkpoint=auto per_device_train_batch_size=4"), 0) << out;
+  EXPECT_NE(out.find("resumed from"), std::string::npos) << out;
+  EXPECT_LT(max_weight_diff(whole + "/out/checkpoint-4", a + "/out/checkpoint-4"), 1e-5);
+  // 1 -> 2
+  const std::string cfg_b = write_config(b, 4, extra);
+  ASSERT_EQ(one_rank(cfg_b, "max_steps=2"), 0) << out;
+  write_config(b, 2, extra);
+  ASSERT_EQ(launch(cfg_b, 2, free_port(4), &logs, "", "resume_from_checkpoint=auto"),
+            (std::vector<int>{0, 0}))
+      << logs[0];
+  EXPECT_LT(max_weight_diff(whole + "/out/checkpoint-4", b + "/out/checkpoint-4"), 1e-5);
+  EXPECT_GT(max_weight_diff(whole + "/out/checkpoint-4", whole + "/out/checkpoint-2"), 1e-4);
 }
 
 }  // namespace

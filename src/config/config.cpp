@@ -243,6 +243,7 @@ void validate_config(const Config& c) {
 std::string config_to_yaml(const Config& c) {
   std::ostringstream out;
   out << "# Resolved treg config (every setting, defaults included).\n";
+  if (c.world_size > 1) out << "# world_size: " << c.world_size << "\n";
   for (const auto& s : key_specs())
     if (s.role == KeyRole::kSetting) out << s.name << ": " << s.write(c) << "\n";
   return out.str();

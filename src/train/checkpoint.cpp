@@ -5,6 +5,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <filesystem>
 #include <map>
 #include <set>
@@ -301,9 +302,24 @@ std::map<std::string, std::string> setting_lines(const std::string& yaml) {
 void check_same_run(const std::string& saved_yaml, const std::string& source,
                     const Config& config) {
   const auto saved = setting_lines(saved_yaml);
+  // The ranks may change if the global batch does not: per_device_train_batch_size x world_size.
+  const size_t at = saved_yaml.find("\n# world_size: ");
+  const int64_t saved_world = at == std::string::npos ? 1 : std::atoll(saved_yaml.c_str() + at + 15);
   for (const auto& [key, now] : setting_lines(config_to_yaml(config))) {
     auto it = saved.find(key);
-    if (it == saved.end() || it->second == now || resume_compatible_key(key)) continue;
+    if (it == saved.end() || resume_compatible_key(key)) continue;
+    if (key == "per_device_train_batch_size") {
+      const int64_t was = std::atoll(it->second.c_str());
+      if (was * saved_world == config.per_device_train_batch_size * config.world_size) continue;
+      fail(source,
+           "resume_from_checkpoint would continue a run with another global batch: "
+           "per_device_train_batch_size x ranks was " +
+               it->second + " x " + std::to_string(saved_world) + " there, this run has " + now +
+               " x " + std::to_string(config.world_size),
+           "keep per_device_train_batch_size x WORLD_SIZE at " +
+               std::to_string(was * saved_world) + " (the ranks may change), or use a new output_dir");
+    }
+    if (it->second == now) continue;
     fail(source,
          "resume_from_checkpoint would continue a run made with another config: " + key + " was " +
              it->second + " there, this run has " + now,

@@ -13,9 +13,11 @@
 
 namespace treg {
 
-TrainResult run_training(const Config& config, const std::string& config_args) {
+TrainResult run_training(const Config& launched, const std::string& config_args) {
   const LaunchEnv launch = launch_env_from_environment();
-  std::shared_ptr<Ranks> ranks = connect_ranks(launch, std::chrono::seconds(config.ddp_timeout));
+  std::shared_ptr<Ranks> ranks = connect_ranks(launch, std::chrono::seconds(launched.ddp_timeout));
+  Config config = launched;
+  config.world_size = ranks->world_size();
   if (!ranks->is_main()) spdlog::set_level(spdlog::level::warn);  // rank 0 speaks for the run
   const std::string train_dump = config.reward_dump_path();
   const std::string eval_dump = config.eval_reward_dump_path();

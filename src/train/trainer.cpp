@@ -87,6 +87,7 @@ Trainer::Trainer(Config config, CausalLM policy, std::shared_ptr<Objective> obje
       hooks_(std::move(hooks)),
       ranks_(ranks ? std::move(ranks) : single_rank()),
       device_(policy_->parameters().front().device()) {
+  config_.world_size = ranks_->world_size();
   // The plan walks global micro-batches; each rank takes its slice (rank_slice).
   plan_ = make_data_plan(objective_->size(),
                          config_.per_device_train_batch_size * ranks_->world_size(),
