@@ -2,6 +2,9 @@
 // MASTER_ADDR, MASTER_PORT), over Gloo on loopback: the same updates as one process with the
 // whole batch, and a dead rank stops the others with an error instead of a hang.
 #include <gtest/gtest.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <fstream>
@@ -29,8 +32,19 @@ bool multi_rank_build() {
   return out.find("built without c10d Gloo") == std::string::npos;
 }
 
-// A free TCP port for the rendezvous, different for every test process.
-int free_port(int offset) { return 20000 + (getpid() * 7 + offset * 131) % 20000; }
+// A TCP port free right now for the rendezvous: the kernel picks it (bind to port 0).
+int free_port() {
+  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof a;
+  if (fd < 0 || bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 ||
+      getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) != 0)
+    throw std::runtime_error("no free TCP port on loopback");
+  close(fd);
+  return ntohs(a.sin_port);
+}
 
 std::string write_config(const std::string& dir, int64_t per_device, const std::string& extra) {
   // The runs of a test share the data and its reward dump (scored by the first).
@@ -137,7 +151,7 @@ TEST(Distributed, TwoRanksMakeTheUpdatesOfOneProcessWithTheWholeBatch) {
         << out;
     std::vector<std::string> logs;
     const std::vector<int> rc =
-        launch(write_config(two, 2, extra), 2, free_port(accumulation == "1" ? 0 : 1), &logs);
+        launch(write_config(two, 2, extra), 2, free_port(), &logs);
     ASSERT_EQ(rc, (std::vector<int>{0, 0})) << logs[0] << "\n----\n" << logs[1];
     EXPECT_NE(logs[0].find("over 2 ranks"), std::string::npos) << logs[0];
     const std::vector<double> a = losses(one + "/out"), b = losses(two + "/out");
@@ -166,7 +180,7 @@ TEST(Distributed, AKilledRankStopsTheOthersAndTheRunResumes) {
       "for i in $(seq 600); do ls " + dir + "/out | grep -q \"^checkpoint-[0-9]*$\" && break; "
       "sleep 0.1; done; kill -9 $p1; ";
   const auto t0 = std::chrono::steady_clock::now();
-  const std::vector<int> rc = launch(cfg, 2, free_port(2), &logs, kill_rank1);
+  const std::vector<int> rc = launch(cfg, 2, free_port(), &logs, kill_rank1);
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   EXPECT_NE(rc[0], 0) << logs[0];
   EXPECT_LT(secs, 120) << "rank 0 should stop within ddp_timeout, not hang";
@@ -201,7 +215,7 @@ TEST(Distributed, ResumeOnAnotherRankCountKeepingTheGlobalBatch) {
   std::vector<std::string> logs;
   // 2 -> 1
   const std::string cfg_a = write_config(a, 2, extra);
-  ASSERT_EQ(launch(cfg_a, 2, free_port(3), &logs, "", "max_steps=2"), (std::vector<int>{0, 0}))
+  ASSERT_EQ(launch(cfg_a, 2, free_port(), &logs, "", "max_steps=2"), (std::vector<int>{0, 0}))
       << logs[0];
   EXPECT_NE(one_rank(cfg_a, "resume_from_checkpoint=auto"), 0);  // 1 x 2 pairs: another batch
   EXPECT_NE(out.find("another global batch: per_device_train_batch_size x ranks was 2 x 2 there, "
@@ -215,7 +229,7 @@ TEST(Distributed, ResumeOnAnotherRankCountKeepingTheGlobalBatch) {
   const std::string cfg_b = write_config(b, 4, extra);
   ASSERT_EQ(one_rank(cfg_b, "max_steps=2"), 0) << out;
   write_config(b, 2, extra);
-  ASSERT_EQ(launch(cfg_b, 2, free_port(4), &logs, "", "resume_from_checkpoint=auto"),
+  ASSERT_EQ(launch(cfg_b, 2, free_port(), &logs, "", "resume_from_checkpoint=auto"),
             (std::vector<int>{0, 0}))
       << logs[0];
   EXPECT_LT(max_weight_diff(whole + "/out/checkpoint-4", b + "/out/checkpoint-4"), 1e-5);
