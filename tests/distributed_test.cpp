@@ -156,12 +156,11 @@ TEST(Distributed, TwoRanksMakeTheUpdatesOfOneProcessWithTheWholeBatch) {
     EXPECT_NE(logs[0].find("over 2 ranks"), std::string::npos) << logs[0];
     const std::vector<double> a = losses(one + "/out"), b = losses(two + "/out");
     ASSERT_EQ(a.size(), 3u);
-    ASSERT_EQ(b.size(), 3u);
+    ASSERT_EQ(b.size(), 3u);  // rank 1 appended no metrics lines of its own
     for (size_t i = 0; i < a.size(); ++i) EXPECT_NEAR(a[i], b[i], 1e-5) << "step " << i + 1;
     EXPECT_LT(max_weight_diff(one + "/out/checkpoint-3", two + "/out/checkpoint-3"), 1e-5);
     // The updates moved the weights: the comparison above is not of two untouched models.
     EXPECT_GT(max_weight_diff(one + "/out/checkpoint-3", test::tiny_model("llama")), 1e-4);
-    EXPECT_FALSE(file_exists(two + "/out/checkpoint-3/rank1"));  // rank 1 wrote nothing
   }
 }
 

@@ -6,6 +6,7 @@
 
 #include <atomic>
 #include <c10/core/CPUAllocator.h>
+#include <cstdio>
 #include <cstring>
 
 #include "test_util.h"
@@ -135,12 +136,15 @@ TEST(MemoryPlan, ActivationEstimateMatchesWhatACpuForwardKeeps) {
       const double tokens = static_cast<double>(B * T);
       const double predicted = tokens * activation_bytes_per_token(args, false, false, true, B, T);
       const double measured = kept_by_forward(model, B, T);
+      std::printf("  %s T %lld: kept / estimated %.4f", arch.c_str(), static_cast<long long>(T),
+                  measured / predicted);
       // What the estimate leaves out: the rope tables and 1/D-sized rsqrt results.
       EXPECT_NEAR(measured / predicted, 1.0, 0.01)
           << measured << " bytes kept, " << predicted << " predicted";
       model->set_gradient_checkpointing(true);
       const double ckpt_predicted = tokens * checkpointed_bytes_per_token(args, T);
       const double ckpt_measured = kept_by_forward(model, B, T);
+      std::printf(", with checkpointing %.4f\n", ckpt_measured / ckpt_predicted);
       EXPECT_NEAR(ckpt_measured / ckpt_predicted, 1.0, 0.04)
           << ckpt_measured << " bytes kept with checkpointing, " << ckpt_predicted << " predicted";
     }

@@ -89,22 +89,24 @@ constexpr int64_t kScoreBlockElements = int64_t{1} << 22;
 
 }  // namespace
 
+int64_t reference_attention_block_rows(int64_t scores_per_query, int64_t T, bool ranged) {
+  int64_t rows = std::max<int64_t>(1, kScoreBlockElements / std::max<int64_t>(1, scores_per_query));
+  return ranged ? std::min(rows, std::max<int64_t>(128, (T + 7) / 8)) : rows;
+}
+
 torch::Tensor attention_reference(const torch::Tensor& q, const torch::Tensor& k,
                                   const torch::Tensor& v, const torch::Tensor& allowed,
                                   double scale, double softcap) {
   const int64_t T = q.size(-2), Tk = k.size(-2), per_row = q.numel() / q.size(-1) / T * Tk;
-  int64_t rows = std::max<int64_t>(1, kScoreBlockElements / std::max<int64_t>(1, per_row));
   // Without a cache (Tk == T) no query sees a later column -- in padded rows and in packed prefix
   // trees alike, where parents come before children -- so a block of queries needs only the keys
   // from the first one any of them sees up to its own last column: the causal upper triangle and
   // other sequences packed before it are never computed. On the CPU only: finding that first key
   // is a host read, and CUDA takes the fused kernel.
   const bool ranged = Tk == T && !q.is_cuda();
+  const int64_t rows = reference_attention_block_rows(per_row, T, ranged);
   torch::Tensor first;  // [T] int64 (CPU): the first key column a query of any row sees
-  if (ranged) {
-    rows = std::min(rows, std::max<int64_t>(128, (T + 7) / 8));
-    first = allowed.any(0).squeeze(0).to(torch::kInt32).argmax(-1).to(torch::kCPU);
-  }
+  if (ranged) first = allowed.any(0).squeeze(0).to(torch::kInt32).argmax(-1).to(torch::kCPU);
   if (rows >= T) return attention_rows(q, k, v, allowed, scale, softcap);
   std::vector<torch::Tensor> outs;
   for (int64_t r = 0; r < T; r += rows) {

@@ -43,6 +43,10 @@ torch::Tensor rms_norm_reference(const torch::Tensor& x, const torch::Tensor& w,
 // non-interleaved layout); dims R.. pass unrotated (partial_rotary_factor < 1).
 torch::Tensor apply_rope(const torch::Tensor& x, const torch::Tensor& cos,
                          const torch::Tensor& sin);
+// Queries per block of attention_reference, for `scores_per_query` scores (batch x heads x keys)
+// per query row; `ranged` (CPU, no cache): blocks read only the keys up to their last column, so
+// they are kept small. The memory plan counts the softmax it keeps with the same blocks.
+int64_t reference_attention_block_rows(int64_t scores_per_query, int64_t T, bool ranged);
 // q [B, H, T, E], k/v [B, H, T, E], allowed [B, 1, T, T] bool -> [B, H, T, E]
 torch::Tensor attention_reference(const torch::Tensor& q, const torch::Tensor& k,
                                   const torch::Tensor& v, const torch::Tensor& allowed,

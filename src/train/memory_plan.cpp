@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <map>
 
+#include "model/layers.h"
 #include "treg/error.h"
 #include "treg/nearest.h"
 
@@ -55,9 +56,7 @@ std::map<std::string, std::pair<int64_t, int64_t>> projections(const ModelArgs& 
 // against all T keys on CUDA.
 double reference_keys_per_query(const ModelArgs& a, int64_t batch_rows, int64_t T, bool cpu,
                                 int64_t window) {
-  constexpr int64_t kScoreBlockElements = int64_t{1} << 22;  // as layers.cpp
-  int64_t rows = std::max<int64_t>(1, kScoreBlockElements / std::max<int64_t>(1, batch_rows * a.num_heads * T));
-  if (cpu) rows = std::min(rows, std::max<int64_t>(128, (T + 7) / 8));
+  const int64_t rows = model::reference_attention_block_rows(batch_rows * a.num_heads * T, T, cpu);
   if (rows >= T || !cpu) return static_cast<double>(T);
   double kept = 0;
   for (int64_t r = 0; r < T; r += rows) {

@@ -285,15 +285,21 @@ TrainResult Trainer::train() {
         step_tokens += out.tokens;
       }
       // One read of the step's micro-batch losses; a bad one stops before anything is updated.
-      // Ranks sum them with the gradients (and whether any rank was asked to stop), so all of
-      // them see a bad loss or a stop request and act on it together.
-      losses.push_back(torch::full({}, g_stop_requested ? 1.0 : 0.0, torch::kFloat64).to(device_));
-      losses.push_back(torch::full({}, static_cast<double>(step_tokens), torch::kFloat64).to(device_));
+      // Ranks sum them with the gradients, so all of them see a bad loss and stop together; and
+      // whether any rank was asked to stop, with the step's tokens on all ranks (host values).
       torch::Tensor step_values = torch::stack(losses);
       sum_over_ranks(step_values);
       const torch::Tensor step_losses = step_values.to(torch::kCPU);
-      const bool stop_after_step = step_losses[plan_.accumulation].item<double>() > 0;
-      tokens += static_cast<int64_t>(step_losses[plan_.accumulation + 1].item<double>());
+      bool stop_after_step = false;
+      if (ranks_->world_size() > 1) {
+        std::vector<torch::Tensor> counts = {
+            torch::tensor({g_stop_requested ? 1.0 : 0.0, static_cast<double>(step_tokens)},
+                          torch::kFloat64)};
+        ranks_->all_reduce_sum(counts);
+        stop_after_step = counts[0][0].item<double>() > 0;
+        step_tokens = static_cast<int64_t>(counts[0][1].item<double>());
+      }
+      tokens += step_tokens;
       for (int64_t micro = 0; micro < plan_.accumulation; ++micro) {
         const double loss = step_losses[micro].item<double>();
         if (!finite(loss))
@@ -348,7 +354,7 @@ TrainResult Trainer::train() {
       if (main && save_interval_ > 0 && step_ % save_interval_ == 0 && step_ < plan_.total_steps)
         last_saved = save_checkpoint();
       if (hooks_.after_step) hooks_.after_step(step_);
-      if (stop_after_step && ranks_->world_size() > 1) {
+      if (stop_after_step) {
         result.interrupted = true;
         break;
       }
