@@ -152,9 +152,9 @@ TEST(Config, RecipeMissingKeysWithOtherDefaultsIsOneErrorNamingThem) {
 
 TEST(Config, GuardedKeysRefuseWhatTregCannotTrain) {
   const std::string base = std::string("model_name_or_path: m\n") + kRecipeBasics;
-  std::string e = error_of(base + "use_peft: true\n");
+  std::string e = error_of(base + "use_dora: true\n");
   EXPECT_NE(e.find("cfg.yaml:9"), std::string::npos) << e;
-  EXPECT_NE(e.find("'use_peft'"), std::string::npos) << e;
+  EXPECT_NE(e.find("'use_dora'"), std::string::npos) << e;
   EXPECT_NE(e.find("set it to false"), std::string::npos) << e;
   EXPECT_NE(error_of(base + "optim: adafactor\n").find("AdamW only"), std::string::npos);
   EXPECT_NE(
@@ -424,6 +424,36 @@ TEST(Config, BundledConfigsLoad) {
     if (!file_exists(path)) continue;  // added with the training issue
     EXPECT_NO_THROW(load_config(path)) << name;
   }
+}
+
+// TRL's ModelConfig LoRA keys: a recipe's peft block reads as it is and survives the resolved
+// config file; lora_target_modules takes a list, one name or null (PEFT's default).
+TEST(Config, LoraKeysOfTrlRecipes) {
+  Config c = parse_config(std::string("model_name_or_path: m\nuse_peft: true\nlora_r: 64\n"
+                                      "lora_alpha: 16\nlora_dropout: 0.1\n"
+                                      "lora_target_modules: [q_proj, k_proj, v_proj, o_proj]\n"
+                                      "lora_task_type: CAUSAL_LM\nlora_modules_to_save: null\n") +
+                              kRecipeBasics,
+                          "cfg.yaml");
+  EXPECT_TRUE(c.use_peft);
+  EXPECT_EQ(c.lora_r, 64);
+  EXPECT_EQ(c.lora_alpha, 16);
+  EXPECT_EQ(c.lora_dropout, 0.1);
+  EXPECT_EQ(c.lora_target_modules, (std::vector<std::string>{"q_proj", "k_proj", "v_proj", "o_proj"}));
+  const Config back = parse_config(config_to_yaml(c), "resolved.yaml");
+  EXPECT_EQ(back.lora_target_modules, c.lora_target_modules);
+  EXPECT_EQ(back.lora_alpha, 16);
+  EXPECT_EQ(parse_config("model_name_or_path: m\nlora_target_modules: all-linear\n", "c")
+                .lora_target_modules,
+            (std::vector<std::string>{"all-linear"}));
+  Config d;
+  d.model_name_or_path = "m";
+  EXPECT_TRUE(parse_config(config_to_yaml(d), "c").lora_target_modules.empty());
+  EXPECT_NE(error_of("model_name_or_path: m\nlora_dropout: 1.5\n").find("lora_dropout"),
+            std::string::npos);
+  EXPECT_NE(error_of("model_name_or_path: m\nlora_r: 0\n").find("lora_r"), std::string::npos);
+  EXPECT_NE(error_of("model_name_or_path: m\nuse_dora: true\n").find("use_dora"),
+            std::string::npos);
 }
 
 }  // namespace

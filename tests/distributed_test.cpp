@@ -8,11 +8,13 @@
 #include <unistd.h>
 
 #include <fstream>
+#include <map>
 #include <nlohmann/json.hpp>
 
 #include "test_util.h"
 #include "treg/distributed.h"
 #include "treg/io.h"
+#include "treg/reward_dump.h"
 #include "treg/safetensors.h"
 
 namespace treg {
@@ -66,19 +68,27 @@ std::string write_config(const std::string& dir, int64_t per_device, const std::
   return cfg;
 }
 
-// Launches `world` ranks of `treg train --config cfg` in the background and waits for all;
+// How launch() starts the ranks.
+struct LaunchOptions {
+  std::string after_start;  // shell run once all ranks have started (e.g. to kill one)
+  std::string args;         // after --config CFG (key=value overrides)
+  std::string command = "train";
+  std::map<int, std::string> env;  // extra VAR=value ... for some ranks
+};
+
+// Launches `world` ranks of `treg <command> --config cfg` in the background and waits for all;
 // returns each rank's exit code, its output in logs[rank].
 std::vector<int> launch(const std::string& cfg, int world, int port, std::vector<std::string>* logs,
-                        const std::string& after_start = "", const std::string& args = "") {
+                        const LaunchOptions& o = {}) {
   const std::string dir = cfg.substr(0, cfg.rfind('/'));
   std::string script = "cd " + dir + "; ";
   for (int r = 0; r < world; ++r)
     script += "WORLD_SIZE=" + std::to_string(world) + " RANK=" + std::to_string(r) +
               " LOCAL_RANK=" + std::to_string(r) + " MASTER_ADDR=127.0.0.1 MASTER_PORT=" +
-              std::to_string(port) + " OMP_NUM_THREADS=1 " + treg_binary() + " train --config " +
-              cfg + " " + args + " > rank" + std::to_string(r) + ".log 2>&1 & p" + std::to_string(r) +
-              "=$!; ";
-  script += after_start;
+              std::to_string(port) + " OMP_NUM_THREADS=1 " + (o.env.count(r) ? o.env.at(r) + " " : "") +
+              treg_binary() + " " + o.command + " --config " + cfg + " " + o.args + " > rank" +
+              std::to_string(r) + ".log 2>&1 & p" + std::to_string(r) + "=$!; ";
+  script += o.after_start;
   for (int r = 0; r < world; ++r)
     script += "wait $p" + std::to_string(r) + "; echo rc" + std::to_string(r) + "=$? >> rc.txt; ";
   std::remove((dir + "/rc.txt").c_str());
@@ -137,10 +147,17 @@ TEST(Distributed, LaunchVariablesAreCheckedByName) {
 TEST(Distributed, TwoRanksMakeTheUpdatesOfOneProcessWithTheWholeBatch) {
   if (!multi_rank_build()) GTEST_SKIP() << "built without c10d Gloo";
   const std::string root = test::fresh_dir("distributed_equal");
-  for (const std::string accumulation : {"1", "2"}) {
-    SCOPED_TRACE("gradient_accumulation_steps " + accumulation);
-    const std::string extra = "max_steps: 3\ngradient_accumulation_steps: " + accumulation + "\n";
-    const std::string one = root + "/one" + accumulation, two = root + "/two" + accumulation;
+  // Full fine-tuning with and without accumulation, and LoRA (the adapters' gradients alone).
+  const std::vector<std::pair<std::string, std::string>> runs = {
+      {"acc1", "gradient_accumulation_steps: 1\n"},
+      {"acc2", "gradient_accumulation_steps: 2\n"},
+      {"lora", "use_peft: true\nlora_r: 4\nlora_alpha: 8\nlora_dropout: 0\n"
+               "lora_target_modules: all-linear\n"}};
+  for (const auto& [name, setting] : runs) {
+    SCOPED_TRACE(name);
+    const bool lora = name == "lora";
+    const std::string extra = "max_steps: 3\n" + setting;
+    const std::string one = root + "/one" + name, two = root + "/two" + name;
     make_dirs(one);
     make_dirs(two);
     std::string out;
@@ -158,9 +175,14 @@ TEST(Distributed, TwoRanksMakeTheUpdatesOfOneProcessWithTheWholeBatch) {
     ASSERT_EQ(a.size(), 3u);
     ASSERT_EQ(b.size(), 3u);  // rank 1 appended no metrics lines of its own
     for (size_t i = 0; i < a.size(); ++i) EXPECT_NEAR(a[i], b[i], 1e-5) << "step " << i + 1;
-    EXPECT_LT(max_weight_diff(one + "/out/checkpoint-3", two + "/out/checkpoint-3"), 1e-5);
+    const std::string weights = lora ? "/out/checkpoint-3/merged" : "/out/checkpoint-3";
+    EXPECT_LT(max_weight_diff(one + weights, two + weights), 1e-5);
+    if (lora)
+      EXPECT_LT(max_weight_diff(one + "/out/checkpoint-3/adapter_model.safetensors",
+                                two + "/out/checkpoint-3/adapter_model.safetensors"),
+                1e-5);
     // The updates moved the weights: the comparison above is not of two untouched models.
-    EXPECT_GT(max_weight_diff(one + "/out/checkpoint-3", test::tiny_model("llama")), 1e-4);
+    EXPECT_GT(max_weight_diff(one + weights, test::tiny_model("llama")), 1e-4);
   }
 }
 
@@ -179,7 +201,7 @@ TEST(Distributed, AKilledRankStopsTheOthersAndTheRunResumes) {
       "for i in $(seq 600); do ls " + dir + "/out | grep -q \"^checkpoint-[0-9]*$\" && break; "
       "sleep 0.1; done; kill -9 $p1; ";
   const auto t0 = std::chrono::steady_clock::now();
-  const std::vector<int> rc = launch(cfg, 2, free_port(), &logs, kill_rank1);
+  const std::vector<int> rc = launch(cfg, 2, free_port(), &logs, {.after_start = kill_rank1});
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   EXPECT_NE(rc[0], 0) << logs[0];
   EXPECT_LT(secs, 120) << "rank 0 should stop within ddp_timeout, not hang";
@@ -214,7 +236,7 @@ TEST(Distributed, ResumeOnAnotherRankCountKeepingTheGlobalBatch) {
   std::vector<std::string> logs;
   // 2 -> 1
   const std::string cfg_a = write_config(a, 2, extra);
-  ASSERT_EQ(launch(cfg_a, 2, free_port(), &logs, "", "max_steps=2"), (std::vector<int>{0, 0}))
+  ASSERT_EQ(launch(cfg_a, 2, free_port(), &logs, {.args = "max_steps=2"}), (std::vector<int>{0, 0}))
       << logs[0];
   EXPECT_NE(one_rank(cfg_a, "resume_from_checkpoint=auto"), 0);  // 1 x 2 pairs: another batch
   EXPECT_NE(out.find("another global batch: per_device_train_batch_size x ranks was 2 x 2 there, "
@@ -228,11 +250,59 @@ TEST(Distributed, ResumeOnAnotherRankCountKeepingTheGlobalBatch) {
   const std::string cfg_b = write_config(b, 4, extra);
   ASSERT_EQ(one_rank(cfg_b, "max_steps=2"), 0) << out;
   write_config(b, 2, extra);
-  ASSERT_EQ(launch(cfg_b, 2, free_port(), &logs, "", "resume_from_checkpoint=auto"),
+  ASSERT_EQ(launch(cfg_b, 2, free_port(), &logs, {.args = "resume_from_checkpoint=auto"}),
             (std::vector<int>{0, 0}))
       << logs[0];
   EXPECT_LT(max_weight_diff(whole + "/out/checkpoint-4", b + "/out/checkpoint-4"), 1e-5);
   EXPECT_GT(max_weight_diff(whole + "/out/checkpoint-4", whole + "/out/checkpoint-2"), 1e-4);
+}
+
+// score-tokens over 2 ranks: each scores every other batch of the single-process run (16 pairs in
+// batches of 3, the last one short) into its shard, rank 0 merges them: the dump holds the records
+// of one process, byte for byte. A rank killed mid-shard stops the other; run again, both resume
+// their shards and the dump is the same.
+TEST(Distributed, ScoreTokensOverTwoRanksWritesTheSingleProcessDump) {
+  if (!multi_rank_build()) GTEST_SKIP() << "built without c10d Gloo";
+  const std::string root = test::fresh_dir("distributed_score");
+  const std::string dir = root + "/run";
+  make_dirs(dir);
+  const std::string cfg = write_config(dir, 2, "ddp_timeout: 30\n");
+  const std::string single = root + "/single.bin", multi = root + "/multi.bin";
+  std::string out;
+  ASSERT_EQ(run_command("OMP_NUM_THREADS=1 " + treg_binary() + " score-tokens --no-progress --config " +
+                            cfg + " score_batch_size=3 reward_dump=" + single,
+                        &out),
+            0)
+      << out;
+  std::vector<std::string> logs;
+  LaunchOptions o;
+  o.command = "score-tokens";
+  o.args = "--no-progress score_batch_size=3 reward_dump=" + multi;
+  o.env[1] = "TREG_TEST_KILL_AFTER_PAIRS=4";  // rank 1 dies inside its second batch
+  std::vector<int> rc = launch(cfg, 2, free_port(), &logs, o);
+  EXPECT_NE(rc[0], 0) << logs[0];
+  EXPECT_EQ(rc[1], 128 + 9) << logs[1];  // SIGKILL
+  EXPECT_NE(logs[0].find("rank 0 of 2"), std::string::npos) << logs[0];
+  EXPECT_FALSE(file_exists(multi));
+  EXPECT_TRUE(file_exists(multi + ".rank1-of-2.partial"));
+  o.env.clear();
+  rc = launch(cfg, 2, free_port(), &logs, o);
+  ASSERT_EQ(rc, (std::vector<int>{0, 0})) << logs[0] << "\n----\n" << logs[1];
+  EXPECT_FALSE(file_exists(multi + ".rank0-of-2"));  // merged and removed
+  EXPECT_FALSE(file_exists(multi + ".rank1-of-2"));
+  RewardDumpReader a(single), b(multi);
+  ASSERT_EQ(a.size(), 16);
+  ASSERT_EQ(b.size(), 16);
+  for (int64_t i = 0; i < a.size(); ++i) {
+    const PairRecord x = a.read(i), y = b.read(i);
+    EXPECT_EQ(x.index, y.index);
+    EXPECT_EQ(x.source_line, y.source_line);
+    EXPECT_EQ(x.prompt_ids, y.prompt_ids);
+    EXPECT_EQ(x.chosen.ids, y.chosen.ids) << i;
+    EXPECT_EQ(x.chosen.rewards, y.chosen.rewards) << i;
+    EXPECT_EQ(x.rejected.ref_logps, y.rejected.ref_logps) << i;
+  }
+  EXPECT_TRUE(read_file(single) == read_file(multi)) << "the dumps differ in their bytes";
 }
 
 }  // namespace

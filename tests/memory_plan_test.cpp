@@ -194,7 +194,10 @@ TEST(MemoryPlan, PaperRunsOnEightGpusAndWithLoraOnOne) {
   lora.lora_r = 16;
   m = plan_memory(llama, c, lora);
   EXPECT_EQ(m.trainable, 41943040);
-  EXPECT_DOUBLE_EQ(part(m, "base weights (bf16, frozen)"), 2 * P);
+  // The layers' projections in bf16 (32 x 4096 x (2 x 4096 + 2 x 1024 + 3 x 14336)); embeddings,
+  // norms and lm_head fp32.
+  const double proj = 32.0 * 4096 * (2 * 4096 + 2 * 1024 + 3 * 14336);
+  EXPECT_DOUBLE_EQ(part(m, "base weights (projections bf16"), 2 * proj + 4 * (P - proj));
   EXPECT_TRUE(m.fits) << format_plan(m, llama, c, lora);
 
   // Gemma-2's softcapped attention cannot take the fused kernel: its T x T softmax is kept per head.

@@ -91,6 +91,14 @@ struct Config {
   bool gradient_checkpointing = false;
   int64_t seed = 42;
 
+  // ---- LoRA (TRL's ModelConfig keys; model.h LoraSpec) ----
+  bool use_peft = false;                   // adapters on lora_target_modules, base weights frozen
+  int64_t lora_r = 16;
+  double lora_alpha = 32;
+  double lora_dropout = 0.05;
+  std::vector<std::string> lora_target_modules;  // empty = PEFT's default for the model type
+  bool use_rslora = false;                 // scaling alpha/sqrt(r) instead of alpha/r
+
   // ---- logging, evaluation, checkpoints ----
   int64_t logging_steps = 10;
   std::string eval_strategy = "steps";     // steps | epoch | no (no eval at all)

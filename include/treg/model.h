@@ -10,6 +10,7 @@
 
 #include <cstdint>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -114,6 +115,37 @@ struct KVCache {
   void select_rows(const torch::Tensor& rows);
 };
 
+// The linear projections of one decoder layer under their HF module names, in the order the
+// layer registers them: q/k/v_proj (or Phi-3's fused qkv_proj), o_proj, gate/up_proj (or
+// gate_up_proj), down_proj. (model_args.cpp)
+struct Projection {
+  std::string name;
+  int64_t in = 0, out = 0;
+};
+std::vector<Projection> layer_projections(const ModelArgs& args);
+
+// LoRA adapters as PEFT's LoraLayer (model/lora.cpp): an adapted projection computes
+// x W^T + b + s · dropout(x) A^T B^T, A [r, in] kaiming-uniform and B [out, r] zero (so the adapted
+// model starts as the base), s = alpha / r (alpha / sqrt(r) with rslora). The base is frozen.
+struct LoraSpec {
+  int64_t r = 16;
+  double alpha = 32;
+  double dropout = 0.05;
+  bool rslora = false;
+  // Projection names of a decoder layer (q_proj, ..., down_proj; qkv_proj / gate_up_proj on
+  // Phi-3), or "all-linear" (every projection of every layer, not lm_head, as PEFT). Empty = PEFT's
+  // default for the model type (q_proj + v_proj; qkv_proj on Phi-3).
+  std::vector<std::string> target_modules;
+  double scaling() const;
+};
+// The projection names `targets` selects in a layer of `args`' architecture, in layer order; an
+// unknown name is an error naming the nearest one.
+std::vector<std::string> lora_target_names(const ModelArgs& args,
+                                           const std::vector<std::string>& targets);
+// Adapter parameters are named "<projection>.lora_A" / ".lora_B" (named_parameters); they are not
+// Hugging Face keys (save_model merges them in, save_lora_adapter writes PEFT's layout).
+bool is_lora_parameter(const std::string& name);
+
 class CausalLMImpl : public torch::nn::Module {
  public:
   // Parameters are allocated with `options` (device, dtype) but NOT initialised: load_model fills
@@ -157,9 +189,18 @@ class CausalLMImpl : public torch::nn::Module {
   void set_attention_impl(AttentionImpl impl) { attention_impl_ = impl; }
   AttentionImpl attention_impl() const { return attention_impl_; }
   const ModelArgs& args() const { return args_; }
+  // LoRA (model/lora.cpp): adapters on the projections `spec` selects in every layer, drawn from
+  // `seed`; every other parameter stops requiring gradients. With `base_dtype` the layers'
+  // frozen projection weights are stored in it (bf16 under bf16 autocast computes exactly what fp32
+  // weights do, in half the memory); embeddings, norms and lm_head keep their dtype. Once per model.
+  void add_lora(const LoraSpec& spec, uint64_t seed,
+                std::optional<torch::ScalarType> base_dtype = std::nullopt);
+  // The spec add_lora was given, null without adapters.
+  const LoraSpec* lora() const { return lora_ ? &*lora_ : nullptr; }
 
  private:
   ModelArgs args_;
+  std::optional<LoraSpec> lora_;
   bool checkpointing_ = false;
   AttentionImpl attention_impl_ = AttentionImpl::kAuto;
   torch::nn::Module* body_ = nullptr;  // "model": embed_tokens, layers, norm
@@ -170,11 +211,21 @@ TORCH_MODULE(CausalLM);
 // Loads <dir>/config.json and model.safetensors (or the shards of model.safetensors.index.json)
 // strictly: missing, unexpected and mis-shaped keys are an error that lists them.
 CausalLM load_model(const std::string& dir, torch::Device device, torch::ScalarType dtype);
+// With LoRA adapters, each adapted projection is saved merged, W + s·B·A, and the adapters
+// themselves are not saved: the export is a plain model of the same architecture.
 // HF layout: config.json (args.raw with torch_dtype/vocab_size updated), model.safetensors or
 // model-0000i-of-0000n.safetensors + model.safetensors.index.json when larger than max_shard_bytes;
 // generation_config.json is left untouched if present. Every file is written atomically.
 void save_model(CausalLM& model, const std::string& dir, torch::ScalarType dtype,
                 int64_t max_shard_bytes = 2LL << 30);
+// PEFT's adapter layout in `dir`: adapter_config.json (r, lora_alpha, target_modules, ...,
+// base_model_name_or_path = `base_model`) and adapter_model.safetensors (fp32; keys
+// base_model.model.<module>.lora_A.weight [r, in] / .lora_B.weight [out, r]), as `peft` loads them.
+void save_lora_adapter(CausalLM& model, const std::string& dir, const std::string& base_model);
+// Reads such a directory into a model with adapters of the same spec (r, scaling, targets); a
+// mismatch or a missing / mis-shaped tensor is an error naming the file.
+void load_lora_adapter(CausalLM& model, const std::string& dir);
+
 // HF-like random init: N(0, std) for linear/embedding weights and biases; RMSNorm weights are their
 // neutral value (1, or 0 with norm_offset 1) plus N(0, std). Deterministic in `seed`.
 void init_model_weights(CausalLM& model, uint64_t seed, double std = 0.02);

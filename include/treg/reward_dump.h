@@ -12,6 +12,7 @@
 namespace treg {
 
 struct Config;
+class Ranks;
 
 // One response (chosen or rejected) of a pair; every array has ids.size() entries and entry t is
 // about token ids[t] given the prompt and ids[0..t).
@@ -101,7 +102,8 @@ nlohmann::json model_identity(const std::string& model_dir);
 // Makes sure complete dumps matching `config` exist for the train split (and eval, if the run has
 // one: has_eval_split in data_sources.h): a missing or partial one is scored (resuming a partial
 // one), a complete matching one is reused, a mismatching one is an error. `treg train` calls it
-// before training.
-void ensure_reward_dumps(const Config& config, const std::string& config_path = "");
+// before training. With several `ranks`, rank 0 decides and all of them score (score_tokens).
+void ensure_reward_dumps(const Config& config, const std::string& config_path = "",
+                         std::shared_ptr<Ranks> ranks = nullptr);
 
 }  // namespace treg

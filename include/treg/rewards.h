@@ -10,6 +10,7 @@
 #pragma once
 #include <cmath>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -21,6 +22,7 @@
 namespace treg {
 
 struct Config;
+class Ranks;
 
 // ---- The revision prompt (Figure 2) ----
 // The placeholders a revision template must use, each at least once.
@@ -113,6 +115,10 @@ struct ScoreSummary {
 // (fp32 weights, bf16 autocast when `bf16`); a resumed run redoes the
 // last incomplete batch so that its batches, and so its bytes, equal an uninterrupted run's. Writes
 // "<dump>.config.yaml" (the resolved config) beside it. `progress` draws a bar on stderr.
-ScoreSummary score_tokens(const Config& config, const std::string& split, bool progress = true);
+// With several `ranks` (torchrun) each scores every W-th batch into its own resumable shard
+// ("<dump>.rank<r>-of-<W>"), and rank 0 merges them in batch order into the dump: the same batches,
+// so the same records, as one process. Only rank 0's summary counts the dump (pairs, means).
+ScoreSummary score_tokens(const Config& config, const std::string& split, bool progress = true,
+                          std::shared_ptr<Ranks> ranks = nullptr);
 
 }  // namespace treg

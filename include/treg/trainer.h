@@ -192,6 +192,10 @@ class Trainer {
 // metrics.jsonl, checkpoint-*/, report.html}. `config_args` is the config path with the run's
 // key=value overrides, as a shell would read them back: hints that print a command use it.
 TrainResult run_training(const Config& config, const std::string& config_args = "");
+// The policy `treg train` and `treg sft` train: model_name_or_path with fp32 weights on `device`;
+// with use_peft, LoRA adapters (LoraSpec from the lora_* keys, drawn from `seed`) and the frozen
+// projections in bf16 when bf16 autocasts the forwards (the same products, half the memory).
+CausalLM load_policy(const Config& config, torch::Device device);
 
 // ---- the output_dir of a run (train/checkpoint.cpp) ----
 
@@ -213,7 +217,8 @@ bool resume_compatible_key(const std::string& key);
 
 // ---- checkpoints (train/checkpoint.cpp) ----
 
-// output_dir/checkpoint-<step>/: the model in the HF layout (save_model, tokenizer files and
+// output_dir/checkpoint-<step>/: the model in the HF layout (a LoRA model: its adapters in PEFT's
+// layout, save_lora_adapter, instead) (save_model, tokenizer files and
 // generation_config.json copied from `model_dir`) so HF / vLLM load it unchanged, plus
 //   optimizer.pt      torch archive of the AdamW state
 //   trainer_state.pt  torch archive: magic, format version, global step, RNG state, data position
@@ -234,7 +239,12 @@ struct TrainerState {
 std::string save_checkpoint_dir(const std::string& output_dir, const std::string& model_dir,
                                 CausalLM& model, torch::optim::AdamW& optimizer,
                                 const TrainerState& state);
-// Loads weights into `model` (in place), the optimizer state and the trainer state.
+// A LoRA model's merged export (save_model: W + s·B·A) in HF's layout with the tokenizer files of
+// `model_dir`, as <checkpoint_dir>/merged (written as merged.tmp, renamed last). Returns its path.
+std::string save_merged_export(const std::string& checkpoint_dir, const std::string& model_dir,
+                               CausalLM& model, torch::ScalarType dtype);
+// Loads weights (a LoRA model: its adapters) into `model` (in place), the optimizer state and the
+// trainer state.
 TrainerState load_checkpoint_dir(const std::string& dir, CausalLM& model,
                                  torch::optim::AdamW& optimizer);
 // checkpoint-<N> directories of output_dir, by N ascending.

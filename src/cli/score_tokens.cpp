@@ -7,6 +7,7 @@
 #include "treg/config.h"
 #include "treg/data_sources.h"
 #include "treg/dir_lock.h"
+#include "treg/distributed.h"
 #include "treg/rewards.h"
 
 namespace treg::cli {
@@ -24,12 +25,18 @@ void add_score_tokens_command(CLI::App& app) {
   sub->add_flag("--no-progress", no_progress, "no progress bar on stderr");
   set_action(sub, [] {
     Config c = load_config(config_path, overrides);
+    // Several ranks (torchrun) split the pairs; rank 0 locks, merges and speaks for the run.
+    const LaunchEnv launch = launch_env_from_environment();
+    std::shared_ptr<Ranks> ranks = connect_ranks(launch, std::chrono::seconds(c.ddp_timeout));
+    if (!ranks->is_main()) spdlog::set_level(spdlog::level::warn);
     // Two scorers of different data into one dump would interleave their pairs.
-    DirLock lock(c.output_dir);
+    std::unique_ptr<DirLock> lock;
+    if (ranks->is_main()) lock = std::make_unique<DirLock>(c.output_dir);
     std::vector<std::string> splits = {"train"};
     if (has_eval_split(c)) splits.push_back("eval");
     for (const std::string& split : splits) {
-      ScoreSummary s = score_tokens(c, split, !no_progress);
+      ScoreSummary s = score_tokens(c, split, !no_progress, ranks);
+      if (!ranks->is_main()) continue;
       const std::string dump = split == "train" ? c.reward_dump_path() : c.eval_reward_dump_path();
       spdlog::info(
           "score-tokens {}: {} pairs in {} ({} scored now, {} response tokens, {:.1f}s, {:.0f} "

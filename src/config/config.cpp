@@ -224,6 +224,9 @@ void validate_config(const Config& c) {
   check(c.adam_beta2 >= 0 && c.adam_beta2 < 1, "adam_beta2", "must be in [0, 1)");
   check(c.adam_epsilon > 0, "adam_epsilon", "must be > 0");
   check(c.max_grad_norm >= 0, "max_grad_norm", "must be >= 0 (0 disables clipping)");
+  check(c.lora_r > 0, "lora_r", "must be > 0");
+  check(c.lora_alpha > 0, "lora_alpha", "must be > 0");
+  check(c.lora_dropout >= 0 && c.lora_dropout < 1, "lora_dropout", "must be in [0, 1)");
   check(c.max_steps > 0 || c.num_train_epochs > 0, "num_train_epochs",
         "must be > 0 when max_steps is not set");
   check(c.per_device_train_batch_size > 0, "per_device_train_batch_size", "must be > 0");

@@ -168,6 +168,15 @@ std::string write_mixer(const Config& c) {
   return s + "}";
 }
 
+void read_lora_targets(Config& c, const YAML::Node& v, const std::string& key,
+                       const std::string& where) {
+  c.lora_target_modules = v.IsNull() ? std::vector<std::string>() : string_list(v, key, where);
+}
+
+std::string write_lora_targets(const Config& c) {
+  return c.lora_target_modules.empty() ? "null" : yaml_list(c.lora_target_modules);
+}
+
 void read_splits(Config& c, const YAML::Node& v, const std::string& key, const std::string& where) {
   c.dataset_splits = v.IsNull() ? Config().dataset_splits : string_list(v, key, where);
 }
@@ -311,6 +320,13 @@ const std::vector<KeySpec>& key_specs() {
       TREG_SETTING(gradient_accumulation_steps, "micro-batches per optimizer step"),
       TREG_SETTING(gradient_checkpointing, "recompute layer activations in backward (less memory, same gradients)"),
       TREG_SETTING(seed, "data order and mixture subsampling seed"),
+      // ---- LoRA ----
+      TREG_SETTING(use_peft, "LoRA: train adapters B·A on lora_target_modules, base weights frozen (bf16 with bf16: true); checkpoints hold the adapters in PEFT's layout, the final one also merged/"),
+      TREG_SETTING(lora_r, "LoRA rank r"),
+      TREG_SETTING(lora_alpha, "LoRA alpha: the update is (alpha / r) · B·A"),
+      TREG_SETTING(lora_dropout, "dropout on the adapters' input while training"),
+      {"lora_target_modules", KeyRole::kSetting, "list", "projections that get adapters (q_proj, v_proj, ... or all-linear); null = PEFT's default for the model type", &read_lora_targets, &write_lora_targets},
+      TREG_SETTING(use_rslora, "rank-stabilised LoRA: scaling alpha / sqrt(r)"),
       // ---- logging, evaluation, checkpoints ----
       TREG_SETTING(logging_steps, "log train metrics every this many steps"),
       TREG_SETTING(eval_strategy, "steps (every eval_steps) | epoch | no (no eval at all, the eval split is not scored)"),
@@ -329,8 +345,10 @@ const std::vector<KeySpec>& key_specs() {
       alias("max_seq_length", "max_length", "TRL's older SFTConfig name of max_length"),
 
       // ---- Hugging Face keys accepted only with the value treg follows ----
-      guard("use_peft", "false", "LoRA adapters; treg trains all weights"),
-      guard("load_in_4bit", "false", "quantised (QLoRA) training; treg trains fp32 master weights"),
+      guard("use_dora", "false", "DoRA adapters; treg's adapters are plain LoRA"),
+      guard("lora_modules_to_save", "null", "fully trained modules beside the adapters; treg trains adapters only"),
+      guard("lora_task_type", "CAUSAL_LM", "PEFT task type; treg trains causal LMs"),
+      guard("load_in_4bit", "false", "quantised (QLoRA) training; treg keeps the frozen base in bf16 or fp32"),
       guard("load_in_8bit", "false", "quantised training; treg trains fp32 master weights"),
       guard("fp16", "false", "fp16 mixed precision; treg has fp32 and bf16 autocast (bf16: true)"),
       guard("optim", "adamw_torch|adamw_torch_fused|adamw_hf|adamw_apex_fused", "the optimizer; treg has AdamW only"),

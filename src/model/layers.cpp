@@ -12,6 +12,7 @@
 #include <utility>
 #include <vector>
 
+#include "treg/autocast.h"
 #include "treg/error.h"
 
 namespace treg::model {
@@ -24,8 +25,29 @@ LinearImpl::LinearImpl(int64_t in, int64_t out, bool has_bias,
   if (has_bias) bias = register_parameter("bias", torch::empty({out}, options));
 }
 
+namespace {
+// Whether autocast casts x's matmuls (then a bf16 weight needs no cast of ours).
+bool autocast_on(const torch::Tensor& x) {
+  const AutocastState a = current_autocast();
+  return x.is_cuda() ? a.cuda : a.cpu;
+}
+torch::Tensor as_type_of(const torch::Tensor& t, const torch::Tensor& x) {
+  return !t.defined() || t.scalar_type() == x.scalar_type() ? t : t.to(x.scalar_type());
+}
+}  // namespace
+
 torch::Tensor LinearImpl::forward(const torch::Tensor& x) {
-  return torch::nn::functional::linear(x, weight, bias);
+  // A frozen LoRA base in bf16 outside autocast (an fp32 run) computes in x's dtype.
+  const bool autocast = autocast_on(x);
+  torch::Tensor out =
+      autocast ? torch::nn::functional::linear(x, weight, bias)
+               : torch::nn::functional::linear(x, as_type_of(weight, x), as_type_of(bias, x));
+  if (!lora_A.defined()) return out;
+  torch::Tensor h = lora_dropout > 0 && is_training() ? torch::dropout(x, lora_dropout, true) : x;
+  if (!autocast) h = as_type_of(h, lora_A);
+  const torch::Tensor delta =
+      torch::nn::functional::linear(torch::nn::functional::linear(h, lora_A), lora_B);
+  return out + (delta * lora_scaling).to(out.scalar_type());
 }
 
 EmbeddingImpl::EmbeddingImpl(int64_t vocab, int64_t dim, const torch::TensorOptions& options) {

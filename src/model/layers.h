@@ -14,6 +14,14 @@ class LinearImpl : public torch::nn::Module {
   LinearImpl(int64_t in, int64_t out, bool bias, const torch::TensorOptions& options);
   torch::Tensor forward(const torch::Tensor& x);  // [.., in] -> [.., out]
   torch::Tensor weight, bias;                     // [out, in], [out] or undefined
+  // LoRA (lora.cpp): out += scaling · dropout(x) A^T B^T. Undefined without adapters.
+  torch::Tensor lora_A, lora_B;  // [r, in], [out, r]
+  double lora_scaling = 0, lora_dropout = 0;
+  // Registers the adapters (A from `gen` as PEFT's kaiming_uniform(a=sqrt(5)), B zero), fp32 or the
+  // weight's dtype when wider.
+  void add_lora(int64_t r, double scaling, double dropout, at::Generator& gen);
+  // W + scaling · B·A (W without adapters), in W's dtype, computed in fp32 or wider.
+  torch::Tensor merged_weight() const;
 };
 TORCH_MODULE(Linear);
 

@@ -3,7 +3,10 @@
 #include <ATen/CPUGeneratorImpl.h>
 
 #include <algorithm>
+#include <map>
 #include <set>
+
+#include "model/layers.h"
 
 #include "treg/error.h"
 #include "treg/io.h"
@@ -81,11 +84,21 @@ void save_model(CausalLM& model, const std::string& dir, torch::ScalarType dtype
   if (!args.raw.is_object() || args.raw.empty())
     fail(dir, "cannot save: the model's ModelArgs has no raw config.json to write back");
   make_dirs(dir);
+  // Adapted projections: "<module>.weight" is saved merged.
+  std::map<std::string, const model::LinearImpl*> adapted;
+  for (const auto& item : model->named_modules()) {
+    const auto* linear = dynamic_cast<const model::LinearImpl*>(item.value().get());
+    if (linear && linear->lora_A.defined()) adapted[item.key() + ".weight"] = linear;
+  }
   NamedTensors tensors;
   {
     torch::NoGradGuard no_grad;
-    for (const auto& item : model->named_parameters(/*recurse=*/true))
-      tensors.emplace_back(item.key(), item.value().detach().to(torch::kCPU, dtype).contiguous());
+    for (const auto& item : model->named_parameters(/*recurse=*/true)) {
+      if (is_lora_parameter(item.key())) continue;
+      auto it = adapted.find(item.key());
+      const torch::Tensor t = it != adapted.end() ? it->second->merged_weight() : item.value();
+      tensors.emplace_back(item.key(), t.detach().to(torch::kCPU, dtype).contiguous());
+    }
   }
   save_safetensors_sharded(dir, tensors, max_shard_bytes);
   nlohmann::json config = args.raw;

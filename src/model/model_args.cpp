@@ -330,6 +330,10 @@ ModelArgs load_model_args(const std::string& model_dir) {
       model_dir.size() >= 5 && model_dir.substr(model_dir.size() - 5) == ".json"
           ? model_dir
           : path_join(model_dir, "config.json");
+  if (!file_exists(path) && file_exists(path_join(model_dir, "adapter_config.json")))
+    fail(path, "not found: " + model_dir + " holds LoRA adapters, not a model",
+         "the final checkpoint of a LoRA run has the merged model in " +
+             path_join(model_dir, "merged") + "; adapters load onto their base model (peft)");
   if (!file_exists(path))
     fail(path, "not found", "a model directory needs the Hugging Face config.json");
   json config;
@@ -339,6 +343,23 @@ ModelArgs load_model_args(const std::string& model_dir) {
     fail(path, std::string("not valid JSON: ") + e.what());
   }
   return model_args_from_json(config, path);
+}
+
+std::vector<Projection> layer_projections(const ModelArgs& a) {
+  const int64_t D = a.hidden_size, q = a.num_heads * a.head_dim, kv = a.num_kv_heads * a.head_dim;
+  const int64_t F = a.intermediate_size;
+  std::vector<Projection> p;
+  if (a.fused_qkv)
+    p.push_back({"qkv_proj", D, q + 2 * kv});
+  else
+    p.insert(p.end(), {{"q_proj", D, q}, {"k_proj", D, kv}, {"v_proj", D, kv}});
+  p.push_back({"o_proj", q, D});
+  if (a.fused_gate_up)
+    p.push_back({"gate_up_proj", D, 2 * F});
+  else
+    p.insert(p.end(), {{"gate_proj", D, F}, {"up_proj", D, F}});
+  p.push_back({"down_proj", F, D});
+  return p;
 }
 
 }  // namespace treg

@@ -6,12 +6,14 @@
 #include <cmath>
 #include <csignal>
 #include <cstdlib>
+#include <filesystem>
 #include <functional>
 
 #include "treg/autocast.h"
 #include "treg/build_info.h"
 #include "treg/config.h"
 #include "treg/data_sources.h"
+#include "treg/distributed.h"
 #include "treg/error.h"
 #include "treg/io.h"
 #include "treg/model.h"
@@ -25,6 +27,7 @@ namespace treg {
 namespace {
 
 using nlohmann::json;
+namespace fs = std::filesystem;
 
 std::string split_dump_path(const Config& c, const std::string& split) {
   return split == "train" ? c.reward_dump_path() : c.eval_reward_dump_path();
@@ -308,7 +311,102 @@ nlohmann::json expected_dump_metadata(const Config& c, const std::string& split)
                            make_chat_template(*tok, c.chat_template));
 }
 
-ScoreSummary score_tokens(const Config& c, const std::string& split, bool progress) {
+namespace {
+
+// Several ranks: each scores the batches k with k % W == rank (the batches of a single process, so
+// the same records) into "<dump>.rank<r>-of-<W>" (resumable as any dump), then rank 0 merges them in
+// batch order into the dump.
+std::string shard_path(const std::string& dump, int64_t rank, int64_t world) {
+  return dump + ".rank" + std::to_string(rank) + "-of-" + std::to_string(world);
+}
+
+// Shards of another world size (a run resumed with another rank count) are scored again; their
+// files would only take space.
+void remove_foreign_shards(const std::string& dump, int64_t world) {
+  const fs::path p(dump);
+  const fs::path dir = p.has_parent_path() ? p.parent_path() : fs::path(".");
+  const std::string prefix = p.filename().string() + ".rank";
+  const std::string mine = "-of-" + std::to_string(world);
+  if (!fs::is_directory(dir)) return;
+  for (const auto& e : fs::directory_iterator(dir)) {
+    const std::string name = e.path().filename().string();
+    if (name.rfind(prefix, 0) != 0) continue;
+    const std::string rest = name.substr(prefix.size());
+    const size_t of = rest.find("-of-");
+    if (of == std::string::npos) continue;
+    const std::string tail = rest.substr(of);
+    if (tail == mine || tail == mine + ".partial") continue;
+    spdlog::info("removing {}: a shard of a run with another number of ranks", e.path().string());
+    fs::remove(e.path());
+  }
+}
+
+// This rank's batches of `pairs` (k = rank, rank + W, ...: all of them with one rank) into
+// `out_path`, resuming its .partial; a complete shard that a failed launch left is kept.
+void score_batches(Scorer& scorer, const std::vector<TokenizedPair>& pairs, int64_t bs,
+                   int64_t rank, int64_t world, const std::string& out_path, const json& meta,
+                   const std::string& what, bool progress, ScoreSummary& sum) {
+  const int64_t n = static_cast<int64_t>(pairs.size()), batches = (n + bs - 1) / bs;
+  int64_t mine = 0;
+  for (int64_t k = rank; k < batches; k += world) mine += std::min(bs, n - k * bs);
+  if (world > 1 && file_exists(out_path)) {
+    try {
+      RewardDumpReader r(out_path);
+      if (r.metadata() == meta && r.size() == mine) {
+        spdlog::info("{}: this rank's shard is complete; not scoring it again", out_path);
+        return;
+      }
+    } catch (const Error&) {  // damaged: scored again
+    }
+  }
+  RewardDumpWriter writer(out_path, meta, /*align=*/bs);
+  if (writer.size() > mine)
+    fail(out_path + ".partial", "holds more pairs than the data has", "delete it and re-run");
+  const int64_t kill_after = kill_after_pairs();
+  int64_t written = 0;
+  ProgressBar bar(what, mine, writer.size(), "pairs", progress);
+  for (int64_t k = rank + writer.size() / bs * world; k < batches; k += world) {
+    const size_t b = static_cast<size_t>(k * bs), e = static_cast<size_t>(std::min(n, (k + 1) * bs));
+    int64_t tokens = 0;
+    for (PairRecord& rec : scorer.score(pairs, b, e)) {
+      tokens += static_cast<int64_t>(rec.chosen.ids.size() + rec.rejected.ids.size());
+      if (world > 1) rec.index = writer.size();  // a shard numbers its own records (merge_shards)
+      writer.append(rec);
+      if (kill_after >= 0 && ++written >= kill_after) std::raise(SIGKILL);  // tests: interrupted run
+    }
+    sum.scored += static_cast<int64_t>(e - b);
+    sum.response_tokens += tokens;
+    bar.advance(static_cast<int64_t>(e - b), tokens);
+  }
+  writer.finish();
+  bar.finish();
+}
+
+// Rank 0: the shards' records in batch order into `dump` (resuming a merge that was cut short).
+void merge_shards(const std::string& dump, const json& meta, int64_t n, int64_t bs, int64_t world) {
+  std::vector<std::unique_ptr<RewardDumpReader>> shards;
+  for (int64_t r = 0; r < world; ++r)
+    shards.push_back(std::make_unique<RewardDumpReader>(shard_path(dump, r, world)));
+  RewardDumpWriter out(dump, meta, bs);
+  for (int64_t at = out.size(); at < n; ++at) {
+    const int64_t batch = at / bs;
+    PairRecord rec =
+        shards[static_cast<size_t>(batch % world)]->read((batch / world) * bs + at % bs);
+    rec.index = at;  // the pair's place in the dump
+    out.append(rec);
+  }
+  out.finish();
+  shards.clear();
+  for (int64_t r = 0; r < world; ++r) fs::remove(shard_path(dump, r, world));
+}
+
+}  // namespace
+
+ScoreSummary score_tokens(const Config& c, const std::string& split, bool progress,
+                          std::shared_ptr<Ranks> ranks) {
+  if (!ranks) ranks = single_rank();
+  const bool main = ranks->is_main();
+  const int64_t rank = ranks->rank(), world = ranks->world_size();
   ScoreSummary sum;
   const std::string dump = split_dump_path(c, split);
   const std::string data_path = split_data_file(c, split);
@@ -320,7 +418,7 @@ ScoreSummary score_tokens(const Config& c, const std::string& split, bool progre
       dump.find('/') == std::string::npos ? "." : dump.substr(0, dump.rfind('/'));
   make_dirs(dump_dir);
   make_dirs(c.output_dir);
-  write_file_atomic(dump + ".config.yaml", config_to_yaml(c));
+  if (main) write_file_atomic(dump + ".config.yaml", config_to_yaml(c));
 
   const DataOptions opts =
       data_options(c, path_join(c.output_dir, "bad_rows." + split + ".jsonl"));
@@ -328,7 +426,10 @@ ScoreSummary score_tokens(const Config& c, const std::string& split, bool progre
   sum.data = data.stats;
   spdlog::info("{} ({}): {}", data_path, split, data.stats.summary());
 
-  const torch::Device device = parse_device(c.device, "config key 'device'");
+  torch::Device device = parse_device(c.device, "config key 'device'");
+  if (device.is_cuda() && world > 1)
+    device = torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(
+                                             launch_env_from_environment().local_rank));
 
   json meta = expected;
   meta["treg_version"] = build_version();
@@ -354,8 +455,9 @@ ScoreSummary score_tokens(const Config& c, const std::string& split, bool progre
 
   // A complete dump that matches, every record intact, is reused; a stale, damaged or unreadable
   // one is scored again.
+  // Rank 0 decides for all.
   bool reuse = false;
-  if (file_exists(dump)) {
+  if (main && file_exists(dump)) {
     try {
       RewardDumpReader r(dump);
       check_dump_matches(r.metadata(), expected, dump);
@@ -370,6 +472,7 @@ ScoreSummary score_tokens(const Config& c, const std::string& split, bool progre
     }
   }
 
+  reuse = ranks->broadcast("score-tokens/" + split + "/reuse", reuse ? "1" : "0") == "1";
   auto t0 = std::chrono::steady_clock::now();
   if (!reuse) {
     Scorer scorer{c, *tok, chat, {}, device};
@@ -389,32 +492,26 @@ ScoreSummary score_tokens(const Config& c, const std::string& split, bool progre
              "the DPO model must share the reference model's tokenizer");
     }
     const int64_t bs = c.score_batch_size;
-    RewardDumpWriter writer(dump, meta, /*align=*/bs);
-    const size_t n = data.pairs.size();
-    if (writer.size() > static_cast<int64_t>(n))
-      fail(dump + ".partial", "holds more pairs than the data has", "delete it and re-run");
-    const int64_t kill_after = kill_after_pairs();
-    int64_t written = 0;
-    ProgressBar bar("score-tokens " + split, static_cast<int64_t>(n), writer.size(), "pairs",
-                    progress);
-    for (size_t b = static_cast<size_t>(writer.size()); b < n; b += static_cast<size_t>(bs)) {
-      const size_t e = std::min(n, b + static_cast<size_t>(bs));
-      int64_t tokens = 0;
-      for (PairRecord& rec : scorer.score(data.pairs, b, e)) {
-        tokens += static_cast<int64_t>(rec.chosen.ids.size() + rec.rejected.ids.size());
-        writer.append(rec);
-        if (kill_after >= 0 && ++written >= kill_after)
-          std::raise(SIGKILL);  // tests: interrupted run
-      }
-      sum.scored += static_cast<int64_t>(e - b);
-      sum.response_tokens += tokens;
-      bar.advance(static_cast<int64_t>(e - b), tokens);
+    const int64_t n = static_cast<int64_t>(data.pairs.size());
+    json shard_meta = meta;
+    if (world > 1) {
+      shard_meta["shard"] = {{"rank", rank}, {"world_size", world}};
+      if (main) remove_foreign_shards(dump, world);
+      ranks->barrier("score-tokens: waiting for rank 0 to clear old shards");
     }
-    writer.finish();
-    bar.finish();
+    score_batches(scorer, data.pairs, bs, rank, world,
+                  world > 1 ? shard_path(dump, rank, world) : dump, shard_meta,
+                  "score-tokens " + split, progress && main, sum);
     sum.context_tokens = scorer.context_tokens;
+    if (world > 1) {
+      ranks->barrier("score-tokens: waiting for every rank's shard of " + split);
+      if (main) merge_shards(dump, meta, n, bs, world);
+    }
   }
   sum.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  // Every rank returns once the dump is complete.
+  ranks->barrier("score-tokens: waiting for rank 0 to write " + dump);
+  if (!main) return sum;
 
   RewardDumpReader reader(dump);
   sum.pairs = reader.size();
@@ -424,11 +521,18 @@ ScoreSummary score_tokens(const Config& c, const std::string& split, bool progre
   return sum;
 }
 
-void ensure_reward_dumps(const Config& c, const std::string& config_path) {
+void ensure_reward_dumps(const Config& c, const std::string& config_path,
+                         std::shared_ptr<Ranks> ranks) {
+  if (!ranks) ranks = single_rank();
   std::vector<std::string> splits = {"train"};
   if (has_eval_split(c)) splits.push_back("eval");
   for (const std::string& split : splits) {
     const std::string dump = split_dump_path(c, split);
+    // Rank 0 decides; every rank scores.
+    if (!ranks->is_main()) {
+      if (ranks->broadcast("ensure/" + split, "") == "score") score_tokens(c, split, true, ranks);
+      continue;
+    }
     if (file_exists(dump)) {
       // Every record is checked before the first step, not when training reaches a damaged one;
       // a damaged dump is scored again, a stale one is refused (its hint names the command).
@@ -447,6 +551,7 @@ void ensure_reward_dumps(const Config& c, const std::string& config_path) {
         check_dump_matches(meta, expected_dump_metadata(c, split), dump, config_path);
         spdlog::info("reward dump {} ({}): {} pairs, intact, matches the config; reusing it", dump,
                      split, pairs);
+        ranks->broadcast("ensure/" + split, "reuse");
         continue;
       }
       spdlog::warn("{}\n  -> scoring it again before training", damage);
@@ -454,7 +559,8 @@ void ensure_reward_dumps(const Config& c, const std::string& config_path) {
       spdlog::info("reward dump {} ({}) {}; scoring now", dump, split,
                    file_exists(dump + ".partial") ? "is unfinished" : "is missing");
     }
-    ScoreSummary s = score_tokens(c, split);
+    ranks->broadcast("ensure/" + split, "score");
+    ScoreSummary s = score_tokens(c, split, true, ranks);
     spdlog::info("scored {} pairs ({} tokens) in {:.1f}s", s.scored, s.response_tokens, s.seconds);
   }
 }

@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cstdlib>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <set>
 #include <sstream>
@@ -88,16 +89,24 @@ void load_archive(torch::serialize::InputArchive& a, const std::string& path,
   }
 }
 
+void copy_model_side_files(const std::string& model_dir, const std::string& dir) {
+  for (const char* f : kModelSideFiles) {
+    const std::string src = path_join(model_dir, f);
+    if (file_exists(src)) write_file_atomic(path_join(dir, f), read_file(src));
+  }
+}
+
 void write_checkpoint_files(const std::string& tmp, const std::string& model_dir, CausalLM& model,
                             torch::optim::AdamW& optimizer, const TrainerState& state) {
   make_dirs(tmp);
 
-  // The model, fp32 master weights (HF's layout; config.json torch_dtype float32).
-  save_model(model, tmp, torch::kFloat32);
-  for (const char* f : kModelSideFiles) {
-    const std::string src = path_join(model_dir, f);
-    if (file_exists(src)) write_file_atomic(path_join(tmp, f), read_file(src));
-  }
+  // The model, fp32 master weights (HF's layout; config.json torch_dtype float32), or a LoRA
+  // model's adapters (the base is model_dir).
+  if (model->lora())
+    save_lora_adapter(model, tmp, model_dir);
+  else
+    save_model(model, tmp, torch::kFloat32);
+  copy_model_side_files(model_dir, tmp);
 
   torch::serialize::OutputArchive opt;
   optimizer.save(opt);
@@ -155,24 +164,42 @@ void rotate_checkpoints(const std::string& output_dir, int64_t keep) {
   }
 }
 
-std::string save_checkpoint_dir(const std::string& output_dir, const std::string& model_dir,
-                                CausalLM& model, torch::optim::AdamW& optimizer,
-                                const TrainerState& state) {
-  const std::string final_dir =
-      path_join(output_dir, "checkpoint-" + std::to_string(state.global_step));
-  const std::string tmp = final_dir + ".tmp";
+namespace {
+
+// Fills "<dir>.tmp" with `write` and renames it to `dir` last, so `dir` is complete or absent. A
+// failed write (a full disk) removes the .tmp directory rather than leave it to fill the disk.
+std::string write_dir_atomically(const std::string& dir,
+                                 const std::function<void(const std::string&)>& write) {
+  const std::string tmp = dir + ".tmp";
   fs::remove_all(tmp);
   try {
-    write_checkpoint_files(tmp, model_dir, model, optimizer, state);
+    write(tmp);
   } catch (...) {
-    // A full disk must not leave a half checkpoint behind that fills it further.
     std::error_code ec;
     fs::remove_all(tmp, ec);
     throw;
   }
-  fs::remove_all(final_dir);
-  fs::rename(tmp, final_dir);
-  return final_dir;
+  fs::remove_all(dir);
+  fs::rename(tmp, dir);
+  return dir;
+}
+
+}  // namespace
+
+std::string save_checkpoint_dir(const std::string& output_dir, const std::string& model_dir,
+                                CausalLM& model, torch::optim::AdamW& optimizer,
+                                const TrainerState& state) {
+  return write_dir_atomically(
+      path_join(output_dir, "checkpoint-" + std::to_string(state.global_step)),
+      [&](const std::string& tmp) { write_checkpoint_files(tmp, model_dir, model, optimizer, state); });
+}
+
+std::string save_merged_export(const std::string& checkpoint_dir, const std::string& model_dir,
+                               CausalLM& model, torch::ScalarType dtype) {
+  return write_dir_atomically(path_join(checkpoint_dir, "merged"), [&](const std::string& tmp) {
+    save_model(model, tmp, dtype);
+    copy_model_side_files(model_dir, tmp);
+  });
 }
 
 TrainerState load_checkpoint_dir(const std::string& dir, CausalLM& model,
@@ -223,15 +250,24 @@ TrainerState load_checkpoint_dir(const std::string& dir, CausalLM& model,
     gen.set_state(rng);
   }
 
-  // Weights: load the checkpoint's model and copy into `model` by parameter name.
-  const auto device = model->parameters().front().device();
-  CausalLM saved = load_model(dir, torch::kCPU, torch::kFloat32);
-  auto src = saved->named_parameters();
-  torch::NoGradGuard no_grad;
-  for (auto& p : model->named_parameters()) {
-    const torch::Tensor* q = src.find(p.key());
-    if (!q) fail(dir, "checkpoint has no parameter '" + p.key() + "'");
-    p.value().copy_(q->to(device));
+  // Weights: a LoRA checkpoint's adapters, or the checkpoint's model copied into `model` by
+  // parameter name.
+  const bool adapters = file_exists(path_join(dir, "adapter_config.json"));
+  if (adapters) {
+    load_lora_adapter(model, dir);
+  } else if (model->lora()) {
+    fail(dir, "holds a full model, not LoRA adapters, and this run trains adapters (use_peft)",
+         "resume it with use_peft: false, or start the LoRA run in a new output_dir");
+  } else {
+    const auto device = model->parameters().front().device();
+    CausalLM saved = load_model(dir, torch::kCPU, torch::kFloat32);
+    auto src = saved->named_parameters();
+    torch::NoGradGuard no_grad;
+    for (auto& p : model->named_parameters()) {
+      const torch::Tensor* q = src.find(p.key());
+      if (!q) fail(dir, "checkpoint has no parameter '" + p.key() + "'");
+      p.value().copy_(q->to(device));
+    }
   }
 
   const std::string opt_path = path_join(dir, "optimizer.pt");

@@ -11,7 +11,6 @@
 
 #include "model/layers.h"
 #include "treg/error.h"
-#include "treg/nearest.h"
 
 namespace treg {
 
@@ -26,29 +25,6 @@ constexpr double kSquareKept = 0;
 #else
 constexpr double kSquareKept = 4;
 #endif
-
-// Each projection's (in, out) features, under its HF module name.
-std::map<std::string, std::pair<int64_t, int64_t>> projections(const ModelArgs& a) {
-  const int64_t D = a.hidden_size, q = a.num_heads * a.head_dim, kv = a.num_kv_heads * a.head_dim;
-  const int64_t F = a.intermediate_size;
-  std::map<std::string, std::pair<int64_t, int64_t>> p;
-  if (a.fused_qkv) {
-    p["qkv_proj"] = {D, q + 2 * kv};
-  } else {
-    p["q_proj"] = {D, q};
-    p["k_proj"] = {D, kv};
-    p["v_proj"] = {D, kv};
-  }
-  p["o_proj"] = {q, D};
-  if (a.fused_gate_up) {
-    p["gate_up_proj"] = {D, 2 * F};
-  } else {
-    p["gate_proj"] = {D, F};
-    p["up_proj"] = {D, F};
-  }
-  p["down_proj"] = {F, D};
-  return p;
-}
 
 // Keys per query whose scores the reference attention keeps, averaged over a row: it runs in
 // blocks of queries, each against the keys from the first one any of them sees (0, or the sliding
@@ -88,7 +64,7 @@ ParameterCounts parameter_counts(const ModelArgs& a) {
   c.embedding = a.vocab_size * D;
   c.lm_head = a.tie_embeddings ? 0 : a.vocab_size * D;
   int64_t layer = 0;
-  for (const auto& [name, io] : projections(a)) layer += io.first * io.second;
+  for (const Projection& p : layer_projections(a)) layer += p.in * p.out;
   if (a.qkv_bias) layer += (H + 2 * K) * E;
   if (a.o_bias) layer += D;
   if (a.mlp_bias) layer += 2 * F + D;
@@ -97,33 +73,16 @@ ParameterCounts parameter_counts(const ModelArgs& a) {
   c.per_layer = layer;
   c.total = c.embedding + c.lm_head + a.num_layers * layer + D;  // + the final norm
   c.largest = c.embedding;
-  for (const auto& [name, io] : projections(a))
-    c.largest = std::max(c.largest, io.first * io.second);
+  for (const Projection& p : layer_projections(a)) c.largest = std::max(c.largest, p.in * p.out);
   return c;
 }
 
 int64_t lora_parameter_count(const ModelArgs& a, int64_t r,
                              const std::vector<std::string>& target_modules) {
-  const auto p = projections(a);
-  std::vector<std::string> known;
-  for (const auto& [name, io] : p) known.push_back(name);
+  const std::vector<std::string> names = lora_target_names(a, target_modules);
   int64_t per_layer = 0;
-  std::vector<std::string> seen;
-  for (const std::string& t : target_modules) {
-    std::vector<std::string> names = t == "all-linear" ? known : std::vector<std::string>{t};
-    for (const std::string& name : names) {
-      auto it = p.find(name);
-      if (it == p.end()) {
-        known.push_back("all-linear");
-        fail("lora_target_modules", "'" + name + "' is not a projection of a " + a.model_type +
-                                        " layer: did you mean '" + nearest_name(name, known) + "'?",
-             "the projections are the HF module names of the layer, or all-linear");
-      }
-      if (std::find(seen.begin(), seen.end(), name) != seen.end()) continue;
-      seen.push_back(name);
-      per_layer += r * (it->second.first + it->second.second);
-    }
-  }
+  for (const Projection& p : layer_projections(a))
+    if (std::find(names.begin(), names.end(), p.name) != names.end()) per_layer += r * (p.in + p.out);
   return per_layer * a.num_layers;
 }
 
@@ -210,8 +169,16 @@ MemoryPlan plan_memory(const ModelArgs& a, const Config& c, const PlanSetup& set
   if (lora) {
     const double A = static_cast<double>(lora_parameter_count(a, setup.lora_r, setup.lora_target_modules));
     m.trainable = static_cast<int64_t>(A);
-    add(bf16 ? "base weights (bf16, frozen)" : "base weights (fp32, frozen)", wbytes * P,
-        std::to_string(static_cast<int>(wbytes)) + " B x " + Ps);
+    // load_policy stores the layers' projections in bf16 when bf16 autocasts; embeddings, norms
+    // and lm_head stay fp32.
+    double proj = 0;
+    for (const Projection& p : layer_projections(a)) proj += static_cast<double>(p.in * p.out);
+    proj *= static_cast<double>(a.num_layers);
+    const double pb = c.bf16 ? 2 : 4;
+    add(c.bf16 ? "base weights (projections bf16, rest fp32; frozen)" : "base weights (fp32, frozen)",
+        pb * proj + 4 * (P - proj),
+        std::to_string(static_cast<int>(pb)) + " B x " + billions(proj) + " + 4 B x " +
+            billions(P - proj));
     add("LoRA adapters: weights, grads, AdamW (fp32)", 16 * A, "16 B x " + billions(A) + " (r " +
                                                                    std::to_string(setup.lora_r) + ")");
   } else if (setup.zero_stage == 0) {
@@ -320,9 +287,9 @@ std::string format_plan(const MemoryPlan& m, const ModelArgs& a, const Config& c
                 c.gradient_checkpointing ? "without" : "with", gib(other).c_str(),
                 gib(m.total - current + other).c_str());
   out += line;
-  if (s.zero_stage > 0 || s.lora_r > 0)
-    out += "\nnote: `treg train` has no ZeRO sharding or LoRA yet (each rank holds everything); this "
-           "plans their layout ahead of them.\n";
+  if (s.zero_stage > 0)
+    out += "\nnote: `treg train` has no ZeRO sharding yet (each rank holds everything); this "
+           "plans its layout ahead of it.\n";
   if (!m.fits) {
     out += "\nTo fit: ";
     std::vector<std::string> tips;

@@ -13,6 +13,31 @@
 
 namespace treg {
 
+CausalLM load_policy(const Config& config, torch::Device device) {
+  CausalLM policy = load_model(config.model_name_or_path, device, torch::kFloat32);
+  if (!config.use_peft) return policy;
+  LoraSpec spec;
+  spec.r = config.lora_r;
+  spec.alpha = config.lora_alpha;
+  spec.dropout = config.lora_dropout;
+  spec.rslora = config.use_rslora;
+  spec.target_modules = config.lora_target_modules;
+  policy->add_lora(spec, static_cast<uint64_t>(config.seed),
+                   config.bf16 ? std::optional<torch::ScalarType>(torch::kBFloat16) : std::nullopt);
+  int64_t trainable = 0, all = 0;
+  for (const auto& p : policy->parameters()) {
+    all += p.numel();
+    if (p.requires_grad()) trainable += p.numel();
+  }
+  std::string targets;
+  for (const auto& t : policy->lora()->target_modules) targets += (targets.empty() ? "" : ",") + t;
+  spdlog::info("LoRA r {} alpha {} on {}: trainable params {} of {} ({:.4f}%), base frozen{}",
+               spec.r, spec.alpha, targets, trainable, all,
+               100.0 * static_cast<double>(trainable) / static_cast<double>(all),
+               config.bf16 ? " (projections in bf16)" : "");
+  return policy;
+}
+
 TrainResult run_training(const Config& launched, const std::string& config_args) {
   const LaunchEnv launch = launch_env_from_environment();
   std::shared_ptr<Ranks> ranks = connect_ranks(launch, std::chrono::seconds(launched.ddp_timeout));
@@ -30,11 +55,9 @@ TrainResult run_training(const Config& launched, const std::string& config_args)
     if (!file_exists(train_dump) || (with_eval && !file_exists(eval_dump)))
       spdlog::info("train: no reward dump at {}; scoring the token rewards first (score-tokens)",
                    train_dump);
-    ensure_reward_dumps(
-        config, config_args);  // reuses matching dumps, scores missing ones, refuses stale ones
   }
-  // Scoring runs on rank 0 alone, within ddp_timeout: score long dumps with score-tokens first.
-  ranks->barrier("waiting for rank 0's reward dumps");
+  // Reuses matching dumps, scores missing ones (every rank its share), refuses stale ones.
+  ensure_reward_dumps(config, config_args, ranks);
 
   torch::Device device = parse_device(config.device, "config key 'device'");
   if (device.is_cuda() && ranks->world_size() > 1)
@@ -49,7 +72,7 @@ TrainResult run_training(const Config& launched, const std::string& config_args)
                config.model_name_or_path, dev, config.bf16 ? ", bf16 autocast forward" : "",
                loss_type_name(loss.type), loss.beta, loss.treg_alpha,
                loss.treg_alpha > 0 ? " (" + config.treg_weighting + " weighting)" : std::string());
-  CausalLM policy = load_model(config.model_name_or_path, device, torch::kFloat32);
+  CausalLM policy = load_policy(config, device);
   Trainer trainer(config, policy, train, eval, {}, ranks);
   return trainer.train();
 }

@@ -180,7 +180,7 @@ TrainResult run_sft(const Config& config) {
   spdlog::info("sft: policy {} on {} (fp32 master weights{}){}", config.model_name_or_path, dev,
                config.bf16 ? ", bf16 autocast forward" : "",
                config.packing ? ", packed rows of up to max_length tokens" : "");
-  CausalLM policy = load_model(config.model_name_or_path, device, torch::kFloat32);
+  CausalLM policy = load_policy(config, device);
   auto objective = std::make_shared<SftObjective>(config, std::move(train), std::move(eval),
                                                   split_data_file(config, "train"));
   Trainer trainer(config, policy, objective);

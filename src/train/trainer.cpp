@@ -221,6 +221,9 @@ TrainResult Trainer::train() {
     resume_dir = prepare_output_dir(config_);
   }
   resume_dir = ranks_->broadcast("resume_dir", resume_dir);
+  // As HF's Trainer (set_seed): the run's random draws (LoRA dropout) follow `seed`; a resumed run
+  // takes the checkpoint's generator state instead.
+  torch::manual_seed(static_cast<uint64_t>(config_.seed));
   if (!resume_dir.empty())
     resume_from(resume_dir);
   else if (!config_.resume_from_checkpoint.empty())
@@ -378,6 +381,14 @@ TrainResult Trainer::train() {
   }
   if (main) {
     result.last_checkpoint = save_checkpoint();
+    if (policy_->lora() && !result.interrupted) {
+      // The frozen projections' dtype (bf16 with bf16: true), as PEFT's merge_and_unload keeps it.
+      const std::string merged =
+          save_merged_export(result.last_checkpoint, config_.model_name_or_path, policy_,
+                             config_.bf16 ? torch::kBFloat16 : torch::kFloat32);
+      spdlog::info("LoRA: adapters in {} (PEFT layout), merged model in {}", result.last_checkpoint,
+                   merged);
+    }
     write_report();
   }
   result.steps_done = step_;
