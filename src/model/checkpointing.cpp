@@ -2,7 +2,12 @@
 // its input; the backward recomputes the layer with grad enabled and differentiates it w.r.t. the
 // input and the layer's parameters. The parameters are inputs of the autograd Function, so their
 // gradients flow through the graph like any other (works for backward() and autograd::grad alike).
+// A layer that draws random numbers (LoRA dropout while training) recomputes with the generator
+// state of its forward, as torch.utils.checkpoint's preserve_rng_state, so the backward sees the
+// dropout masks the forward used.
 #include <cstdint>
+#include <mutex>
+#include <optional>
 
 #include "model/layers.h"
 #include "treg/autocast.h"
@@ -14,13 +19,37 @@ namespace {
 using torch::autograd::AutogradContext;
 using torch::autograd::variable_list;
 
+// The default generator of `device`'s type (CPU, or the CUDA device's).
+torch::Tensor generator_state(const torch::Device& device) {
+  at::Generator gen = at::globalContext().defaultGenerator(device);
+  std::lock_guard<std::mutex> lock(gen.mutex());
+  return gen.get_state();
+}
+void set_generator_state(const torch::Device& device, const torch::Tensor& state) {
+  at::Generator gen = at::globalContext().defaultGenerator(device);
+  std::lock_guard<std::mutex> lock(gen.mutex());
+  gen.set_state(state);
+}
+
+// Whether the layer's forward draws random numbers now (LoRA dropout in training mode).
+bool draws_random(DecoderLayerImpl& layer) {
+  for (const auto& m : layer.modules()) {
+    const auto* linear = dynamic_cast<const LinearImpl*>(m.get());
+    if (linear && linear->lora_A.defined() && linear->lora_dropout > 0 && linear->is_training())
+      return true;
+  }
+  return false;
+}
+
 struct CheckpointedLayer : public torch::autograd::Function<CheckpointedLayer> {
   // x [B, T, D]; rope: {cos, sin, cos_local, sin_local}, each [T, R] or [B, 1, T, R];
   // allowed_* [B, 1, T, T]; params: the layer's parameters (for the graph).
   static torch::Tensor forward(AutogradContext* ctx, torch::Tensor x, at::TensorList rope,
                                torch::Tensor allowed_full, torch::Tensor allowed_window,
-                               at::TensorList params, int64_t layer_address, int64_t impl) {
+                               at::TensorList params, int64_t layer_address, int64_t impl,
+                               bool random) {
     ctx->save_for_backward({x, rope[0], rope[1], rope[2], rope[3], allowed_full, allowed_window});
+    if (random) ctx->saved_data["rng_state"] = generator_state(x.device());
     ctx->saved_data["layer"] = layer_address;
     ctx->saved_data["impl"] = impl;
     ctx->saved_data["num_params"] = static_cast<int64_t>(params.size());
@@ -50,11 +79,18 @@ struct CheckpointedLayer : public torch::autograd::Function<CheckpointedLayer> {
     std::vector<torch::Tensor> params = layer->parameters();
     torch::Tensor y;
     {
+      // The forward's generator state for the recomputation; the current one comes back after.
+      std::optional<torch::Tensor> resume_rng;
+      if (ctx->saved_data.count("rng_state")) {
+        resume_rng = generator_state(x.device());
+        set_generator_state(x.device(), ctx->saved_data["rng_state"].toTensor());
+      }
       torch::AutoGradMode enable(true);
       // The backward runs outside the trainer's autocast scope: recompute under the forward's.
       AutocastGuard autocast(AutocastState{ctx->saved_data["autocast_cuda"].toBool(),
                                            ctx->saved_data["autocast_cpu"].toBool()});
       y = layer->forward(x, in);  // recompute: [B, T, D]
+      if (resume_rng) set_generator_state(x.device(), *resume_rng);
     }
     // Differentiate w.r.t. x and the trainable parameters only.
     variable_list inputs = {x};
@@ -67,11 +103,12 @@ struct CheckpointedLayer : public torch::autograd::Function<CheckpointedLayer> {
     variable_list grads = torch::autograd::grad({y}, inputs, {grad_out[0]}, /*retain_graph=*/false,
                                                 /*create_graph=*/false, /*allow_unused=*/true);
     // One gradient per forward argument: x, rope (4), allowed_full, allowed_window, params...,
-    // address, impl.
+    // address, impl, random.
     variable_list out = {grads[0],        torch::Tensor(), torch::Tensor(), torch::Tensor(),
                          torch::Tensor(), torch::Tensor(), torch::Tensor()};
     for (int64_t i = 0; i < num_params; ++i)
       out.push_back(slot[i] >= 0 ? grads[slot[i]] : torch::Tensor());
+    out.push_back(torch::Tensor());
     out.push_back(torch::Tensor());
     out.push_back(torch::Tensor());
     return out;
@@ -94,9 +131,10 @@ torch::Tensor checkpointed_layer_forward(DecoderLayerImpl& layer, const torch::T
   torch::Tensor window = or_empty(in.allowed_window, torch::kBool);
   std::vector<torch::Tensor> rope = {in.cos, in.sin, or_empty(in.cos_local, in.cos.scalar_type()),
                                      or_empty(in.sin_local, in.sin.scalar_type())};
-  return CheckpointedLayer::apply(
-      x, at::TensorList(rope), in.allowed_full, window, at::TensorList(params),
-      static_cast<int64_t>(reinterpret_cast<intptr_t>(&layer)), static_cast<int64_t>(in.impl));
+  return CheckpointedLayer::apply(x, at::TensorList(rope), in.allowed_full, window,
+                                  at::TensorList(params),
+                                  static_cast<int64_t>(reinterpret_cast<intptr_t>(&layer)),
+                                  static_cast<int64_t>(in.impl), draws_random(layer));
 }
 
 }  // namespace treg::model
