@@ -6,11 +6,13 @@
 
 #include <csignal>
 #include <filesystem>
+#include <nlohmann/json.hpp>
 
 #include "train_test_util.h"
 #include "treg/error.h"
 #include "treg/io.h"
 #include "treg/policy_logprobs.h"
+#include "treg/safetensors.h"
 #include "treg/trainer.h"
 
 using namespace treg;
@@ -128,6 +130,54 @@ TEST(Trainer, ResumeEqualsUninterruptedBitForBit) {
         EXPECT_EQ(r1.history[i].values.at(k), r2.history[i].values.at(k)) << k << " event " << i;
   // save_total_limit 2: checkpoint-4 and the final checkpoint-6 remain.
   EXPECT_EQ(list_checkpoints(dir_b), (std::vector<std::string>{dir_b + "/checkpoint-4", dir_b + "/checkpoint-6"}));
+}
+
+// save_dtype bfloat16: the checkpoint's HF model is bf16 (half the bytes; config.json says so),
+// the fp32 master weights sit beside it, and a run resumed from such a checkpoint ends exactly where
+// an uninterrupted one does. The default writes no master file (the model is the master).
+TEST(Trainer, Bf16ExportKeepsFp32MasterWeightsForResume) {
+  auto run = [&](const std::string& dir, bool interrupt, const std::string& save_dtype) {
+    Config c = tiny_train_config(dir);
+    c.max_steps = 4;
+    c.save_steps = 2;
+    c.save_dtype = save_dtype;
+    CausalLM model = load_tiny();
+    if (interrupt) {
+      TrainerHooks hooks;
+      hooks.after_step = [](int64_t s) {
+        if (s == 3) std::raise(SIGINT);
+      };
+      EXPECT_TRUE(Trainer(c, model, train_src(), nullptr, hooks).train().interrupted);
+      model = load_tiny();
+      c.resume_from_checkpoint = "auto";
+    }
+    Trainer(c, model, train_src(), nullptr).train();
+    return model;
+  };
+  const std::string dir = fresh_dir("bf16_export_b");
+  CausalLM m1 = run(fresh_dir("bf16_export_a"), false, "bfloat16");
+  CausalLM m2 = run(dir, true, "bfloat16");
+  auto p1 = m1->named_parameters(), p2 = m2->named_parameters();
+  SafetensorsFile model(dir + "/checkpoint-4/model.safetensors");
+  SafetensorsFile master(dir + "/checkpoint-4/master_weights.safetensors");
+  for (const auto& p : p1) {
+    EXPECT_TRUE(torch::equal(p.value(), p2[p.key()])) << p.key();
+    EXPECT_EQ(model.entry(p.key()).dtype, "BF16") << p.key();
+    EXPECT_EQ(master.entry(p.key()).dtype, "F32") << p.key();
+    EXPECT_TRUE(torch::equal(master.load(p.key(), torch::kFloat32), p.value())) << p.key();
+    EXPECT_TRUE(torch::equal(model.load(p.key(), torch::kFloat32),
+                             p.value().to(torch::kBFloat16).to(torch::kFloat32)))
+        << p.key();
+  }
+  const auto cfg = nlohmann::json::parse(read_file(dir + "/checkpoint-4/config.json"));
+  EXPECT_EQ(cfg["torch_dtype"], "bfloat16");
+  const std::string plain = fresh_dir("bf16_export_default");
+  run(plain, false, "");
+  EXPECT_FALSE(file_exists(plain + "/checkpoint-4/master_weights.safetensors"));
+  EXPECT_EQ(SafetensorsFile(plain + "/checkpoint-4/model.safetensors")
+                .entry("model.norm.weight")
+                .dtype,
+            "F32");
 }
 
 // A NaN at step 4 stops the run naming the step and the metric; checkpoint-2 stays intact and no later

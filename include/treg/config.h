@@ -106,6 +106,10 @@ struct Config {
   std::string save_strategy = "steps";     // steps | epoch | no (only the final checkpoint)
   int64_t save_steps = 500;                // 0 = only at the end
   int64_t save_total_limit = 2;            // 0 = keep all
+  // dtype of the HF model a checkpoint holds: "" = float32 (the master weights themselves), and for
+  // a LoRA run's merged export the frozen base's dtype; "bfloat16" halves the export (the fp32
+  // master weights then go to master_weights.safetensors beside it, for resuming)
+  std::string save_dtype;
   std::string resume_from_checkpoint;      // "" | auto | PATH
   int64_t report_pairs = 4;                // eval pairs drawn in report.html
   int64_t ddp_timeout = 1800;              // seconds any collective of a multi-rank run may wait

@@ -217,9 +217,10 @@ bool resume_compatible_key(const std::string& key);
 
 // ---- checkpoints (train/checkpoint.cpp) ----
 
-// output_dir/checkpoint-<step>/: the model in the HF layout (a LoRA model: its adapters in PEFT's
-// layout, save_lora_adapter, instead) (save_model, tokenizer files and
-// generation_config.json copied from `model_dir`) so HF / vLLM load it unchanged, plus
+// output_dir/checkpoint-<step>/: the model in the HF layout (save_model, tokenizer files and
+// generation_config.json copied from `model_dir`) so HF / vLLM load it unchanged -- a LoRA model's
+// adapters in PEFT's layout instead (save_lora_adapter) -- plus
+//   master_weights.safetensors  the fp32 weights, only when the HF model is in another dtype
 //   optimizer.pt      torch archive of the AdamW state
 //   trainer_state.pt  torch archive: magic, format version, global step, RNG state, data position
 //   trainer_state.json  the same for humans plus the log history (as HF's)
@@ -236,9 +237,12 @@ struct TrainerState {
   // The resolved config of the run; "" in checkpoints that older treg versions wrote.
   std::string config_yaml;
 };
+// `model_dtype` (save_dtype) is the dtype of the HF model; when it is not fp32, the fp32 master
+// weights are written beside it (master_weights.safetensors) and a resume reads them instead.
 std::string save_checkpoint_dir(const std::string& output_dir, const std::string& model_dir,
                                 CausalLM& model, torch::optim::AdamW& optimizer,
-                                const TrainerState& state);
+                                const TrainerState& state,
+                                torch::ScalarType model_dtype = torch::kFloat32);
 // A LoRA model's merged export (save_model: W + s·B·A) in HF's layout with the tokenizer files of
 // `model_dir`, as <checkpoint_dir>/merged (written as merged.tmp, renamed last). Returns its path.
 std::string save_merged_export(const std::string& checkpoint_dir, const std::string& model_dir,

@@ -334,6 +334,7 @@ const std::vector<KeySpec>& key_specs() {
       TREG_SETTING(save_strategy, "steps (every save_steps) | epoch | no (only the final checkpoint)"),
       TREG_SETTING(save_steps, "save_strategy steps: checkpoint every this many steps; 0 = only at the end"),
       TREG_SETTING(save_total_limit, "keep the newest this-many checkpoints; 0 = keep all"),
+      TREG_SETTING(save_dtype, "dtype of a checkpoint's HF model: \"\" = float32 (a LoRA run's merged export: the base's dtype) | float32 | bfloat16 (half the size; fp32 master weights kept beside it for resuming)"),
       TREG_SETTING(resume_from_checkpoint, "\"\" | auto (newest in output_dir) | a checkpoint directory"),
       TREG_SETTING(report_pairs, "eval pairs whose token rewards report.html draws"),
       TREG_SETTING(ddp_timeout, "several ranks (torchrun): seconds a collective waits for the others before the run stops with an error (HF's key; 1800)"),

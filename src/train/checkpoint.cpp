@@ -14,6 +14,7 @@
 
 #include "treg/error.h"
 #include "treg/io.h"
+#include "treg/safetensors.h"
 #include "treg/trainer.h"
 
 namespace treg {
@@ -23,6 +24,9 @@ namespace {
 
 constexpr int64_t kStateMagic = 0x5452454753544154;  // "TREGSTAT"
 constexpr int64_t kStateVersion = 1;
+
+// The fp32 master weights, when the checkpoint's HF model is saved in another dtype.
+const char* const kMasterWeights = "master_weights.safetensors";
 
 // Tokenizer and generation files that make a checkpoint directory loadable by HF / vLLM unchanged.
 const char* kModelSideFiles[] = {"tokenizer.json",
@@ -97,15 +101,24 @@ void copy_model_side_files(const std::string& model_dir, const std::string& dir)
 }
 
 void write_checkpoint_files(const std::string& tmp, const std::string& model_dir, CausalLM& model,
-                            torch::optim::AdamW& optimizer, const TrainerState& state) {
+                            torch::optim::AdamW& optimizer, const TrainerState& state,
+                            torch::ScalarType model_dtype) {
   make_dirs(tmp);
 
-  // The model, fp32 master weights (HF's layout; config.json torch_dtype float32), or a LoRA
-  // model's adapters (the base is model_dir).
-  if (model->lora())
+  // The model in HF's layout: the fp32 master weights themselves, or in `model_dtype` with the
+  // master weights beside it; a LoRA model's adapters instead (the base is model_dir).
+  if (model->lora()) {
     save_lora_adapter(model, tmp, model_dir);
-  else
-    save_model(model, tmp, torch::kFloat32);
+  } else {
+    save_model(model, tmp, model_dtype);
+    if (model_dtype != torch::kFloat32) {
+      NamedTensors master;
+      torch::NoGradGuard no_grad;
+      for (const auto& p : model->named_parameters())
+        master.emplace_back(p.key(), p.value().detach().to(torch::kCPU, torch::kFloat32).contiguous());
+      save_safetensors(path_join(tmp, kMasterWeights), master);
+    }
+  }
   copy_model_side_files(model_dir, tmp);
 
   torch::serialize::OutputArchive opt;
@@ -188,10 +201,12 @@ std::string write_dir_atomically(const std::string& dir,
 
 std::string save_checkpoint_dir(const std::string& output_dir, const std::string& model_dir,
                                 CausalLM& model, torch::optim::AdamW& optimizer,
-                                const TrainerState& state) {
+                                const TrainerState& state, torch::ScalarType model_dtype) {
   return write_dir_atomically(
       path_join(output_dir, "checkpoint-" + std::to_string(state.global_step)),
-      [&](const std::string& tmp) { write_checkpoint_files(tmp, model_dir, model, optimizer, state); });
+      [&](const std::string& tmp) {
+        write_checkpoint_files(tmp, model_dir, model, optimizer, state, model_dtype);
+      });
 }
 
 std::string save_merged_export(const std::string& checkpoint_dir, const std::string& model_dir,
@@ -258,6 +273,17 @@ TrainerState load_checkpoint_dir(const std::string& dir, CausalLM& model,
   } else if (model->lora()) {
     fail(dir, "holds a full model, not LoRA adapters, and this run trains adapters (use_peft)",
          "resume it with use_peft: false, or start the LoRA run in a new output_dir");
+  } else if (file_exists(path_join(dir, kMasterWeights))) {
+    // The fp32 master weights of a checkpoint whose HF model is in a smaller dtype (save_dtype).
+    const std::string path = path_join(dir, kMasterWeights);
+    SafetensorsFile master(path);
+    torch::NoGradGuard no_grad;
+    for (auto& p : model->named_parameters()) {
+      if (!master.contains(p.key()) || master.entry(p.key()).shape != p.value().sizes().vec())
+        fail(path, "has no tensor '" + p.key() + "' of the model's shape",
+             damaged_checkpoint_hint(dir));
+      p.value().copy_(master.load(p.key(), p.value().options()));
+    }
   } else {
     const auto device = model->parameters().front().device();
     CausalLM saved = load_model(dir, torch::kCPU, torch::kFloat32);
@@ -379,6 +405,7 @@ bool resume_compatible_key(const std::string& key) {
                                              "save_strategy",
                                              "save_steps",
                                              "save_total_limit",
+                                             "save_dtype",
                                              "report_pairs",
                                              "ddp_timeout",
                                              "output_dir",

@@ -189,8 +189,9 @@ std::string Trainer::save_checkpoint() {
   s.total_steps = plan_.total_steps;
   s.history = history_;
   s.config_yaml = config_to_yaml(config_);
-  std::string dir =
-      save_checkpoint_dir(config_.output_dir, config_.model_name_or_path, policy_, *optimizer_, s);
+  std::string dir = save_checkpoint_dir(
+      config_.output_dir, config_.model_name_or_path, policy_, *optimizer_, s,
+      config_.save_dtype == "bfloat16" ? torch::kBFloat16 : torch::kFloat32);
   rotate_checkpoints(config_.output_dir, config_.save_total_limit);
   spdlog::info("step {}: saved {}", step_, dir);
   return dir;
@@ -382,10 +383,12 @@ TrainResult Trainer::train() {
   if (main) {
     result.last_checkpoint = save_checkpoint();
     if (policy_->lora() && !result.interrupted) {
-      // The frozen projections' dtype (bf16 with bf16: true), as PEFT's merge_and_unload keeps it.
+      // save_dtype, else the frozen projections' dtype (bf16 with bf16: true), as PEFT's
+      // merge_and_unload keeps the base's.
+      const bool bf16 = config_.save_dtype.empty() ? config_.bf16 : config_.save_dtype == "bfloat16";
       const std::string merged =
           save_merged_export(result.last_checkpoint, config_.model_name_or_path, policy_,
-                             config_.bf16 ? torch::kBFloat16 : torch::kFloat32);
+                             bf16 ? torch::kBFloat16 : torch::kFloat32);
       spdlog::info("LoRA: adapters in {} (PEFT layout), merged model in {}", result.last_checkpoint,
                    merged);
     }
