@@ -20,6 +20,7 @@ struct ParameterCounts {
   int64_t embedding = 0;    // model.embed_tokens
   int64_t lm_head = 0;      // 0 when tied to the embedding
   int64_t per_layer = 0;    // one decoder layer (all layers are the same size)
+  int64_t projections = 0;  // the linear projections' weights of one layer (part of per_layer)
   int64_t largest = 0;      // the largest single tensor (its gradient materialises whole)
 };
 ParameterCounts parameter_counts(const ModelArgs& args);

@@ -33,11 +33,8 @@ void set_generator_state(const torch::Device& device, const torch::Tensor& state
 
 // Whether the layer's forward draws random numbers now (LoRA dropout in training mode).
 bool draws_random(DecoderLayerImpl& layer) {
-  for (const auto& m : layer.modules()) {
-    const auto* linear = dynamic_cast<const LinearImpl*>(m.get());
-    if (linear && linear->lora_A.defined() && linear->lora_dropout > 0 && linear->is_training())
-      return true;
-  }
+  for (const auto& [name, linear] : adapted_linears(layer))
+    if (linear->lora_dropout > 0 && linear->is_training()) return true;
   return false;
 }
 

@@ -37,14 +37,14 @@ torch::Tensor as_type_of(const torch::Tensor& t, const torch::Tensor& x) {
 }  // namespace
 
 torch::Tensor LinearImpl::forward(const torch::Tensor& x) {
-  // A frozen LoRA base in bf16 outside autocast (an fp32 run) computes in x's dtype.
-  const bool autocast = autocast_on(x);
-  torch::Tensor out =
-      autocast ? torch::nn::functional::linear(x, weight, bias)
-               : torch::nn::functional::linear(x, as_type_of(weight, x), as_type_of(bias, x));
+  // A frozen LoRA base in bf16 outside autocast (an fp32 run) computes in x's dtype; autocast is
+  // asked only then, so a plain projection pays nothing.
+  const bool cast = weight.scalar_type() != x.scalar_type() && !autocast_on(x);
+  torch::Tensor out = torch::nn::functional::linear(x, cast ? as_type_of(weight, x) : weight,
+                                                    cast ? as_type_of(bias, x) : bias);
   if (!lora_A.defined()) return out;
   torch::Tensor h = lora_dropout > 0 && is_training() ? torch::dropout(x, lora_dropout, true) : x;
-  if (!autocast) h = as_type_of(h, lora_A);
+  if (h.scalar_type() != lora_A.scalar_type() && !autocast_on(x)) h = h.to(lora_A.scalar_type());
   const torch::Tensor delta =
       torch::nn::functional::linear(torch::nn::functional::linear(h, lora_A), lora_B);
   return out + (delta * lora_scaling).to(out.scalar_type());

@@ -24,6 +24,9 @@ class LinearImpl : public torch::nn::Module {
   torch::Tensor merged_weight() const;
 };
 TORCH_MODULE(Linear);
+// The projections of `module` (recursively) that carry LoRA adapters, by module name
+// ("model.layers.3.self_attn.q_proj"), in registration order. (lora.cpp)
+std::vector<std::pair<std::string, LinearImpl*>> adapted_linears(torch::nn::Module& module);
 
 class EmbeddingImpl : public torch::nn::Module {
  public:

@@ -86,10 +86,7 @@ void save_model(CausalLM& model, const std::string& dir, torch::ScalarType dtype
   make_dirs(dir);
   // Adapted projections: "<module>.weight" is saved merged.
   std::map<std::string, const model::LinearImpl*> adapted;
-  for (const auto& item : model->named_modules()) {
-    const auto* linear = dynamic_cast<const model::LinearImpl*>(item.value().get());
-    if (linear && linear->lora_A.defined()) adapted[item.key() + ".weight"] = linear;
-  }
+  for (const auto& [name, linear] : model::adapted_linears(*model)) adapted[name + ".weight"] = linear;
   NamedTensors tensors;
   {
     torch::NoGradGuard no_grad;

@@ -25,16 +25,6 @@ constexpr const char* kAdapterWeights = "adapter_model.safetensors";
 // PEFT's names: the LoRA model wraps the HF model as base_model.model.
 const std::string kPeftPrefix = "base_model.model.";
 
-// Adapted projections of `model`: module name ("model.layers.3.self_attn.q_proj") -> Linear.
-std::vector<std::pair<std::string, model::LinearImpl*>> adapted_linears(CausalLMImpl& model) {
-  std::vector<std::pair<std::string, model::LinearImpl*>> out;
-  for (const auto& item : model.named_modules()) {
-    auto* linear = dynamic_cast<model::LinearImpl*>(item.value().get());
-    if (linear && linear->lora_A.defined()) out.emplace_back(item.key(), linear);
-  }
-  return out;
-}
-
 std::string leaf(const std::string& module) { return module.substr(module.rfind('.') + 1); }
 
 }  // namespace
@@ -81,6 +71,15 @@ std::vector<std::string> lora_target_names(const ModelArgs& args,
 }
 
 namespace model {
+
+std::vector<std::pair<std::string, LinearImpl*>> adapted_linears(torch::nn::Module& module) {
+  std::vector<std::pair<std::string, LinearImpl*>> out;
+  for (const auto& item : module.named_modules()) {
+    auto* linear = dynamic_cast<LinearImpl*>(item.value().get());
+    if (linear && linear->lora_A.defined()) out.emplace_back(item.key(), linear);
+  }
+  return out;
+}
 
 void LinearImpl::add_lora(int64_t r, double scaling, double dropout, at::Generator& gen) {
   const auto dtype = at::promote_types(weight.scalar_type(), torch::kFloat32);
@@ -133,7 +132,7 @@ void save_lora_adapter(CausalLM& model, const std::string& dir, const std::strin
   NamedTensors tensors;
   {
     torch::NoGradGuard no_grad;
-    for (const auto& [name, linear] : adapted_linears(*model)) {
+    for (const auto& [name, linear] : model::adapted_linears(*model)) {
       tensors.emplace_back(kPeftPrefix + name + ".lora_A.weight",
                            linear->lora_A.detach().to(torch::kCPU, torch::kFloat32).contiguous());
       tensors.emplace_back(kPeftPrefix + name + ".lora_B.weight",
@@ -211,7 +210,7 @@ void load_lora_adapter(CausalLM& model, const std::string& dir) {
   const std::string weights = path_join(dir, kAdapterWeights);
   if (!file_exists(weights)) fail(weights, "missing: the adapter directory is incomplete");
   SafetensorsFile file(weights);
-  const auto linears = adapted_linears(*model);
+  const auto linears = model::adapted_linears(*model);
   std::set<std::string> expected;
   torch::NoGradGuard no_grad;
   for (const auto& [name, linear] : linears) {

@@ -63,8 +63,8 @@ ParameterCounts parameter_counts(const ModelArgs& a) {
   const int64_t F = a.intermediate_size;
   c.embedding = a.vocab_size * D;
   c.lm_head = a.tie_embeddings ? 0 : a.vocab_size * D;
-  int64_t layer = 0;
-  for (const Projection& p : layer_projections(a)) layer += p.in * p.out;
+  for (const Projection& p : layer_projections(a)) c.projections += p.in * p.out;
+  int64_t layer = c.projections;
   if (a.qkv_bias) layer += (H + 2 * K) * E;
   if (a.o_bias) layer += D;
   if (a.mlp_bias) layer += 2 * F + D;
@@ -171,9 +171,7 @@ MemoryPlan plan_memory(const ModelArgs& a, const Config& c, const PlanSetup& set
     m.trainable = static_cast<int64_t>(A);
     // load_policy stores the layers' projections in bf16 when bf16 autocasts; embeddings, norms
     // and lm_head stay fp32.
-    double proj = 0;
-    for (const Projection& p : layer_projections(a)) proj += static_cast<double>(p.in * p.out);
-    proj *= static_cast<double>(a.num_layers);
+    const double proj = static_cast<double>(m.params.projections * a.num_layers);
     const double pb = c.bf16 ? 2 : 4;
     add(c.bf16 ? "base weights (projections bf16, rest fp32; frozen)" : "base weights (fp32, frozen)",
         pb * proj + 4 * (P - proj),
