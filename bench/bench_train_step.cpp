@@ -1,11 +1,15 @@
-// Time and peak memory of one DPO-REG training step on CPU (forward of chosen+rejected, loss,
+// Time and peak memory of one DPO-REG training step on CPU or one CUDA GPU (forward of chosen+rejected, loss,
 // backward, clip, AdamW step) in treg's two pair layouts -- padded rows (TRL's layout) and
 // prefix-shared trees (`packing: true`) -- against peers running the same step (same model shape,
 // same pairs, same thread count). Prints per step: seconds, tokens/s of the 2B sequences, user and
 // system CPU seconds (system time is where OpenMP spinning and page faults show), peak RSS, and the
 // ratios. Run it on an idle machine, as root for --hf.
-//   bench_train_step [--steps N] [--pairs B] [--models tiny,9m,110m] [--workload uf|fixed]
-//                    [--prompt P] [--response R] [--ref] [--hf]
+//   bench_train_step [--steps N] [--pairs B] [--models tiny,9m,110m,1b] [--workload uf|fixed]
+//                    [--prompt P] [--response R] [--ref] [--hf] [--device cuda] [--bf16]
+// --device cuda: the step on the GPU (synchronised before each clock read), with the caching
+// allocator's peak memory and the MFU of the 2B sequences' model FLOPs against --peak-tflops
+// (default 989, the H100/H200 dense bf16 datasheet figure). --bf16: autocast bf16 forward over the
+// fp32 master weights (treg's bf16: true; the HF peer does the same with torch.autocast).
 // --ref: the same step in /usr/bin/python3 (Debian's torch 1.13, TRL's padded math, same kernels);
 // --hf: HF transformers + torch 2.x doing TRL's DPO step: with this process's python3 when it has
 // transformers (treg built in the Debian sid root: both on LibTorch 2.x), else in that root
@@ -29,6 +33,7 @@
 #include "treg/build_info.h"
 #include "treg/io.h"
 #include "treg/model.h"
+#include "treg/autocast.h"
 #include "treg/runtime.h"
 #include "treg/trainer.h"
 
@@ -109,13 +114,43 @@ std::pair<double, double> cpu_seconds() {
 
 struct Result {
   double step_s = 0, tokens_per_s = 0;
+  double peak_gib = -1;  // the CUDA caching allocator's peak over the timed steps; -1 on CPU
 };
 
+struct Target {
+  torch::Device device = torch::kCPU;
+  bool bf16 = false;
+  double peak_tflops = 989.0;
+};
+
+// Model FLOPs of training on sequences of these lengths (forward + backward = 3 forwards): 6 per
+// matmul parameter per token (the layers' projections and the LM head) plus causal attention,
+// 6 * L * D * len^2 per sequence (QK^T and AV, half the square each).
+double train_flops(const ModelArgs& a, const std::vector<Lengths>& batch) {
+  const double D = static_cast<double>(a.hidden_size), L = static_cast<double>(a.num_layers);
+  const double kv = static_cast<double>(a.num_kv_heads * a.head_dim);
+  const double per_layer = D * static_cast<double>(a.num_heads * a.head_dim) * 2 + D * kv * 2 +
+                           3 * D * static_cast<double>(a.intermediate_size);
+  const double matmul_params = L * per_layer + D * static_cast<double>(a.vocab_size);
+  double flops = 0;
+  for (const Lengths& l : batch)
+    for (int64_t n : {l.prompt + l.chosen, l.prompt + l.rejected}) {
+      const double len = static_cast<double>(n);
+      flops += 6 * matmul_params * len + 6 * L * D * len * len;
+    }
+  return flops;
+}
+
 Result bench(const std::string& name, const nlohmann::json& cfg, bool packing,
-             const std::vector<std::vector<Lengths>>& batches) {
+             const std::vector<std::vector<Lengths>>& batches, const Target& target) {
   ModelArgs args = model_args_from_json(cfg, name);
   CausalLM model(args, torch::kFloat32);
   init_model_weights(model, 0);
+  model->to(target.device);
+  const bool cuda = target.device.is_cuda();
+  auto sync = [&] {
+    if (cuda) torch::cuda::synchronize();
+  };
   int64_t nparams = 0;
   for (auto& p : model->parameters()) nparams += p.numel();
   Config c;
@@ -125,6 +160,7 @@ Result bench(const std::string& name, const nlohmann::json& cfg, bool packing,
   c.beta = 0.1;
   c.treg_alpha = 0.25;
   c.packing = packing;
+  c.bf16 = target.bf16;
   c.per_device_train_batch_size = static_cast<int64_t>(batches[0].size());
   c.gradient_accumulation_steps = 1;
   std::vector<PairBatch> collated;
@@ -145,30 +181,45 @@ Result bench(const std::string& name, const nlohmann::json& cfg, bool packing,
     t.optimizer().step();
   };
   one_step(collated[0]);  // warm-up (allocates optimizer state)
+  sync();
+  reset_cuda_peak(target.device);
   int64_t tokens = 0, forward_tokens = 0;
+  double flops = 0;
   const auto [u0, s0] = cpu_seconds();
   auto t0 = std::chrono::steady_clock::now();
   for (size_t i = 1; i < collated.size(); ++i) {
     one_step(collated[i]);
     tokens += collated[i].num_tokens;
     forward_tokens += collated[i].forward_tokens;
+    flops += train_flops(args, batches[i]);
   }
+  sync();
   const double steps = static_cast<double>(collated.size() - 1);
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() / steps;
   const auto [u1, s1] = cpu_seconds();
   Result r{secs, static_cast<double>(tokens) / steps / secs};
-  std::printf("%-5s %-13s %7.1fM params  %6.0f tokens/step (%6.0f run)  step %7.3f s  %8.0f tokens/s  "
-              "cpu user %6.3f s sys %6.3f s per step  peak RSS %5.0f MiB\n",
-              name.c_str(), packing ? "treg packed" : "treg padded", static_cast<double>(nparams) / 1e6,
-              static_cast<double>(tokens) / steps, static_cast<double>(forward_tokens) / steps, secs, r.tokens_per_s,
-              (u1 - u0) / steps, (s1 - s0) / steps, peak_rss_mib());
+  if (cuda) r.peak_gib = static_cast<double>(cuda_peak_allocated_bytes(target.device)) / (1 << 30);
+  const char* label = packing ? "treg packed" : "treg padded";
+  if (cuda)
+    std::printf("%-5s %-13s %7.1fM params  %6.0f tokens/step (%6.0f run)  step %7.3f s  %8.0f tokens/s  "
+                "MFU %5.1f%% (of %.0f TFLOP/s)  peak CUDA memory %6.2f GiB%s\n",
+                name.c_str(), label, static_cast<double>(nparams) / 1e6, static_cast<double>(tokens) / steps,
+                static_cast<double>(forward_tokens) / steps, secs, r.tokens_per_s,
+                100.0 * flops / steps / secs / (target.peak_tflops * 1e12), target.peak_tflops,
+                r.peak_gib, target.bf16 ? "  (bf16 autocast)" : "");
+  else
+    std::printf("%-5s %-13s %7.1fM params  %6.0f tokens/step (%6.0f run)  step %7.3f s  %8.0f tokens/s  "
+                "cpu user %6.3f s sys %6.3f s per step  peak RSS %5.0f MiB\n",
+                name.c_str(), label, static_cast<double>(nparams) / 1e6, static_cast<double>(tokens) / steps,
+                static_cast<double>(forward_tokens) / steps, secs, r.tokens_per_s, (u1 - u0) / steps,
+                (s1 - s0) / steps, peak_rss_mib());
   return r;
 }
 
 // A peer: `command` + " LENGTHS.json" runs the step on the batches of that file and prints
-// "step_s=<seconds>". Returns its seconds per step (0 when
-// it printed none).
-double run_peer(const std::string& command, const std::vector<std::vector<Lengths>>& batches) {
+// "step_s=<seconds>" (and on CUDA "peak_cuda_gib=<GiB>"). Returns its seconds per step (0 when it
+// printed none) and peak memory (-1 when none).
+Result run_peer(const std::string& command, const std::vector<std::vector<Lengths>>& batches) {
   nlohmann::json j = nlohmann::json::array();
   for (const auto& b : batches) {
     nlohmann::json row = nlohmann::json::array();
@@ -178,17 +229,18 @@ double run_peer(const std::string& command, const std::vector<std::vector<Length
   const std::string file = "/tmp/treg-bench-lengths-" + std::to_string(::getpid()) + ".json";
   write_file_atomic(file, j.dump());
   FILE* p = popen((command + " " + file + " 2>&1").c_str(), "r");
-  double step = 0;
+  Result r;
   if (p) {
     char buf[4096];
     while (fgets(buf, sizeof buf, p)) {
       std::fputs(buf, stdout);
-      if (const char* k = std::strstr(buf, "step_s=")) step = std::atof(k + 7);
+      if (const char* k = std::strstr(buf, "step_s=")) r.step_s = std::atof(k + 7);
+      if (const char* k = std::strstr(buf, "peak_cuda_gib=")) r.peak_gib = std::atof(k + 14);
     }
     pclose(p);
   }
   std::remove(file.c_str());
-  return step;
+  return r;
 }
 
 }  // namespace
@@ -199,6 +251,8 @@ int main(int argc, char** argv) {
   int64_t pairs = 4, P = 54, R = 128;
   std::string kind = "uf", models = "tiny,9m";
   bool ref = false, hf = false;
+  Target target;
+  std::string device = "cpu";
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     auto next = [&] { return i + 1 < argc ? std::string(argv[++i]) : std::string(); };
@@ -210,37 +264,48 @@ int main(int argc, char** argv) {
     else if (a == "--models") models = next();
     else if (a == "--ref") ref = true;
     else if (a == "--hf") hf = true;
+    else if (a == "--device") device = next();
+    else if (a == "--bf16") target.bf16 = true;
+    else if (a == "--peak-tflops") target.peak_tflops = std::stod(next());
     else {
       std::fprintf(stderr, "unknown argument %s\n", a.c_str());
       return 2;
     }
   }
   init_runtime();
+  target.device = parse_device(device);
   const auto batches = workload(kind, steps + 1, pairs, P, R);
-  std::printf("bench_train_step: %d threads, workload %s, %lld pairs per step, %d timed steps (after one warm-up)\n",
-              configured_threads(), kind.c_str(), static_cast<long long>(pairs), steps);
+  std::printf("bench_train_step: %s, %d threads, workload %s, %lld pairs per step, %d timed steps (after one warm-up)\n",
+              target.device.str().c_str(), configured_threads(), kind.c_str(), static_cast<long long>(pairs), steps);
   // Shapes (Llama, tied embeddings) -- the same table is in bench_train_step_ref.py.
   const std::map<std::string, nlohmann::json> shapes = {
       {"tiny", llama_config(256, 64, 128, 2, 4, 2)},
       {"9m", llama_config(16000, 256, 688, 6, 8, 4)},
-      {"110m", llama_config(32000, 768, 2048, 12, 12, 4)}};
+      {"110m", llama_config(32000, 768, 2048, 12, 12, 4)},
+      {"1b", llama_config(128256, 2048, 8192, 16, 32, 8)}};  // Llama-3.2-1B
   std::stringstream list(models);
   for (std::string name; std::getline(list, name, ',');) {
     auto it = shapes.find(name);
     if (it == shapes.end()) {
-      std::fprintf(stderr, "unknown model %s (tiny, 9m, 110m)\n", name.c_str());
+      std::fprintf(stderr, "unknown model %s (tiny, 9m, 110m, 1b)\n", name.c_str());
       return 2;
     }
-    Result padded = bench(name, it->second, false, batches);
-    Result packed = bench(name, it->second, true, batches);
+    Result padded = bench(name, it->second, false, batches, target);
+    Result packed = bench(name, it->second, true, batches, target);
     std::printf("%-5s treg packed vs treg padded: %.2fx faster\n", name.c_str(), padded.step_s / packed.step_s);
-    const std::string threads = std::to_string(configured_threads());
+    // The peers are other processes: the memory this one's allocator still caches is theirs now.
+    release_cuda_cache();
+    std::string threads = std::to_string(configured_threads());
+    if (target.device.is_cuda()) threads += std::string(" --device cuda") + (target.bf16 ? " --bf16" : "");
     auto compare = [&](const char* peer, const std::string& command) {
-      const double theirs = run_peer(command, batches);
-      if (theirs > 0)
+      const Result theirs = run_peer(command, batches);
+      if (theirs.step_s > 0) {
         std::printf("%-5s vs %s: treg padded %.2fx, treg packed %.2fx faster\n", name.c_str(), peer,
-                    theirs / padded.step_s, theirs / packed.step_s);
-      else
+                    theirs.step_s / padded.step_s, theirs.step_s / packed.step_s);
+        if (theirs.peak_gib > 0 && packed.peak_gib > 0)
+          std::printf("%-5s peak memory vs %s: treg padded %.2fx, treg packed %.2fx of theirs\n", name.c_str(),
+                      peer, padded.peak_gib / theirs.peak_gib, packed.peak_gib / theirs.peak_gib);
+      } else
         std::printf("%-5s %s: no result\n", name.c_str(), peer);
     };
     if (ref)

@@ -6,9 +6,10 @@ import torch, torch.nn.functional as F
 
 # The shapes of bench_train_step.cpp (Llama, tied embeddings, rope_theta 5e5).
 SHAPES = {"tiny": dict(V=256, D=64, F=128, L=2, H=4, K=2), "9m": dict(V=16000, D=256, F=688, L=6, H=8, K=4),
-          "110m": dict(V=32000, D=768, F=2048, L=12, H=12, K=4)}
+          "110m": dict(V=32000, D=768, F=2048, L=12, H=12, K=4),
+          "1b": dict(V=128256, D=2048, F=8192, L=16, H=32, K=8)}  # Llama-3.2-1B
 
-def batches(path, V):
+def batches(path, V, device="cpu"):
     """Per batch of [prompt, chosen, rejected] lengths: chosen rows then rejected rows, prompt +
     completion, right-padded; loss_mask marks the positions predicting a completion token."""
     out = []
@@ -21,8 +22,8 @@ def batches(path, V):
                 loss_mask[row, p - 1 : p + n - 1] = 1
         ref = torch.full((2 * B,), -math.log(V)) * loss_mask.sum(-1)           # precomputed reference
         rew = (torch.randint(0, 11, (2 * B, T - 1)) - 5) * 0.1 * loss_mask      # token rewards
-        out.append(dict(B=B, ids=ids, mask=mask, loss_mask=loss_mask, ref=ref, rew=rew,
-                        tokens=sum(2 * p + c + r for p, c, r in lengths)))
+        out.append(dict(B=B, ids=ids.to(device), mask=mask.to(device), loss_mask=loss_mask.to(device),
+                        ref=ref.to(device), rew=rew.to(device), tokens=sum(2 * p + c + r for p, c, r in lengths)))
     return out
 
 def dpo_reg_loss(lp, b, beta=0.1, alpha=0.25):
@@ -40,10 +41,15 @@ def run(model, logps, data, label):
         opt.zero_grad()
         dpo_reg_loss(logps(model, b) * b["loss_mask"], b).backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0); opt.step()
-    step(data[0])
+    cuda = data[0]["ids"].is_cuda
+    sync = torch.cuda.synchronize if cuda else (lambda: None)
+    step(data[0]); sync()
+    if cuda: torch.cuda.reset_peak_memory_stats()
     t0 = time.time()
     for b in data[1:]: step(b)
+    sync()
     dt = (time.time() - t0) / (len(data) - 1)
     ntok = sum(b["tokens"] for b in data[1:]) / (len(data) - 1)
-    print(f"{label} threads {torch.get_num_threads()}  {ntok:.0f} tokens/step  step_s={dt:.3f}  {ntok / dt:.0f} tokens/s  "
-          f"peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB")
+    mem = (f"peak_cuda_gib={torch.cuda.max_memory_allocated() / 2**30:.2f}" if cuda else
+           f"peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB")
+    print(f"{label} threads {torch.get_num_threads()}  {ntok:.0f} tokens/step  step_s={dt:.4f}  {ntok / dt:.0f} tokens/s  {mem}")

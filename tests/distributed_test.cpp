@@ -7,6 +7,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <fstream>
 #include <map>
 #include <nlohmann/json.hpp>
@@ -31,7 +32,7 @@ bool multi_rank_build() {
                   " train --config " + test::source_path("configs/tiny.yaml") +
                   " ddp_timeout=1 output_dir=" + test::fresh_dir("distributed_probe"),
               &out);
-  return out.find("built without c10d Gloo") == std::string::npos;
+  return out.find("built without c10d gloo") == std::string::npos;
 }
 
 // A TCP port free right now for the rendezvous: the kernel picks it (bind to port 0).
@@ -184,6 +185,52 @@ TEST(Distributed, TwoRanksMakeTheUpdatesOfOneProcessWithTheWholeBatch) {
     // The updates moved the weights: the comparison above is not of two untouched models.
     EXPECT_GT(max_weight_diff(one + weights, test::tiny_model("llama")), 1e-4);
   }
+}
+
+// One process under a launcher with a named ddp_backend gets a real process group (how a 1-GPU
+// torchrun checks the NCCL path): its collectives run and it makes the updates of a plain run. A
+// backend this build lacks, or NCCL for CPU tensors, is refused by name.
+TEST(Distributed, OneLaunchedRankWithANamedBackendRunsTheCollectives) {
+  const std::string root = test::fresh_dir("distributed_one_rank");
+  const std::string plain = root + "/plain", grouped = root + "/grouped";
+  make_dirs(plain);
+  make_dirs(grouped);
+  std::string out;
+  ASSERT_EQ(run_command("OMP_NUM_THREADS=1 " + treg_binary() + " train --config " +
+                            write_config(plain, 2, "max_steps: 3\n"),
+                        &out),
+            0)
+      << out;
+  const std::vector<std::string> backends = available_ddp_backends();
+  const bool gloo = std::find(backends.begin(), backends.end(), "gloo") != backends.end();
+  std::vector<std::string> logs;
+  const std::vector<int> rc = launch(write_config(grouped, 2, "max_steps: 3\nddp_backend: gloo\n"),
+                                     1, free_port(), &logs);
+  if (!gloo) {
+    EXPECT_EQ(rc, std::vector<int>{1});
+    EXPECT_NE(logs[0].find("ddp_backend gloo: this treg was built without c10d gloo"), std::string::npos)
+        << logs[0];
+  } else {
+    ASSERT_EQ(rc, std::vector<int>{0}) << logs[0];
+    EXPECT_NE(logs[0].find("over 1 rank (gloo)"), std::string::npos) << logs[0];
+    const std::vector<double> a = losses(plain + "/out"), b = losses(grouped + "/out");
+    ASSERT_EQ(a.size(), 3u);
+    ASSERT_EQ(b, a);  // one rank: the all-reduce is the identity, bit for bit
+    EXPECT_EQ(max_weight_diff(plain + "/out/checkpoint-3", grouped + "/out/checkpoint-3"), 0.0);
+  }
+  // NCCL for CPU ranks: refused before any rendezvous, naming the backend and the device.
+  const std::string nccl_dir = root + "/nccl";
+  make_dirs(nccl_dir);
+  launch(write_config(nccl_dir, 2, "ddp_backend: nccl\n"), 1, free_port(), &logs);
+  const bool nccl = std::find(backends.begin(), backends.end(), "nccl") != backends.end();
+  EXPECT_NE(logs[0].find(nccl ? "NCCL reduces CUDA tensors, but the device is cpu"
+                              : "ddp_backend nccl: this treg was built without c10d nccl"),
+            std::string::npos)
+      << logs[0];
+  // A backend treg does not know: the config check names the key and the choices.
+  run_command(treg_binary() + " train --config " + write_config(nccl_dir, 2, "ddp_backend: mpi\n"), &out);
+  EXPECT_NE(out.find("ddp_backend"), std::string::npos) << out;
+  EXPECT_NE(out.find("mpi"), std::string::npos) << out;
 }
 
 // A rank killed mid-run: the other stops within ddp_timeout with an error saying a rank stopped,

@@ -489,6 +489,43 @@ TEST_P(ModelGrad, ChunkedLogprobsEqualUnchunkedReference) {
   }
 }
 
+// Under bf16 autocast the chunked log-probs differentiate what an autocast lm_head linear would:
+// their backward's matmuls run in bf16 like the forward's (autograd runs backwards with autocast
+// off, so the function restores the forward's state). Reference: unchunked logits under autocast,
+// autograd all the way.
+TEST_P(ModelGrad, ChunkedLogprobsUnderAutocastDifferentiateTheAutocastLinear) {
+  CausalLM model = load_model(make_model(GetParam()), torch::kCPU, torch::kFloat32);
+  Batch b = padded_batch(256);
+  torch::Tensor w = torch::linspace(0.5, 1.5, 11);
+  auto grads = [&](int64_t chunk) {
+    model->zero_grad();
+    torch::Tensor loss;
+    {
+      AutocastGuard autocast(torch::kCPU, true);
+      torch::Tensor hidden = model->forward(b.ids, b.mask);  // [B, T, D]
+      if (chunk == 0) {
+        torch::Tensor lsm = torch::log_softmax(model->lm_logits(hidden).to(torch::kFloat32), -1);
+        torch::Tensor lp = lsm.narrow(1, 0, 11).gather(2, b.ids.narrow(1, 1, 11).unsqueeze(2)).squeeze(2);
+        loss = (lp * b.mask.narrow(1, 1, 11).to(torch::kFloat32) * w).sum();
+      } else {
+        loss = (next_token_logprobs_from_hidden(model, hidden, b.ids, b.mask, false, chunk).logps * w).sum();
+      }
+    }
+    loss.backward();
+    std::map<std::string, torch::Tensor> g;
+    for (const auto& p : model->named_parameters()) g[p.key()] = p.value().grad().clone();
+    return g;
+  };
+  auto ref = grads(0);
+  // One chunk: the reference's ops in bf16, so within 1e-4 (the fp32 backward was ~1e-3 off).
+  // Several chunks: each chunk's bf16 product is rounded before the fp32 sum, hence 5e-3.
+  for (auto [chunk, tol] : {std::pair<int64_t, double>{1024, 1e-4}, {4, 5e-3}}) {
+    auto got = grads(chunk);
+    for (const auto& [k, g] : ref)
+      EXPECT_LE((got[k] - g).norm().item<double>(), tol * g.norm().item<double>()) << k << " chunk " << chunk;
+  }
+}
+
 TEST_P(ModelGrad, FiniteDifferencesInDoublePrecision) {
   CausalLM model = load_model(make_model(GetParam(), 0.3, 5), torch::kCPU, torch::kFloat64);
   model->set_gradient_checkpointing(true);

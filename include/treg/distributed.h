@@ -1,7 +1,8 @@
 // The processes of one training run and what they exchange. Ranks are launched the way PyTorch
 // launches anything: `torchrun --nproc_per_node N --no-python treg train --config ...` (or any
 // launcher that sets RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR and MASTER_PORT, as torchrun does).
-// Rank 0 hosts the rendezvous (c10d TCPStore); collectives run on PyTorch's own c10d engine (Gloo).
+// Rank 0 hosts the rendezvous (c10d TCPStore); collectives run on PyTorch's own c10d engine: NCCL
+// for CUDA ranks (when LibTorch has it), Gloo otherwise (`ddp_backend`, HF's key, picks one).
 // Every collective waits at most `ddp_timeout` seconds (HF's key), so a rank that dies makes the
 // others stop with an error naming it instead of hanging.
 #pragma once
@@ -22,6 +23,7 @@ struct LaunchEnv {
   int64_t local_rank = 0;
   std::string master_addr = "127.0.0.1";
   int64_t master_port = 29500;
+  bool launched = false;  // RANK was set: a launcher (torchrun) started this process
 };
 LaunchEnv launch_env_from_environment();
 
@@ -31,6 +33,10 @@ class Ranks {
   int64_t rank() const { return rank_; }
   int64_t world_size() const { return world_size_; }
   bool is_main() const { return rank_ == 0; }
+  // A process group exists (also for one rank launched with an explicit ddp_backend), so the
+  // collectives really run; without one they are no-ops and callers may skip their packing.
+  virtual bool grouped() const { return false; }
+  virtual std::string backend() const { return "none"; }
   // Sums every tensor over the ranks, in place (same shapes and dtypes on every rank).
   virtual void all_reduce_sum(std::vector<torch::Tensor>& tensors) = 0;
   // Returns when every rank has reached it.
@@ -44,8 +50,16 @@ class Ranks {
 
 // This process alone: collectives are no-ops.
 std::shared_ptr<Ranks> single_rank();
-// Connects the ranks `env` describes (single_rank() for one). Errors name the launcher variable or
-// the address that failed; a build without c10d Gloo refuses WORLD_SIZE > 1.
-std::shared_ptr<Ranks> connect_ranks(const LaunchEnv& env, std::chrono::seconds timeout);
+// Connects the ranks `env` describes. One rank gets single_rank(), unless a launcher started it and
+// `backend` names one (a 1-GPU torchrun with ddp_backend: nccl runs the NCCL path). `backend`:
+// "" picks nccl for a CUDA `device` when this LibTorch has it, else gloo. Errors name the launcher
+// variable, the address or the backend that failed; a build without the backend refuses it.
+std::shared_ptr<Ranks> connect_ranks(const LaunchEnv& env, std::chrono::seconds timeout,
+                                     const std::string& backend, torch::Device device);
+// The device of this rank: a CUDA `device` becomes cuda:LOCAL_RANK under a launcher (one GPU per
+// rank, as torchrun's users expect), or cuda:<its index or 0> alone.
+torch::Device rank_device(torch::Device device, const LaunchEnv& env);
+// The backends this build can run ("gloo", "nccl"), for messages and `treg --version`.
+std::vector<std::string> available_ddp_backends();
 
 }  // namespace treg

@@ -1,5 +1,6 @@
 // Process-wide set-up: thread count, logging format, device/dtype parsing.
 #pragma once
+#include <cstdint>
 #include <string>
 
 namespace c10 {
@@ -29,6 +30,15 @@ int configured_threads();
 // `--device auto|cpu|cuda|cuda:N` (auto: cuda when a GPU is there, else cpu); an unknown name, or
 // cuda without a GPU, is a treg::Error naming `flag`.
 c10::Device parse_device(const std::string& name, const std::string& flag = "--device");
+// The most memory tensors took on the CUDA device `device` since the last reset (the caching
+// allocator's peak, as torch.cuda.max_memory_allocated), or -1 for a CPU device or a build on a
+// LibTorch without CUDA. The reset starts a new window (e.g. after loading, for the steps).
+int64_t cuda_peak_allocated_bytes(const c10::Device& device);
+void reset_cuda_peak(const c10::Device& device);
+// Hands the CUDA caching allocator's free blocks back to the driver (torch.cuda.empty_cache), e.g.
+// before another process needs the GPU's memory; a no-op without CUDA.
+void release_cuda_cache();
+
 // `--dtype float32|bfloat16|float16` (also fp32/bf16/fp16, and HF's "float32"/"bfloat16" torch_dtype).
 c10::ScalarType parse_dtype(const std::string& name, const std::string& flag = "--dtype");
 // The HF `torch_dtype` spelling: "float32", "bfloat16", "float16".

@@ -9,6 +9,7 @@
 #include "treg/dir_lock.h"
 #include "treg/distributed.h"
 #include "treg/rewards.h"
+#include "treg/runtime.h"
 
 namespace treg::cli {
 
@@ -27,7 +28,9 @@ void add_score_tokens_command(CLI::App& app) {
     Config c = load_config(config_path, overrides);
     // Several ranks (torchrun) split the pairs; rank 0 locks, merges and speaks for the run.
     const LaunchEnv launch = launch_env_from_environment();
-    std::shared_ptr<Ranks> ranks = connect_ranks(launch, std::chrono::seconds(c.ddp_timeout));
+    std::shared_ptr<Ranks> ranks =
+        connect_ranks(launch, std::chrono::seconds(c.ddp_timeout), c.ddp_backend,
+                      rank_device(parse_device(c.device, "config key 'device'"), launch));
     if (!ranks->is_main()) spdlog::set_level(spdlog::level::warn);
     // Two scorers of different data into one dump would interleave their pairs.
     std::unique_ptr<DirLock> lock;

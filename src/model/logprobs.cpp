@@ -1,6 +1,7 @@
 // Per-token log-probabilities log p(ids[t+1] | ids[..t]) without materialising [B, T, V] logits:
 // the selected positions are processed in chunks, and the backward recomputes each chunk's logits.
 // The same pass can sum each position's logits over the vocabulary (TRL's logits/* metrics).
+#include "treg/autocast.h"
 #include "treg/error.h"
 #include "treg/model.h"
 #include "treg/policy_logprobs.h"
@@ -58,6 +59,12 @@ struct ChunkedLogprobs : public torch::autograd::Function<ChunkedLogprobs> {
     ctx->saved_data["with_sq"] = with_sq;
     ctx->saved_data["hidden_grad"] = hidden.requires_grad();
     ctx->saved_data["weight_grad"] = weight.requires_grad();
+    // The backward runs on autograd's thread, where autocast is off: it takes the forward's state,
+    // so that under bf16 autocast its three [n, D] x [D, V] matmuls run in bf16 as the backward of
+    // an autocast linear does (in fp32 they were most of a 1B model's step on an H200).
+    const AutocastState autocast = current_autocast();
+    ctx->saved_data["autocast_cuda"] = autocast.cuda;
+    ctx->saved_data["autocast_cpu"] = autocast.cpu;
     return {logps, sq, sums, hits};
   }
 
@@ -72,6 +79,10 @@ struct ChunkedLogprobs : public torch::autograd::Function<ChunkedLogprobs> {
     const torch::Tensor& g_lp = grads[0];  // [N]
     const torch::Tensor& g_sq = grads[1];  // [N] or [0]
     const int64_t N = hidden.size(0);
+    const AutocastState forward_autocast{ctx->saved_data["autocast_cuda"].toBool(),
+                                         ctx->saved_data["autocast_cpu"].toBool()};
+    const bool autocast = hidden.is_cuda() ? forward_autocast.cuda : forward_autocast.cpu;
+    AutocastGuard guard(forward_autocast);
 
     torch::Tensor grad_h = need_h ? torch::zeros_like(hidden) : torch::Tensor();  // [N, D]
     // With several chunks, accumulate dW in fp32 even for bf16 weights.
@@ -100,13 +111,15 @@ struct ChunkedLogprobs : public torch::autograd::Function<ChunkedLogprobs> {
       torch::Tensor gl = gz.to(weight.scalar_type());                       // [n, V]
       if (need_h) grad_h.narrow(0, s, n).copy_(torch::matmul(gl, weight));  // [n, D]
       if (need_w) {
-        if (multi)
+        if (multi && autocast)
+          grad_w.add_(torch::matmul(gz.t(), h));  // bf16 product, summed over chunks in fp32
+        else if (multi)
           grad_w.addmm_(gz.t(), h.to(gz.scalar_type()));  // [V, D]
         else
           grad_w = torch::matmul(gl.t(), h);
       }
     }
-    if (need_w && multi) grad_w = grad_w.to(weight.scalar_type());
+    if (need_w) grad_w = grad_w.to(weight.scalar_type());
     return {grad_h,          grad_w,          torch::Tensor(), torch::Tensor(),
             torch::Tensor(), torch::Tensor(), torch::Tensor()};
   }

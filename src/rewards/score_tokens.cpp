@@ -426,10 +426,8 @@ ScoreSummary score_tokens(const Config& c, const std::string& split, bool progre
   sum.data = data.stats;
   spdlog::info("{} ({}): {}", data_path, split, data.stats.summary());
 
-  torch::Device device = parse_device(c.device, "config key 'device'");
-  if (device.is_cuda() && world > 1)
-    device = torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(
-                                             launch_env_from_environment().local_rank));
+  const torch::Device device =
+      rank_device(parse_device(c.device, "config key 'device'"), launch_env_from_environment());
 
   json meta = expected;
   meta["treg_version"] = build_version();

@@ -408,6 +408,7 @@ bool resume_compatible_key(const std::string& key) {
                                              "save_dtype",
                                              "report_pairs",
                                              "ddp_timeout",
+                                             "ddp_backend",
                                              "output_dir",
                                              "overwrite_output_dir",
                                              "resume_from_checkpoint",

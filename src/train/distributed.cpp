@@ -1,16 +1,24 @@
-// Ranks over c10d: a TCPStore on rank 0 for the rendezvous and small values, ProcessGroupGloo for
-// the collectives (CPU tensors; CUDA tensors go through the host).
+// Ranks over c10d: a TCPStore on rank 0 for the rendezvous and small values, and a c10d backend for
+// the collectives: ProcessGroupNCCL for CUDA tensors (one GPU per rank, LOCAL_RANK), or
+// ProcessGroupGloo (CPU tensors; CUDA tensors go through the host).
 #include "treg/distributed.h"
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <cstdlib>
 
 #include "treg/error.h"
 
+#if defined(TREG_HAS_C10D_GLOO) || defined(TREG_HAS_C10D_NCCL)
+#include <torch/csrc/distributed/c10d/TCPStore.hpp>
+#endif
 #ifdef TREG_HAS_C10D_GLOO
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
-#include <torch/csrc/distributed/c10d/TCPStore.hpp>
+#endif
+#ifdef TREG_HAS_C10D_NCCL
+#include <c10/cuda/CUDAFunctions.h>
+#include <torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp>
 #endif
 
 namespace treg {
@@ -38,10 +46,18 @@ class SingleRank final : public Ranks {
   std::string broadcast(const std::string&, const std::string& value) override { return value; }
 };
 
-#ifdef TREG_HAS_C10D_GLOO
-class GlooRanks final : public Ranks {
+#if defined(TREG_HAS_C10D_GLOO) || defined(TREG_HAS_C10D_NCCL)
+std::string first_line(const std::string& s) { return s.substr(0, s.find('\n')); }
+
+// The store, the messages and the timeouts; `Group` is the c10d backend class. `make_group(store)`
+// builds it once the store has every rank.
+template <class Group>
+class C10dRanks final : public Ranks {
  public:
-  GlooRanks(const LaunchEnv& env, std::chrono::seconds timeout) : timeout_(timeout) {
+  template <class MakeGroup>
+  C10dRanks(const LaunchEnv& env, std::chrono::seconds timeout, std::string backend,
+            torch::Device device, MakeGroup&& make_group)
+      : timeout_(timeout), backend_(std::move(backend)), device_(device) {
     rank_ = env.rank;
     world_size_ = env.world_size;
     where_ = "rank " + std::to_string(rank_) + " of " + std::to_string(world_size_);
@@ -53,17 +69,9 @@ class GlooRanks final : public Ranks {
       o.waitWorkers = true;
       o.timeout = timeout;
       store_ = c10::make_intrusive<c10d::TCPStore>(env.master_addr, o);
-      auto options = c10d::ProcessGroupGloo::Options::create(timeout);
-      const char* ifname = std::getenv("GLOO_SOCKET_IFNAME");
-      const bool loopback = env.master_addr == "localhost" || env.master_addr.rfind("127.", 0) == 0;
-      options->devices.push_back(
-          ifname && *ifname ? c10d::ProcessGroupGloo::createDeviceForInterface(ifname)
-          : loopback        ? c10d::ProcessGroupGloo::createDeviceForHostname("127.0.0.1")
-                            : c10d::ProcessGroupGloo::createDefaultDevice());
-      group_ = c10::make_intrusive<c10d::ProcessGroupGloo>(store_, static_cast<int>(rank_),
-                                                           static_cast<int>(world_size_), options);
+      group_ = make_group(store_);
     } catch (const std::exception& e) {
-      fail(where_, "could not join the other ranks at MASTER_ADDR:MASTER_PORT = " +
+      fail(where_, "could not join the other ranks (" + backend_ + ") at MASTER_ADDR:MASTER_PORT = " +
                        env.master_addr + ":" + std::to_string(env.master_port) + " within " +
                        std::to_string(timeout.count()) + " s: " + first_line(e.what()),
            "start every rank (torchrun does) with the same MASTER_ADDR/MASTER_PORT, a port that is "
@@ -71,11 +79,17 @@ class GlooRanks final : public Ranks {
     }
   }
 
+  bool grouped() const override { return true; }
+  std::string backend() const override { return backend_; }
+
   void all_reduce_sum(std::vector<torch::Tensor>& tensors) override {
     // One collective per tensor: c10d reads a list as one tensor per device of this process.
     for (torch::Tensor& t : tensors) {
-      std::vector<torch::Tensor> one = {t};
+      // NCCL reduces device tensors only: host values (counts, metrics) travel through the GPU.
+      const bool staged = device_.is_cuda() && !t.is_cuda();
+      std::vector<torch::Tensor> one = {staged ? t.to(device_) : t};
       guarded("all-reduce", [&] { group_->allreduce(one)->wait(); });
+      if (staged) t.copy_(one[0]);
     }
   }
 
@@ -95,14 +109,12 @@ class GlooRanks final : public Ranks {
   }
 
  private:
-  static std::string first_line(const std::string& s) { return s.substr(0, s.find('\n')); }
-
   template <class F>
   void guarded(const std::string& what, F&& f) {
     try {
       f();
     } catch (const std::exception& e) {
-      fail(where_, what + " failed: " + first_line(e.what()),
+      fail(where_, what + " failed (" + backend_ + "): " + first_line(e.what()),
            "another rank stopped or did not answer within ddp_timeout (" +
                std::to_string(timeout_.count()) + " s); its own log says why. Resume all ranks "
                "with resume_from_checkpoint=auto");
@@ -110,9 +122,10 @@ class GlooRanks final : public Ranks {
   }
 
   std::chrono::seconds timeout_;
-  std::string where_;
+  std::string backend_, where_;
+  torch::Device device_;
   c10::intrusive_ptr<c10d::Store> store_;
-  c10::intrusive_ptr<c10d::ProcessGroupGloo> group_;
+  c10::intrusive_ptr<Group> group_;
 };
 #endif
 
@@ -125,25 +138,82 @@ LaunchEnv launch_env_from_environment() {
   e.local_rank = env_int("LOCAL_RANK", e.rank, 0, e.world_size - 1);
   e.master_port = env_int("MASTER_PORT", 29500, 1, 65535);
   if (const char* a = std::getenv("MASTER_ADDR"); a && *a) e.master_addr = a;
+  e.launched = std::getenv("RANK") != nullptr;
   if (e.world_size > 1 && !std::getenv("RANK"))
     fail("environment variable RANK", "not set while WORLD_SIZE is " + std::to_string(e.world_size),
          "every rank needs its RANK (torchrun sets it)");
   return e;
 }
 
+torch::Device rank_device(torch::Device device, const LaunchEnv& env) {
+  if (!device.is_cuda()) return device;
+  if (env.launched || env.world_size > 1)
+    return torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(env.local_rank));
+  return torch::Device(torch::kCUDA, device.has_index() ? device.index() : c10::DeviceIndex(0));
+}
+
 std::shared_ptr<Ranks> single_rank() { return std::make_shared<SingleRank>(); }
 
-std::shared_ptr<Ranks> connect_ranks(const LaunchEnv& env, std::chrono::seconds timeout) {
-  if (env.world_size == 1) return single_rank();
+std::vector<std::string> available_ddp_backends() {
+  std::vector<std::string> out;
 #ifdef TREG_HAS_C10D_GLOO
-  spdlog::info("rank {} of {}: joining the rendezvous at {}:{}", env.rank, env.world_size,
-               env.master_addr, env.master_port);
-  return std::make_shared<GlooRanks>(env, timeout);
+  out.push_back("gloo");
+#endif
+#ifdef TREG_HAS_C10D_NCCL
+  out.push_back("nccl");
+#endif
+  return out;
+}
+
+std::shared_ptr<Ranks> connect_ranks(const LaunchEnv& env, std::chrono::seconds timeout,
+                                     const std::string& backend, torch::Device device) {
+  if (env.world_size == 1 && (backend.empty() || !env.launched)) return single_rank();
+  const std::vector<std::string> have = available_ddp_backends();
+  auto has = [&](const std::string& b) { return std::find(have.begin(), have.end(), b) != have.end(); };
+  const std::string chosen = !backend.empty()                  ? backend
+                             : device.is_cuda() && has("nccl") ? "nccl"
+                                                               : "gloo";
+  const std::string what = "WORLD_SIZE=" + std::to_string(env.world_size) + ", ddp_backend " + chosen;
+  if (!has(chosen)) {
+    std::string list;
+    for (const auto& b : have) list += (list.empty() ? "" : ", ") + b;
+    fail(what, "this treg was built without c10d " + chosen + " (it has: " + (list.empty() ? "none, so it runs one process" : list) + ")",
+         chosen == "nccl" ? "build against a CUDA LibTorch (its nccl.h found; see README: CUDA)"
+                          : "install the Gloo headers (Debian: libgloo-dev) and rebuild");
+  }
+  if (chosen == "nccl" && !device.is_cuda())
+    fail(what, "NCCL reduces CUDA tensors, but the device is " + device.str(),
+         "set device: cuda, or ddp_backend: gloo for CPU ranks");
+  spdlog::info("rank {} of {}: joining the rendezvous at {}:{} ({})", env.rank, env.world_size,
+               env.master_addr, env.master_port, chosen);
+#ifdef TREG_HAS_C10D_NCCL
+  if (chosen == "nccl") {
+    // One GPU per rank, chosen before NCCL makes its communicator on the current device.
+    c10::cuda::set_device(device.index());
+    return std::make_shared<C10dRanks<c10d::ProcessGroupNCCL>>(
+        env, timeout, chosen, device, [&](const c10::intrusive_ptr<c10d::Store>& store) {
+          auto options = c10d::ProcessGroupNCCL::Options::create();
+          options->timeout = timeout;
+          return c10::make_intrusive<c10d::ProcessGroupNCCL>(store, static_cast<int>(env.rank),
+                                                             static_cast<int>(env.world_size), options);
+        });
+  }
+#endif
+#ifdef TREG_HAS_C10D_GLOO
+  return std::make_shared<C10dRanks<c10d::ProcessGroupGloo>>(
+      env, timeout, chosen, device, [&](const c10::intrusive_ptr<c10d::Store>& store) {
+        auto options = c10d::ProcessGroupGloo::Options::create(timeout);
+        const char* ifname = std::getenv("GLOO_SOCKET_IFNAME");
+        const bool loopback = env.master_addr == "localhost" || env.master_addr.rfind("127.", 0) == 0;
+        options->devices.push_back(
+            ifname && *ifname ? c10d::ProcessGroupGloo::createDeviceForInterface(ifname)
+            : loopback        ? c10d::ProcessGroupGloo::createDeviceForHostname("127.0.0.1")
+                              : c10d::ProcessGroupGloo::createDefaultDevice());
+        return c10::make_intrusive<c10d::ProcessGroupGloo>(store, static_cast<int>(env.rank),
+                                                           static_cast<int>(env.world_size), options);
+      });
 #else
-  (void)timeout;
-  fail("WORLD_SIZE=" + std::to_string(env.world_size),
-       "this treg was built without c10d Gloo, so it runs one process",
-       "install the Gloo headers (Debian: libgloo-dev) and rebuild");
+  fail(what, "unreachable: no c10d backend", "rebuild");
 #endif
 }
 

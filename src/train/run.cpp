@@ -14,8 +14,10 @@
 namespace treg {
 
 CausalLM load_policy(const Config& config, torch::Device device) {
-  CausalLM policy = load_model(config.model_name_or_path, device, torch::kFloat32);
-  if (!config.use_peft) return policy;
+  if (!config.use_peft) return load_model(config.model_name_or_path, device, torch::kFloat32);
+  // LoRA: the base is read and its projections cast to bf16 on the host, so the device never holds
+  // the fp32 copy of the whole model (32 GB for an 8B one).
+  CausalLM policy = load_model(config.model_name_or_path, torch::kCPU, torch::kFloat32);
   LoraSpec spec;
   spec.r = config.lora_r;
   spec.alpha = config.lora_alpha;
@@ -29,6 +31,7 @@ CausalLM load_policy(const Config& config, torch::Device device) {
     all += p.numel();
     if (p.requires_grad()) trainable += p.numel();
   }
+  policy->to(device);
   std::string targets;
   for (const auto& t : policy->lora()->target_modules) targets += (targets.empty() ? "" : ",") + t;
   spdlog::info("LoRA r {} alpha {} on {}: trainable params {} of {} ({:.4f}%), base frozen{}",
@@ -40,7 +43,10 @@ CausalLM load_policy(const Config& config, torch::Device device) {
 
 TrainResult run_training(const Config& launched, const std::string& config_args) {
   const LaunchEnv launch = launch_env_from_environment();
-  std::shared_ptr<Ranks> ranks = connect_ranks(launch, std::chrono::seconds(launched.ddp_timeout));
+  const torch::Device device =
+      rank_device(parse_device(launched.device, "config key 'device'"), launch);
+  std::shared_ptr<Ranks> ranks = connect_ranks(launch, std::chrono::seconds(launched.ddp_timeout),
+                                               launched.ddp_backend, device);
   Config config = launched;
   config.world_size = ranks->world_size();
   if (!ranks->is_main()) spdlog::set_level(spdlog::level::warn);  // rank 0 speaks for the run
@@ -59,10 +65,7 @@ TrainResult run_training(const Config& launched, const std::string& config_args)
   // Reuses matching dumps, scores missing ones (every rank its share), refuses stale ones.
   ensure_reward_dumps(config, config_args, ranks);
 
-  torch::Device device = parse_device(config.device, "config key 'device'");
-  if (device.is_cuda() && ranks->world_size() > 1)
-    device = torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(launch.local_rank));
-  const std::string dev = device.is_cuda() ? "cuda" : "cpu";
+  const std::string dev = device.str();
 
   auto train = open_dump_source(train_dump);
   std::shared_ptr<PairSource> eval;

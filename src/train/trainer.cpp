@@ -15,6 +15,7 @@
 #include <csignal>
 
 #include "treg/autocast.h"
+#include "treg/runtime.h"
 #include "treg/error.h"
 #include "treg/io.h"
 
@@ -137,7 +138,7 @@ std::vector<int64_t> Trainer::rank_slice(const std::vector<int64_t>& global) con
 }
 
 void Trainer::sum_over_ranks(torch::Tensor& step_values) {
-  if (ranks_->world_size() == 1) return;
+  if (!ranks_->grouped()) return;
   std::vector<torch::Tensor> flat;
   for (auto& p : params_) {
     if (!p.grad().defined()) p.mutable_grad() = torch::zeros_like(p);
@@ -154,7 +155,7 @@ void Trainer::sum_over_ranks(torch::Tensor& step_values) {
 }
 
 std::map<std::string, double> Trainer::mean_over_ranks(std::map<std::string, double> values) {
-  if (ranks_->world_size() == 1) return values;
+  if (!ranks_->grouped()) return values;
   std::vector<double> v;
   for (const auto& [k, x] : values) v.push_back(x);  // same keys, same order on every rank
   std::vector<torch::Tensor> t = {torch::tensor(v, torch::kFloat64)};
@@ -240,9 +241,12 @@ TrainResult Trainer::train() {
   spdlog::info("train: {} examples of {}, {} steps ({} per epoch) of {} × {}{}, lr {} ({}, {} warmup)",
                plan_.num_pairs, objective_->name(), plan_.total_steps, plan_.steps_per_epoch,
                plan_.micro_batch, plan_.accumulation,
-               ranks_->world_size() > 1 ? fmt::format(" over {} ranks", ranks_->world_size()) : "",
+               ranks_->grouped() ? fmt::format(" over {} rank{} ({})", ranks_->world_size(),
+                                               ranks_->world_size() > 1 ? "s" : "", ranks_->backend())
+                                 : "",
                config_.learning_rate, config_.lr_scheduler_type, warmup_);
   g_stop_requested = false;
+  reset_cuda_peak(device_);  // peak_memory_alloc: the training's, not the loading's
   auto prev_handler = std::signal(SIGINT, on_sigint);
   policy_->train();
   TrainResult result;
@@ -295,7 +299,7 @@ TrainResult Trainer::train() {
       sum_over_ranks(step_values);
       const torch::Tensor step_losses = step_values.to(torch::kCPU);
       bool stop_after_step = false;
-      if (ranks_->world_size() > 1) {
+      if (ranks_->grouped()) {
         std::vector<torch::Tensor> counts = {
             torch::tensor({g_stop_requested ? 1.0 : 0.0, static_cast<double>(step_tokens)},
                           torch::kFloat64)};
@@ -333,6 +337,9 @@ TrainResult Trainer::train() {
         e.values["learning_rate"] = lr;
         e.values["epoch"] = plan_.epoch_at(step_);
         e.values["tokens_per_second"] = static_cast<double>(tokens) / secs;
+        // torchtune's name: the CUDA caching allocator's peak (GiB) since the run started.
+        const int64_t peak = cuda_peak_allocated_bytes(device_);
+        if (peak >= 0) e.values["peak_memory_alloc"] = static_cast<double>(peak) / (1 << 30);
         log_event(e);
         const std::string headline = objective_->headline_metric();
         if (main)
@@ -340,9 +347,10 @@ TrainResult Trainer::train() {
                      e.values["tokens_per_second"]);
         spdlog::debug("step {}: {}", step_, log_event_json(e));
         if (!isatty(2))
-          spdlog::info("step {}/{}: {} lr {:.3g} grad_norm {:.3f} {:.0f} tok/s", step_,
+          spdlog::info("step {}/{}: {} lr {:.3g} grad_norm {:.3f} {:.0f} tok/s{}", step_,
                        plan_.total_steps, objective_->summary(e.values, ""), lr, grad_norm,
-                       e.values["tokens_per_second"]);
+                       e.values["tokens_per_second"],
+                       peak >= 0 ? fmt::format(" peak {:.2f} GiB", e.values["peak_memory_alloc"]) : "");
         objective_->clear_metrics();
         tokens = 0;
         t_log = now;

@@ -12,6 +12,10 @@
 
 #include "treg/error.h"
 
+#ifdef TREG_WITH_CUDA
+#include <c10/cuda/CUDACachingAllocator.h>
+#endif
+
 namespace treg {
 
 int configured_threads() {
@@ -70,6 +74,30 @@ void select_blas_kernels(char** argv) {
   unsetenv("OPENBLAS_CORETYPE");  // exec failed: carry on with the slow kernels
 #else
   (void)argv;
+#endif
+}
+
+int64_t cuda_peak_allocated_bytes(const c10::Device& device) {
+#ifdef TREG_WITH_CUDA
+  if (device.is_cuda()) {
+    const auto stats = c10::cuda::CUDACachingAllocator::getDeviceStats(device.has_index() ? device.index() : 0);
+    return stats.allocated_bytes[0].peak;  // [0]: the aggregate over the small and large pools
+  }
+#endif
+  (void)device;
+  return -1;
+}
+
+void reset_cuda_peak(const c10::Device& device) {
+#ifdef TREG_WITH_CUDA
+  if (device.is_cuda()) c10::cuda::CUDACachingAllocator::resetPeakStats(device.has_index() ? device.index() : 0);
+#endif
+  (void)device;
+}
+
+void release_cuda_cache() {
+#ifdef TREG_WITH_CUDA
+  if (torch::cuda::is_available()) c10::cuda::CUDACachingAllocator::emptyCache();
 #endif
 }
 
