@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <fstream>
 #include <map>
 #include <nlohmann/json.hpp>
@@ -128,6 +129,13 @@ double max_weight_diff(const std::string& a, const std::string& b) {
   return worst;
 }
 
+// The resume tests' schedule: a checkpoint at step 2 of 4, a constant learning rate.
+const char* const kResumeSchedule = "lr_scheduler_type: constant\nsave_steps: 2\nmax_steps: 4\n";
+
+int train_one_rank(const std::string& cfg, const std::string& args, std::string* out) {
+  return run_command("OMP_NUM_THREADS=1 " + treg_binary() + " train --config " + cfg + " " + args, out);
+}
+
 TEST(Distributed, LaunchVariablesAreCheckedByName) {
   auto err = [](const std::string& env) {
     std::string train;
@@ -153,7 +161,8 @@ TEST(Distributed, TwoRanksMakeTheUpdatesOfOneProcessWithTheWholeBatch) {
       {"acc1", "gradient_accumulation_steps: 1\n"},
       {"acc2", "gradient_accumulation_steps: 2\n"},
       {"lora", "use_peft: true\nlora_r: 4\nlora_alpha: 8\nlora_dropout: 0\n"
-               "lora_target_modules: all-linear\n"}};
+               "lora_target_modules: all-linear\n"},
+      {"zero1", "zero_stage: 1\n"}};
   for (const auto& [name, setting] : runs) {
     SCOPED_TRACE(name);
     const bool lora = name == "lora";
@@ -185,6 +194,44 @@ TEST(Distributed, TwoRanksMakeTheUpdatesOfOneProcessWithTheWholeBatch) {
     // The updates moved the weights: the comparison above is not of two untouched models.
     EXPECT_GT(max_weight_diff(one + weights, test::tiny_model("llama")), 1e-4);
   }
+}
+
+// ZeRO-1: each of 2 ranks keeps the AdamW state of its share of the tensors, and checkpoints still
+// hold every state (gathered to rank 0): a 2-rank ZeRO-1 run resumes as 1 plain rank, and a plain
+// run as 2 ZeRO-1 ranks, both ending with the weights of an uninterrupted run. With a constant
+// learning rate the moments decide the later updates, so a lost or misplaced state would show.
+TEST(Distributed, ZeroOneShardsTheOptimizerStateAndResumesOnAnyRankCount) {
+  if (!multi_rank_build()) GTEST_SKIP() << "built without c10d Gloo";
+  const std::string root = test::fresh_dir("distributed_zero1");
+  const std::string extra = kResumeSchedule;
+  std::string out;
+  auto one_rank = [&](const std::string& cfg, const std::string& args) { return train_one_rank(cfg, args, &out); };
+  const std::string whole = root + "/whole", a = root + "/zero_then_one", b = root + "/one_then_zero";
+  for (const std::string& d : {whole, a, b}) make_dirs(d);
+  ASSERT_EQ(one_rank(write_config(whole, 4, extra), ""), 0) << out;
+  std::vector<std::string> logs;
+  // 2 ZeRO-1 ranks -> 1 plain rank
+  const std::string cfg_a = write_config(a, 2, extra + "zero_stage: 1\n");
+  ASSERT_EQ(launch(cfg_a, 2, free_port(), &logs, {.args = "max_steps=2"}), (std::vector<int>{0, 0}))
+      << logs[0] << "\n----\n" << logs[1];
+  const size_t at = logs[0].find("ZeRO-1: rank 0 holds the AdamW state of ");
+  ASSERT_NE(at, std::string::npos) << logs[0];
+  int mine = 0, all = 0;
+  ASSERT_EQ(std::sscanf(logs[0].c_str() + at, "ZeRO-1: rank 0 holds the AdamW state of %d of %d", &mine, &all), 2);
+  EXPECT_GT(mine, 0);
+  EXPECT_LT(mine, all);  // a share, not everything
+  ASSERT_EQ(one_rank(cfg_a, "resume_from_checkpoint=auto per_device_train_batch_size=4 zero_stage=0"), 0) << out;
+  EXPECT_NE(out.find("resumed from"), std::string::npos) << out;
+  EXPECT_LT(max_weight_diff(whole + "/out/checkpoint-4", a + "/out/checkpoint-4"), 1e-5);
+  // 1 plain rank -> 2 ZeRO-1 ranks
+  const std::string cfg_b = write_config(b, 4, extra);
+  ASSERT_EQ(one_rank(cfg_b, "max_steps=2"), 0) << out;
+  write_config(b, 2, extra + "zero_stage: 1\n");
+  ASSERT_EQ(launch(cfg_b, 2, free_port(), &logs, {.args = "resume_from_checkpoint=auto"}),
+            (std::vector<int>{0, 0}))
+      << logs[0] << "\n----\n" << logs[1];
+  EXPECT_LT(max_weight_diff(whole + "/out/checkpoint-4", b + "/out/checkpoint-4"), 1e-5);
+  EXPECT_GT(max_weight_diff(whole + "/out/checkpoint-4", whole + "/out/checkpoint-2"), 1e-4);
 }
 
 // One process under a launcher with a named ddp_backend gets a real process group (how a 1-GPU
@@ -271,12 +318,9 @@ TEST(Distributed, AKilledRankStopsTheOthersAndTheRunResumes) {
 TEST(Distributed, ResumeOnAnotherRankCountKeepingTheGlobalBatch) {
   if (!multi_rank_build()) GTEST_SKIP() << "built without c10d Gloo";
   const std::string root = test::fresh_dir("distributed_resume");
-  const std::string extra = "lr_scheduler_type: constant\nsave_steps: 2\nmax_steps: 4\n";
+  const std::string extra = kResumeSchedule;
   std::string out;
-  auto one_rank = [&](const std::string& cfg, const std::string& args) {
-    return run_command("OMP_NUM_THREADS=1 " + treg_binary() + " train --config " + cfg + " " + args,
-                       &out);
-  };
+  auto one_rank = [&](const std::string& cfg, const std::string& args) { return train_one_rank(cfg, args, &out); };
   const std::string whole = root + "/whole", a = root + "/two_then_one", b = root + "/one_then_two";
   for (const std::string& d : {whole, a, b}) make_dirs(d);
   ASSERT_EQ(one_rank(write_config(whole, 4, extra), ""), 0) << out;

@@ -172,6 +172,15 @@ TEST(MemoryPlan, PaperRunsOnEightGpusAndWithLoraOnOne) {
   EXPECT_FALSE(m.fits);
   EXPECT_EQ(m.tokens, 2 * 2 * 2048);
 
+  // ZeRO-1 (treg's zero_stage: 1): the moments shrink to an eighth, nothing else moves.
+  PlanSetup zero1;
+  zero1.world_size = 8;
+  zero1.zero_stage = 1;
+  const MemoryPlan m1 = plan_memory(llama, c, zero1);
+  EXPECT_DOUBLE_EQ(part(m1, "AdamW moments (fp32, this rank's share)"), 8 * P / 8);
+  EXPECT_DOUBLE_EQ(part(m1, "weights (fp32)") + part(m1, "gradients"), 8 * P);
+  EXPECT_LT(m1.total, m.total - 8 * P * 7 / 8 + 1);
+
   PlanSetup zero2;
   zero2.world_size = 8;
   zero2.zero_stage = 2;

@@ -41,6 +41,8 @@ class Ranks {
   virtual void all_reduce_sum(std::vector<torch::Tensor>& tensors) = 0;
   // Returns when every rank has reached it.
   virtual void barrier(const std::string& what) = 0;
+  // `root`'s values of `tensor` on every rank, in place (same shape and dtype everywhere).
+  virtual void broadcast_tensor(torch::Tensor& tensor, int64_t root) = 0;
   // Rank 0's `value` on every rank (e.g. the checkpoint all ranks resume from).
   virtual std::string broadcast(const std::string& key, const std::string& value) = 0;
 

@@ -171,10 +171,16 @@ class Trainer {
   bool with_eval_ = false;
   std::unique_ptr<torch::optim::AdamW> optimizer_;
   std::vector<torch::Tensor> params_;
+  // zero_stage 1 over several ranks: the rank whose AdamW state holds params_[i] (zero.h); empty
+  // when every rank holds every state.
+  std::vector<int64_t> owner_;
   int64_t step_ = 0;  // completed optimizer steps
   std::vector<LogEvent> history_;
 
   void resume_from(const std::string& checkpoint_dir);
+  // Every rank calls it (with ZeRO-1 the owners send rank 0 their AdamW state); rank 0 writes the
+  // checkpoint and returns its directory, the others return "".
+  std::string save_checkpoint();
   // This rank's share of a global micro-batch.
   std::vector<int64_t> rank_slice(const std::vector<int64_t>& global) const;
   // Sums the gradients over the ranks (one flat buffer), and `step_values` with them.
@@ -182,7 +188,6 @@ class Trainer {
   // Each rank's metrics averaged over the ranks (as TRL logs a multi-process run).
   std::map<std::string, double> mean_over_ranks(std::map<std::string, double> values);
   double set_learning_rate(int64_t step);
-  std::string save_checkpoint();
   void log_event(const LogEvent& e);
   void write_report();
 };

@@ -34,10 +34,10 @@ void add_plan_command(CLI::App& app) {
                   "configs/models/ has Llama-3-8B-Instruct's and Gemma-2-9B-it's");
   sub->add_option("--world-size", o->setup.world_size, "GPUs (ranks)")->capture_default_str();
   sub->add_option("--gpu-memory", o->setup.gpu_memory_gib, "GiB per GPU")->capture_default_str();
-  sub->add_option("--zero", o->setup.zero_stage,
-                  "0: every rank holds everything; 2: gradients and optimizer state sharded; 3: "
-                  "weights too")
-      ->capture_default_str();
+  CLI::Option* zero = sub->add_option("--zero", o->setup.zero_stage,
+                                      "0: every rank holds everything; 1: the optimizer state "
+                                      "sharded (treg's zero_stage: 1); 2: gradients too; 3: "
+                                      "weights too (default: the config's zero_stage)");
   CLI::Option* lora_r = sub->add_option(
       "--lora-r", o->setup.lora_r,
       "LoRA rank; 0 = full fine-tuning (default: the config's lora_r with use_peft)");
@@ -45,7 +45,7 @@ void add_plan_command(CLI::App& app) {
                   "projections (comma-separated), or all-linear (default: the config's "
                   "lora_target_modules with use_peft, else all-linear)");
   sub->add_option("--device", o->setup.device, "cuda | cpu")->capture_default_str();
-  set_action(sub, [o, lora_r] {
+  set_action(sub, [o, lora_r, zero] {
     Config config = load_config(o->config, o->overrides);
     const std::string model = o->model_config.empty() ? config.model_name_or_path : o->model_config;
     ModelArgs args;
@@ -56,6 +56,7 @@ void add_plan_command(CLI::App& app) {
            "pass --model-config PATH/config.json (only config.json is read, no weights)");
     }
     if (lora_r->count() == 0 && config.use_peft) o->setup.lora_r = config.lora_r;
+    if (zero->count() == 0) o->setup.zero_stage = static_cast<int>(config.zero_stage);
     o->setup.lora_target_modules.clear();
     std::stringstream names(o->lora_targets);
     for (std::string name; std::getline(names, name, ',');)

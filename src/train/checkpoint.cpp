@@ -409,6 +409,7 @@ bool resume_compatible_key(const std::string& key) {
                                              "report_pairs",
                                              "ddp_timeout",
                                              "ddp_backend",
+                                             "zero_stage",
                                              "output_dir",
                                              "overwrite_output_dir",
                                              "resume_from_checkpoint",

@@ -42,6 +42,7 @@ int64_t env_int(const char* name, int64_t fallback, int64_t lo, int64_t hi) {
 class SingleRank final : public Ranks {
  public:
   void all_reduce_sum(std::vector<torch::Tensor>&) override {}
+  void broadcast_tensor(torch::Tensor&, int64_t) override {}
   void barrier(const std::string&) override {}
   std::string broadcast(const std::string&, const std::string& value) override { return value; }
 };
@@ -91,6 +92,15 @@ class C10dRanks final : public Ranks {
       guarded("all-reduce", [&] { group_->allreduce(one)->wait(); });
       if (staged) t.copy_(one[0]);
     }
+  }
+
+  void broadcast_tensor(torch::Tensor& t, int64_t root) override {
+    const bool staged = device_.is_cuda() && !t.is_cuda();
+    std::vector<torch::Tensor> one = {staged ? t.to(device_) : t};
+    c10d::BroadcastOptions o;
+    o.rootRank = root;
+    guarded("broadcast from rank " + std::to_string(root), [&] { group_->broadcast(one, o)->wait(); });
+    if (staged) t.copy_(one[0]);
   }
 
   void barrier(const std::string& what) override {

@@ -152,8 +152,8 @@ double checkpointed_bytes_per_token(const ModelArgs& a, int64_t row_tokens) {
 
 MemoryPlan plan_memory(const ModelArgs& a, const Config& c, const PlanSetup& setup) {
   TREG_CHECK(setup.world_size >= 1, "--world-size", "must be at least 1");
-  TREG_CHECK(setup.zero_stage == 0 || setup.zero_stage == 2 || setup.zero_stage == 3, "--zero",
-             "must be 0, 2 or 3, not " + std::to_string(setup.zero_stage));
+  TREG_CHECK(setup.zero_stage >= 0 && setup.zero_stage <= 3, "--zero",
+             "must be 0, 1, 2 or 3, not " + std::to_string(setup.zero_stage));
   TREG_CHECK(setup.gpu_memory_gib > 0, "--gpu-memory", "must be positive");
   TREG_CHECK(setup.device == "cuda" || setup.device == "cpu", "--device", "must be cuda or cpu");
   MemoryPlan m;
@@ -179,11 +179,14 @@ MemoryPlan plan_memory(const ModelArgs& a, const Config& c, const PlanSetup& set
             billions(P - proj));
     add("LoRA adapters: weights, grads, AdamW (fp32)", 16 * A, "16 B x " + billions(A) + " (r " +
                                                                    std::to_string(setup.lora_r) + ")");
-  } else if (setup.zero_stage == 0) {
+  } else if (setup.zero_stage <= 1) {
     m.trainable = m.params.total;
     add("weights (fp32)", 4 * P, "4 B x " + Ps);
     add("gradients (fp32)", 4 * P, "4 B x " + Ps);
-    add("AdamW moments (fp32)", 8 * P, "8 B x " + Ps);
+    if (setup.zero_stage == 0)
+      add("AdamW moments (fp32)", 8 * P, "8 B x " + Ps);
+    else  // zero_stage: 1 (zero.h): whole tensors dealt out, so a share is P / W to within one tensor
+      add("AdamW moments (fp32, this rank's share)", 8 * P / W, "8 B x " + Ps + " / " + Ws);
     if (bf16) add("bf16 weight copies (autocast cache)", 2 * P, "2 B x " + Ps);
   } else {
     m.trainable = m.params.total;
@@ -285,16 +288,16 @@ std::string format_plan(const MemoryPlan& m, const ModelArgs& a, const Config& c
                 c.gradient_checkpointing ? "without" : "with", gib(other).c_str(),
                 gib(m.total - current + other).c_str());
   out += line;
-  if (s.zero_stage > 0)
-    out += "\nnote: `treg train` has no ZeRO sharding yet (each rank holds everything); this "
-           "plans its layout ahead of it.\n";
+  if (s.zero_stage > 1)
+    out += "\nnote: `treg train` shards the AdamW state only (zero_stage: 1); this plans the "
+           "ZeRO-" + std::to_string(s.zero_stage) + " layout ahead of it.\n";
   if (!m.fits) {
     out += "\nTo fit: ";
     std::vector<std::string> tips;
     if (!c.gradient_checkpointing) tips.push_back("gradient_checkpointing: true");
     if (c.per_device_train_batch_size > 1)
       tips.push_back("a smaller per_device_train_batch_size (raise gradient_accumulation_steps)");
-    if (s.lora_r == 0 && s.zero_stage < 3) tips.push_back("--zero " + std::to_string(s.zero_stage == 0 ? 2 : 3) + " over more GPUs");
+    if (s.lora_r == 0 && s.zero_stage < 3) tips.push_back("--zero " + std::to_string(s.zero_stage < 2 ? 2 : 3) + " over more GPUs");
     if (s.lora_r == 0) tips.push_back("LoRA (--lora-r 16)");
     for (size_t i = 0; i < tips.size(); ++i) out += (i ? "; " : "") + tips[i];
     out += "\n";

@@ -18,6 +18,7 @@
 #include "treg/runtime.h"
 #include "treg/error.h"
 #include "treg/io.h"
+#include "treg/zero.h"
 
 namespace treg {
 namespace {
@@ -122,6 +123,16 @@ Trainer::Trainer(Config config, CausalLM policy, std::shared_ptr<Objective> obje
   groups.emplace_back(no_decay, options(0.0));
   optimizer_ = std::make_unique<torch::optim::AdamW>(
       groups, torch::optim::AdamWOptions(config_.learning_rate));
+  if (config_.zero_stage == 1 && ranks_->world_size() > 1) {
+    owner_ = deal_parameters(params_, ranks_->world_size());
+    int64_t mine = 0, all = 0, tensors = 0;
+    for (size_t i = 0; i < params_.size(); ++i) {
+      all += params_[i].numel();
+      if (owner_[i] == ranks_->rank()) mine += params_[i].numel(), ++tensors;
+    }
+    spdlog::info("ZeRO-1: rank {} holds the AdamW state of {} of {} tensors ({:.1f}% of {} elements)",
+                 ranks_->rank(), tensors, params_.size(), 100.0 * static_cast<double>(mine) / static_cast<double>(all), all);
+  }
 }
 
 double Trainer::set_learning_rate(int64_t step) {
@@ -183,6 +194,8 @@ void Trainer::log_event(const LogEvent& e) {
 }
 
 std::string Trainer::save_checkpoint() {
+  if (!owner_.empty()) gather_state_to_main(*optimizer_, params_, owner_, *ranks_);
+  if (!ranks_->is_main()) return "";
   TrainerState s;
   s.global_step = step_;
   s.epoch = plan_.epoch_at(step_);
@@ -195,11 +208,14 @@ std::string Trainer::save_checkpoint() {
       config_.save_dtype == "bfloat16" ? torch::kBFloat16 : torch::kFloat32);
   rotate_checkpoints(config_.output_dir, config_.save_total_limit);
   spdlog::info("step {}: saved {}", step_, dir);
+  if (!owner_.empty()) drop_foreign_state(*optimizer_, params_, owner_, ranks_->rank());
   return dir;
 }
 
 void Trainer::resume_from(const std::string& dir) {
   TrainerState s = load_checkpoint_dir(dir, policy_, *optimizer_);
+  // optimizer.pt holds every tensor's state; a ZeRO-1 rank keeps its share.
+  if (!owner_.empty()) drop_foreign_state(*optimizer_, params_, owner_, ranks_->rank());
   if (s.total_steps != plan_.total_steps)
     spdlog::warn(
         "{}: the checkpoint was made for {} total steps, this run has {}; the schedule differs",
@@ -326,7 +342,10 @@ TrainResult Trainer::train() {
              "grad_norm is " + std::to_string(grad_norm) + "; stopped without updating or saving",
              "the last good checkpoint is " + last_good() +
                  "; lower learning_rate or check the reward dump");
-      optimizer_->step();
+      if (owner_.empty())
+        optimizer_->step();
+      else
+        sharded_step(*optimizer_, params_, owner_, *ranks_);
       step_ = step + 1;
 
       if (step_ % config_.logging_steps == 0 || step_ == plan_.total_steps) {
@@ -363,8 +382,10 @@ TrainResult Trainer::train() {
         spdlog::info("step {}: eval {}", step_, objective_->summary(e.values, "eval_"));
         t_log = std::chrono::steady_clock::now();
       }
-      if (main && save_interval_ > 0 && step_ % save_interval_ == 0 && step_ < plan_.total_steps)
-        last_saved = save_checkpoint();
+      if (save_interval_ > 0 && step_ % save_interval_ == 0 && step_ < plan_.total_steps) {
+        const std::string dir = save_checkpoint();  // every rank: ZeRO-1 gathers to rank 0
+        if (main) last_saved = dir;
+      }
       if (hooks_.after_step) hooks_.after_step(step_);
       if (stop_after_step) {
         result.interrupted = true;
@@ -388,8 +409,9 @@ TrainResult Trainer::train() {
     log_event(e);
     spdlog::info("final eval (step {}): {}", step_, objective_->summary(e.values, "eval_"));
   }
+  const std::string final_dir = save_checkpoint();
   if (main) {
-    result.last_checkpoint = save_checkpoint();
+    result.last_checkpoint = final_dir;
     if (policy_->lora() && !result.interrupted) {
       // save_dtype, else the frozen projections' dtype (bf16 with bf16: true), as PEFT's
       // merge_and_unload keeps the base's.
