@@ -22,18 +22,7 @@ import tempfile
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from compare_hf import treg_logprobs  # noqa: E402
-
-
-def logprobs(model, seqs, device):
-    out = []
-    with torch.no_grad():
-        for ids in seqs:
-            x = torch.tensor([ids], device=device)
-            logits = model(input_ids=x, attention_mask=torch.ones_like(x)).logits.float()
-            lsm = torch.log_softmax(logits[0, :-1], dim=-1)
-            out.append(lsm.gather(1, x[0, 1:, None])[:, 0].cpu().tolist())
-    return out
+from compare_hf import model_logprobs, treg_logprobs  # noqa: E402
 
 
 def worst(a, b):
@@ -64,11 +53,11 @@ def main():
     seqs = [[rng.randrange(vocab) for _ in range(n)] for n in (5, 33, 130)]
 
     base = AutoModelForCausalLM.from_pretrained(a.base, **kw).to(a.device).eval()
-    plain = logprobs(base, seqs, a.device)
+    plain = model_logprobs(base, seqs, a.device)
     model = PeftModel.from_pretrained(base, a.checkpoint).to(a.device).eval()
-    with_adapters = logprobs(model, seqs, a.device)
+    with_adapters = model_logprobs(model, seqs, a.device)
     merged = AutoModelForCausalLM.from_pretrained(os.path.join(a.checkpoint, "merged"), **kw).to(a.device).eval()
-    hf_merged = logprobs(merged, seqs, a.device)
+    hf_merged = model_logprobs(merged, seqs, a.device)
     with tempfile.TemporaryDirectory() as tmp:
         treg_merged = treg_logprobs(a.treg, os.path.join(a.checkpoint, "merged"), seqs, "float32", a.device, tmp)
 

@@ -66,7 +66,11 @@ def hf_logprobs(model_dir, seqs, dtype, device):
     dtype_kw = "dtype" if (major, minor) >= (4, 56) else "torch_dtype"
     # Eager attention: the reference math (Gemma-2 needs it for its attention softcapping).
     model = AutoModelForCausalLM.from_pretrained(model_dir, attn_implementation="eager", **{dtype_kw: dtype})
-    model.to(device).eval()
+    return model_logprobs(model.to(device).eval(), seqs, device)
+
+
+def model_logprobs(model, seqs, device):
+    """log p(ids[t+1] | ids[..t]) of a loaded model (transformers, or peft around one), one sequence at a time."""
     out = []
     with torch.no_grad():
         for ids in seqs:

@@ -85,22 +85,15 @@ class C10dRanks final : public Ranks {
 
   void all_reduce_sum(std::vector<torch::Tensor>& tensors) override {
     // One collective per tensor: c10d reads a list as one tensor per device of this process.
-    for (torch::Tensor& t : tensors) {
-      // NCCL reduces device tensors only: host values (counts, metrics) travel through the GPU.
-      const bool staged = device_.is_cuda() && !t.is_cuda();
-      std::vector<torch::Tensor> one = {staged ? t.to(device_) : t};
-      guarded("all-reduce", [&] { group_->allreduce(one)->wait(); });
-      if (staged) t.copy_(one[0]);
-    }
+    for (torch::Tensor& t : tensors)
+      collective(t, "all-reduce", [&](std::vector<torch::Tensor>& one) { return group_->allreduce(one); });
   }
 
   void broadcast_tensor(torch::Tensor& t, int64_t root) override {
-    const bool staged = device_.is_cuda() && !t.is_cuda();
-    std::vector<torch::Tensor> one = {staged ? t.to(device_) : t};
     c10d::BroadcastOptions o;
     o.rootRank = root;
-    guarded("broadcast from rank " + std::to_string(root), [&] { group_->broadcast(one, o)->wait(); });
-    if (staged) t.copy_(one[0]);
+    collective(t, "broadcast from rank " + std::to_string(root),
+               [&](std::vector<torch::Tensor>& one) { return group_->broadcast(one, o); });
   }
 
   void barrier(const std::string& what) override {
@@ -119,6 +112,16 @@ class C10dRanks final : public Ranks {
   }
 
  private:
+  // Runs `start` (a c10d collective) on `t` and waits. NCCL takes device tensors only: host values
+  // (counts, metrics) travel through the GPU and back.
+  template <class Start>
+  void collective(torch::Tensor& t, const std::string& what, Start&& start) {
+    const bool staged = device_.is_cuda() && !t.is_cuda();
+    std::vector<torch::Tensor> one = {staged ? t.to(device_) : t};
+    guarded(what, [&] { start(one)->wait(); });
+    if (staged) t.copy_(one[0]);
+  }
+
   template <class F>
   void guarded(const std::string& what, F&& f) {
     try {
