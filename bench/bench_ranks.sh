@@ -6,13 +6,16 @@
 # first two logged steps are warm-up and left out) against one rank on the same cores. The ranks
 # share the machine's cores, so 100% means the split costs nothing; on separate devices the ideal
 # would be N times one rank's.
-# Usage: bench/bench_ranks.sh [WORK_DIR] [STEPS=12] [RANKS="1 2 4"]
+# Usage: [ZERO=0|1|2] bench/bench_ranks.sh [WORK_DIR] [STEPS=12] [RANKS="1 2 4"]
+#   ZERO sets zero_stage (what it costs: the broadcasts after each update; with 2, the bucket
+#   reduces during the backward instead of one all-reduce).
 set -euo pipefail
 SRC=$(cd "$(dirname "$0")/.." && pwd)
 TREG=${TREG:-$SRC/build/treg}
 WORK=${1:-bench-ranks}
 STEPS=${2:-12}
 RANKS=${3:-1 2 4}
+ZERO=${ZERO:-0}
 CORES=$(nproc)
 mkdir -p "$WORK"
 WORK=$(cd "$WORK" && pwd)
@@ -31,9 +34,10 @@ gradient_accumulation_steps: 1
 logging_steps: 1
 eval_strategy: "no"
 save_strategy: "no"
+zero_stage: $ZERO
 EOF
 }
-echo "bench_ranks: treg train, tiny llama, $CORES cores split between the ranks, $STEPS steps"
+echo "bench_ranks: treg train, tiny llama, $CORES cores split between the ranks, $STEPS steps, zero_stage $ZERO"
 printf "  %5s  %7s  %12s  %10s\n" ranks threads "tokens/s" "vs 1 rank"
 base=""
 port=$((29500 + $$ % 1000))

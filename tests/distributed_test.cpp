@@ -162,7 +162,12 @@ TEST(Distributed, TwoRanksMakeTheUpdatesOfOneProcessWithTheWholeBatch) {
       {"acc2", "gradient_accumulation_steps: 2\n"},
       {"lora", "use_peft: true\nlora_r: 4\nlora_alpha: 8\nlora_dropout: 0\n"
                "lora_target_modules: all-linear\n"},
-      {"zero1", "zero_stage: 1\n"}};
+      {"zero1", "zero_stage: 1\n"},
+      {"zero2", "zero_stage: 2\n"},
+      // ZeRO-2 with its owners' sums carried over micro-batches, the recomputing backward of
+      // checkpointed layers, and the clip (at 0.05 every step clips) over the sharded norm.
+      {"zero2_acc2_ckpt_clip", "zero_stage: 2\ngradient_accumulation_steps: 2\n"
+                               "gradient_checkpointing: true\nmax_grad_norm: 0.05\n"}};
   for (const auto& [name, setting] : runs) {
     SCOPED_TRACE(name);
     const bool lora = name == "lora";
@@ -181,6 +186,16 @@ TEST(Distributed, TwoRanksMakeTheUpdatesOfOneProcessWithTheWholeBatch) {
         launch(write_config(two, 2, extra), 2, free_port(), &logs);
     ASSERT_EQ(rc, (std::vector<int>{0, 0})) << logs[0] << "\n----\n" << logs[1];
     EXPECT_NE(logs[0].find("over 2 ranks"), std::string::npos) << logs[0];
+    if (name.rfind("zero2", 0) == 0) {
+      EXPECT_NE(logs[0].find("ZeRO-2: rank 0 holds the AdamW state and gradients of"), std::string::npos) << logs[0];
+      // The clip acted: the logged norms are above max_grad_norm.
+      if (name != "zero2")
+        for (const std::string& dir : {one, two}) {
+          std::ifstream in(dir + "/out/metrics.jsonl");
+          for (std::string line; std::getline(in, line);)
+            if (auto j = nlohmann::json::parse(line); j.contains("grad_norm")) EXPECT_GT(j["grad_norm"].get<double>(), 0.05);
+        }
+    }
     const std::vector<double> a = losses(one + "/out"), b = losses(two + "/out");
     ASSERT_EQ(a.size(), 3u);
     ASSERT_EQ(b.size(), 3u);  // rank 1 appended no metrics lines of its own
@@ -196,13 +211,17 @@ TEST(Distributed, TwoRanksMakeTheUpdatesOfOneProcessWithTheWholeBatch) {
   }
 }
 
-// ZeRO-1: each of 2 ranks keeps the AdamW state of its share of the tensors, and checkpoints still
-// hold every state (gathered to rank 0): a 2-rank ZeRO-1 run resumes as 1 plain rank, and a plain
-// run as 2 ZeRO-1 ranks, both ending with the weights of an uninterrupted run. With a constant
-// learning rate the moments decide the later updates, so a lost or misplaced state would show.
-TEST(Distributed, ZeroOneShardsTheOptimizerStateAndResumesOnAnyRankCount) {
+// ZeRO-1 and ZeRO-2: each of 2 ranks keeps the AdamW state (and with 2 the gradients) of its share
+// of the tensors, and checkpoints still hold every state (gathered to rank 0): a 2-rank ZeRO run
+// resumes as 1 plain rank, and a plain run as 2 ZeRO ranks, both ending with the weights of an
+// uninterrupted run. With a constant learning rate the moments decide the later updates, so a lost
+// or misplaced state would show.
+class ZeroStages : public ::testing::TestWithParam<int> {};
+
+TEST_P(ZeroStages, ShardTheOptimizerStateAndResumeOnAnyRankCount) {
   if (!multi_rank_build()) GTEST_SKIP() << "built without c10d Gloo";
-  const std::string root = test::fresh_dir("distributed_zero1");
+  const std::string stage = std::to_string(GetParam());
+  const std::string root = test::fresh_dir("distributed_zero" + stage);
   const std::string extra = kResumeSchedule;
   std::string out;
   auto one_rank = [&](const std::string& cfg, const std::string& args) { return train_one_rank(cfg, args, &out); };
@@ -210,29 +229,33 @@ TEST(Distributed, ZeroOneShardsTheOptimizerStateAndResumesOnAnyRankCount) {
   for (const std::string& d : {whole, a, b}) make_dirs(d);
   ASSERT_EQ(one_rank(write_config(whole, 4, extra), ""), 0) << out;
   std::vector<std::string> logs;
-  // 2 ZeRO-1 ranks -> 1 plain rank
-  const std::string cfg_a = write_config(a, 2, extra + "zero_stage: 1\n");
+  // 2 ZeRO ranks -> 1 plain rank
+  const std::string cfg_a = write_config(a, 2, extra + "zero_stage: " + stage + "\n");
   ASSERT_EQ(launch(cfg_a, 2, free_port(), &logs, {.args = "max_steps=2"}), (std::vector<int>{0, 0}))
       << logs[0] << "\n----\n" << logs[1];
-  const size_t at = logs[0].find("ZeRO-1: rank 0 holds the AdamW state of ");
+  const std::string held = "ZeRO-" + stage + ": rank 0 holds the AdamW state" +
+                           (stage == "2" ? " and gradients" : "") + " of ";
+  const size_t at = logs[0].find(held);
   ASSERT_NE(at, std::string::npos) << logs[0];
   int mine = 0, all = 0;
-  ASSERT_EQ(std::sscanf(logs[0].c_str() + at, "ZeRO-1: rank 0 holds the AdamW state of %d of %d", &mine, &all), 2);
+  ASSERT_EQ(std::sscanf(logs[0].c_str() + at + held.size(), "%d of %d", &mine, &all), 2);
   EXPECT_GT(mine, 0);
   EXPECT_LT(mine, all);  // a share, not everything
   ASSERT_EQ(one_rank(cfg_a, "resume_from_checkpoint=auto per_device_train_batch_size=4 zero_stage=0"), 0) << out;
   EXPECT_NE(out.find("resumed from"), std::string::npos) << out;
   EXPECT_LT(max_weight_diff(whole + "/out/checkpoint-4", a + "/out/checkpoint-4"), 1e-5);
-  // 1 plain rank -> 2 ZeRO-1 ranks
+  // 1 plain rank -> 2 ZeRO ranks
   const std::string cfg_b = write_config(b, 4, extra);
   ASSERT_EQ(one_rank(cfg_b, "max_steps=2"), 0) << out;
-  write_config(b, 2, extra + "zero_stage: 1\n");
+  write_config(b, 2, extra + "zero_stage: " + stage + "\n");
   ASSERT_EQ(launch(cfg_b, 2, free_port(), &logs, {.args = "resume_from_checkpoint=auto"}),
             (std::vector<int>{0, 0}))
       << logs[0] << "\n----\n" << logs[1];
   EXPECT_LT(max_weight_diff(whole + "/out/checkpoint-4", b + "/out/checkpoint-4"), 1e-5);
   EXPECT_GT(max_weight_diff(whole + "/out/checkpoint-4", whole + "/out/checkpoint-2"), 1e-4);
 }
+
+INSTANTIATE_TEST_SUITE_P(Distributed, ZeroStages, ::testing::Values(1, 2));
 
 // One process under a launcher with a named ddp_backend gets a real process group (how a 1-GPU
 // torchrun checks the NCCL path): its collectives run and it makes the updates of a plain run. A

@@ -168,7 +168,7 @@ TEST(MemoryPlan, PaperRunsOnEightGpusAndWithLoraOnOne) {
   const double P = 8030261248.0;
   PlanSetup one;  // one 80 GiB GPU, fp32 weights + grads + AdamW as treg trains today
   MemoryPlan m = plan_memory(llama, c, one);
-  EXPECT_DOUBLE_EQ(part(m, "weights (fp32)") + part(m, "gradients") + part(m, "AdamW"), 16 * P);
+  EXPECT_DOUBLE_EQ(part(m, "weights (fp32, replicated)") + part(m, "gradients") + part(m, "AdamW"), 16 * P);
   EXPECT_FALSE(m.fits);
   EXPECT_EQ(m.tokens, 2 * 2 * 2048);
 
@@ -178,15 +178,20 @@ TEST(MemoryPlan, PaperRunsOnEightGpusAndWithLoraOnOne) {
   zero1.zero_stage = 1;
   const MemoryPlan m1 = plan_memory(llama, c, zero1);
   EXPECT_DOUBLE_EQ(part(m1, "AdamW moments (fp32, this rank's share)"), 8 * P / 8);
-  EXPECT_DOUBLE_EQ(part(m1, "weights (fp32)") + part(m1, "gradients"), 8 * P);
+  EXPECT_DOUBLE_EQ(part(m1, "weights (fp32, replicated)") + part(m1, "gradients"), 8 * P);
   EXPECT_LT(m1.total, m.total - 8 * P * 7 / 8 + 1);
 
   PlanSetup zero2;
   zero2.world_size = 8;
   zero2.zero_stage = 2;
   m = plan_memory(llama, c, zero2);
-  EXPECT_DOUBLE_EQ(part(m, "weights (bf16, replicated)"), 2 * P);
-  EXPECT_DOUBLE_EQ(part(m, "master weights"), 12 * P / 8);
+  // ZeRO-2 as treg builds it: fp32 weights replicated; a rank keeps its eighth of the gradients,
+  // plus the largest tensor's (the 128256 x 4096 embedding) and two 25 MiB buckets in flight.
+  EXPECT_DOUBLE_EQ(part(m, "weights (fp32, replicated)"), 4 * P);
+  EXPECT_DOUBLE_EQ(part(m, "gradients (fp32, this rank's share"),
+                   4 * P / 8 + 4 * 128256.0 * 4096 + 2 * 25.0 * (1 << 20));
+  EXPECT_DOUBLE_EQ(part(m, "AdamW moments (fp32, this rank's share)"), 8 * P / 8);
+  EXPECT_LT(m.total, m1.total - 4 * P * 3 / 4);
   EXPECT_TRUE(m.fits) << format_plan(m, llama, c, zero2);
   // Checkpointing keeps each layer's fp32 input plus one layer: far below the full graph.
   EXPECT_LT(m.activations_checkpointed * 5, m.activations_full);

@@ -112,7 +112,8 @@ struct Config {
   std::string save_dtype;
   std::string resume_from_checkpoint;      // "" | auto | PATH
   int64_t report_pairs = 4;                // eval pairs drawn in report.html
-  int64_t zero_stage = 0;                 // 1: AdamW state sharded over the ranks (ZeRO-1)
+  int64_t zero_stage = 0;                 // 1: AdamW state sharded (ZeRO-1); 2: gradients too (ZeRO-2)
+  int64_t ddp_bucket_cap_mb = 25;         // ZeRO: gradients/weights travel in buckets of at most this
   std::string ddp_backend;                // "" = nccl on CUDA (when built with it), else gloo
   int64_t ddp_timeout = 1800;              // seconds any collective of a multi-rank run may wait
   // Not a key: the ranks of the launch (WORLD_SIZE), set by `treg train`. config_to_yaml notes it

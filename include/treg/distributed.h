@@ -9,6 +9,7 @@
 #include <torch/torch.h>
 
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -39,6 +40,11 @@ class Ranks {
   virtual std::string backend() const { return "none"; }
   // Sums every tensor over the ranks, in place (same shapes and dtypes on every rank).
   virtual void all_reduce_sum(std::vector<torch::Tensor>& tensors) = 0;
+  // Starts summing `tensor` over the ranks into `root`'s copy (the others' copies are then
+  // unspecified) and returns at once; the returned function waits for the sum. Several may be in
+  // flight, started in the same order on every rank (ZeRO-2 reduces gradient buckets this way
+  // while the backward goes on).
+  virtual std::function<void()> start_reduce(torch::Tensor& tensor, int64_t root) = 0;
   // Returns when every rank has reached it.
   virtual void barrier(const std::string& what) = 0;
   // `root`'s values of `tensor` on every rank, in place (same shape and dtype everywhere).

@@ -36,9 +36,10 @@ int64_t lora_parameter_count(const ModelArgs& args, int64_t r,
 struct PlanSetup {
   int64_t world_size = 1;
   double gpu_memory_gib = 80;
-  // 0: every rank holds everything (what `treg train` runs today: fp32 weights, grads and AdamW
-  //    moments; bf16 forwards under autocast). 2: bf16 weights replicated, gradients and fp32
-  //    master weights + moments sharded (ZeRO-2). 3: the bf16 weights sharded too (ZeRO-3).
+  // 0: every rank holds everything (fp32 weights, grads and AdamW moments; bf16 forwards under
+  //    autocast). 1: the moments sharded (ZeRO-1). 2: the gradients too (ZeRO-2); both as `treg
+  //    train` builds them (zero.h). 3 (planned, not built): bf16 weights sharded too, fp32 master
+  //    weights + moments sharded (ZeRO-3).
   int zero_stage = 0;
   int64_t lora_r = 0;  // > 0: frozen base weights (bf16 with bf16: true) + LoRA adapters
   std::vector<std::string> lora_target_modules = {"all-linear"};

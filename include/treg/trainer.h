@@ -22,6 +22,8 @@
 
 namespace treg {
 
+class ZeroShards;  // zero.h
+
 // Token texts of one pair with a value per response token, as report.html colours them.
 struct TokenRewardView {
   std::vector<std::string> prompt_pieces;
@@ -171,19 +173,20 @@ class Trainer {
   bool with_eval_ = false;
   std::unique_ptr<torch::optim::AdamW> optimizer_;
   std::vector<torch::Tensor> params_;
-  // zero_stage 1 over several ranks: the rank whose AdamW state holds params_[i] (zero.h); empty
-  // when every rank holds every state.
-  std::vector<int64_t> owner_;
+  // zero_stage 1 or 2 over several ranks (zero.h): who owns which AdamW state (and, with 2, which
+  // gradients); null when every rank holds everything.
+  std::shared_ptr<ZeroShards> zero_;
   int64_t step_ = 0;  // completed optimizer steps
   std::vector<LogEvent> history_;
 
   void resume_from(const std::string& checkpoint_dir);
-  // Every rank calls it (with ZeRO-1 the owners send rank 0 their AdamW state); rank 0 writes the
+  // Every rank calls it (with ZeRO the owners send rank 0 their AdamW state); rank 0 writes the
   // checkpoint and returns its directory, the others return "".
   std::string save_checkpoint();
   // This rank's share of a global micro-batch.
   std::vector<int64_t> rank_slice(const std::vector<int64_t>& global) const;
-  // Sums the gradients over the ranks (one flat buffer), and `step_values` with them.
+  // Sums the gradients over the ranks (one flat buffer; with ZeRO-2 they were reduced to their
+  // owners during the backward), and `step_values` with them.
   void sum_over_ranks(torch::Tensor& step_values);
   // Each rank's metrics averaged over the ranks (as TRL logs a multi-process run).
   std::map<std::string, double> mean_over_ranks(std::map<std::string, double> values);

@@ -1,34 +1,96 @@
-// ZeRO-1 (`zero_stage: 1`): the AdamW state is sharded over the ranks, as PyTorch's
-// ZeroRedundancyOptimizer does it. Every rank still holds the weights and the all-reduced
-// gradients; parameter tensors are dealt out whole, and a tensor's owner alone keeps its moments,
-// updates it, and broadcasts the new values. Checkpoints keep one optimizer.pt with every state
+// ZeRO over the ranks of one run (`zero_stage`), as DeepSpeed's stages 1 and 2 and PyTorch's
+// ZeroRedundancyOptimizer. The trainable tensors are grouped into buckets of whole tensors, in the
+// order the backward produces their gradients, and each bucket is dealt to one rank, its owner,
+// which alone keeps the AdamW state of its tensors, updates them and broadcasts the new values.
+//   stage 1: every rank holds every gradient (the trainer all-reduces them).
+//   stage 2: each bucket's gradients are summed into its owner alone (c10d reduce) as soon as the
+//            backward has produced them, while it goes on; the other ranks drop them. A rank then
+//            holds the gradients of its share, plus what is in flight.
+// Weights stay replicated (fp32) on every rank. Checkpoints keep one optimizer.pt with every state
 // (gathered to rank 0), so a run resumes on any rank count, with or without sharding.
 #pragma once
 #include <torch/torch.h>
 
+#include <memory>
+#include <mutex>
+#include <string>
+#include <utility>
 #include <vector>
 
 #include "treg/distributed.h"
 
 namespace treg {
 
-// The owner of each tensor: largest first, each to the rank holding the fewest elements so far
-// (ties: the lower rank). The same on every rank.
-std::vector<int64_t> deal_parameters(const std::vector<torch::Tensor>& params, int64_t world);
+struct ZeroBucket {
+  std::vector<size_t> tensors;  // indices into the parameter list
+  int64_t owner = 0;
+  int64_t numel = 0;
+};
 
-// Forgets the AdamW state of the tensors `rank` does not own (after loading a whole optimizer.pt,
-// and on rank 0 after a checkpoint).
-void drop_foreign_state(torch::optim::AdamW& optimizer, const std::vector<torch::Tensor>& params,
-                        const std::vector<int64_t>& owner, int64_t rank);
+// The buckets: tensors taken last to first (the order the backward produces gradients), a bucket
+// closed before it would pass `cap_elements`, or a world_size-th of the elements (so that small
+// models are shared as well); each bucket goes to the rank with the fewest elements so far (ties:
+// the lower rank). The same on every rank.
+std::vector<ZeroBucket> deal_buckets(const std::vector<torch::Tensor>& params, int64_t world,
+                                     int64_t cap_elements);
 
-// Collective: the owners send their tensors' state to rank 0, whose optimizer then holds every
-// state (to write one optimizer.pt). A tensor without state (no step yet) stays without.
-void gather_state_to_main(torch::optim::AdamW& optimizer, const std::vector<torch::Tensor>& params,
-                          const std::vector<int64_t>& owner, Ranks& ranks);
+class ZeroShards {
+ public:
+  // `params`: the optimizer's tensors, in the module's order. Stage 2 hooks every tensor's
+  // gradient accumulation; the destructor removes the hooks.
+  ZeroShards(int64_t stage, std::vector<torch::Tensor> params, std::shared_ptr<Ranks> ranks,
+             int64_t cap_elements);
+  ~ZeroShards();
+  ZeroShards(const ZeroShards&) = delete;
+  ZeroShards& operator=(const ZeroShards&) = delete;
 
-// Collective: one AdamW step of the owned tensors (the others' gradients are dropped, so AdamW
-// skips them), then every tensor broadcast from its owner.
-void sharded_step(torch::optim::AdamW& optimizer, const std::vector<torch::Tensor>& params,
-                  const std::vector<int64_t>& owner, Ranks& ranks);
+  int64_t stage() const { return stage_; }
+  // "rank r holds ... of N tensors (x% of M elements) in B buckets", for the log.
+  std::string describe() const;
+
+  // Stage 2, around each micro-batch's backward. After end_backward the owner of a bucket holds
+  // the sum over the ranks of every micro-batch so far; the other ranks hold no gradient for it.
+  // A no-op at stage 1.
+  void begin_backward();
+  void end_backward();
+
+  // torch.nn.utils.clip_grad_norm_ over the gradients of all ranks: at stage 2 each rank adds up
+  // its owned share and the squares are summed over the ranks. Returns the total norm.
+  double clip_grad_norm(double max_norm);
+
+  // One AdamW step of the owned tensors (the others' gradients are dropped, so AdamW skips them),
+  // then each bucket broadcast from its owner.
+  void step(torch::optim::AdamW& optimizer);
+
+  // Forgets the AdamW state of the tensors this rank does not own (after loading a whole
+  // optimizer.pt, and on rank 0 after a checkpoint).
+  void drop_foreign_state(torch::optim::AdamW& optimizer) const;
+  // Collective: the owners send their tensors' state to rank 0, whose optimizer then holds every
+  // state (to write one optimizer.pt). A tensor without state (no step yet) stays without.
+  void gather_state_to_main(torch::optim::AdamW& optimizer);
+
+ private:
+  bool mine(size_t tensor) const { return owner_[tensor] == ranks_->rank(); }
+  void on_gradient(size_t tensor);  // a tensor's gradient is accumulated (stage 2 hook)
+  void launch(size_t bucket);       // flatten, drop, start the reduce
+
+  int64_t stage_;
+  std::vector<torch::Tensor> params_;
+  std::shared_ptr<Ranks> ranks_;
+  std::vector<ZeroBucket> buckets_;
+  std::vector<int64_t> owner_;      // per tensor
+  std::vector<size_t> bucket_of_;   // per tensor
+  // Stage 2: the hooks, and the state of the backward in progress.
+  // A tensor's AccumulateGrad node: std::shared_ptr in LibTorch 1.x, c10::intrusive_ptr in 2.x.
+  using GradAccumulator = decltype(torch::autograd::impl::grad_accumulator(std::declval<const torch::Tensor&>()));
+  std::vector<std::pair<GradAccumulator, uintptr_t>> hooks_;
+  std::mutex mutex_;
+  bool armed_ = false;
+  std::vector<bool> arrived_;       // per tensor
+  std::vector<size_t> waiting_;     // per bucket: tensors not yet arrived
+  size_t next_ = 0;                 // buckets start in order: the first not started
+  std::vector<torch::Tensor> flat_;                 // per bucket in flight
+  std::vector<std::function<void()>> pending_;      // per bucket in flight
+};
 
 }  // namespace treg

@@ -36,8 +36,9 @@ void add_plan_command(CLI::App& app) {
   sub->add_option("--gpu-memory", o->setup.gpu_memory_gib, "GiB per GPU")->capture_default_str();
   CLI::Option* zero = sub->add_option("--zero", o->setup.zero_stage,
                                       "0: every rank holds everything; 1: the optimizer state "
-                                      "sharded (treg's zero_stage: 1); 2: gradients too; 3: "
-                                      "weights too (default: the config's zero_stage)");
+                                      "sharded (zero_stage: 1); 2: gradients too (zero_stage: 2); "
+                                      "3: weights too (planned, not built) (default: the config's "
+                                      "zero_stage)");
   CLI::Option* lora_r = sub->add_option(
       "--lora-r", o->setup.lora_r,
       "LoRA rank; 0 = full fine-tuning (default: the config's lora_r with use_peft)");

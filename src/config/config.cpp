@@ -201,8 +201,9 @@ void validate_config(const Config& c) {
   check_one_of("device", c.device, {"auto", "cpu", "cuda"});
   check_one_of("save_dtype", c.save_dtype, {"", "float32", "bfloat16"});
   check_one_of("ddp_backend", c.ddp_backend, {"", "nccl", "gloo"});
-  check(c.zero_stage == 0 || c.zero_stage == 1, "zero_stage",
-        "must be 0 or 1 (ZeRO-2/3 are not built; `treg plan --zero 2|3` sizes them)");
+  check(c.zero_stage >= 0 && c.zero_stage <= 2, "zero_stage",
+        "must be 0, 1 or 2 (ZeRO-3 is not built; `treg plan --zero 3` sizes it)");
+  check(c.ddp_bucket_cap_mb >= 1, "ddp_bucket_cap_mb", "must be >= 1 (MiB)");
   check_one_of("reward_source", c.reward_source, {"prompt", "dpo"});
   check_one_of("pair_tokenization", c.pair_tokenization, {"trl", "simpo"});
   check(c.reward_source != "dpo" || !c.dpo_model.empty(), "dpo_model",

@@ -43,6 +43,7 @@ class SingleRank final : public Ranks {
  public:
   void all_reduce_sum(std::vector<torch::Tensor>&) override {}
   void broadcast_tensor(torch::Tensor&, int64_t) override {}
+  std::function<void()> start_reduce(torch::Tensor&, int64_t) override { return [] {}; }
   void barrier(const std::string&) override {}
   std::string broadcast(const std::string&, const std::string& value) override { return value; }
 };
@@ -96,6 +97,14 @@ class C10dRanks final : public Ranks {
                [&](std::vector<torch::Tensor>& one) { return group_->broadcast(one, o); });
   }
 
+  std::function<void()> start_reduce(torch::Tensor& t, int64_t root) override {
+    c10d::ReduceOptions o;
+    o.rootRank = root;
+    // Gloo reduces host tensors only.
+    return start(t, "reduce to rank " + std::to_string(root), backend_ == "gloo",
+                 [&](std::vector<torch::Tensor>& one) { return group_->reduce(one, o); });
+  }
+
   void barrier(const std::string& what) override {
     guarded(what, [&] { group_->barrier()->wait(); });
   }
@@ -112,20 +121,29 @@ class C10dRanks final : public Ranks {
   }
 
  private:
-  // Runs `start` (a c10d collective) on `t` and waits. NCCL takes device tensors only: host values
-  // (counts, metrics) travel through the GPU and back.
-  template <class Start>
-  void collective(torch::Tensor& t, const std::string& what, Start&& start) {
-    const bool staged = device_.is_cuda() && !t.is_cuda();
-    std::vector<torch::Tensor> one = {staged ? t.to(device_) : t};
-    guarded(what, [&] { start(one)->wait(); });
-    if (staged) t.copy_(one[0]);
+  // Starts `begin` (a c10d collective) on `t`; the returned function waits for it. NCCL takes
+  // device tensors only, so host values (counts, metrics) travel through the GPU and back; with
+  // `host_only` (Gloo's reduce) device tensors travel through the host.
+  template <class Begin>
+  std::function<void()> start(torch::Tensor& t, const std::string& what, bool host_only, Begin&& begin) {
+    const bool staged = host_only ? t.is_cuda() : device_.is_cuda() && !t.is_cuda();
+    std::vector<torch::Tensor> one = {!staged ? t : host_only ? t.cpu() : t.to(device_)};
+    auto work = guarded(what, [&] { return begin(one); });
+    return [this, work, one, t, what, staged]() mutable {
+      guarded(what, [&] { work->wait(); });
+      if (staged) t.copy_(one[0]);
+    };
+  }
+
+  template <class Begin>
+  void collective(torch::Tensor& t, const std::string& what, Begin&& begin) {
+    start(t, what, false, std::forward<Begin>(begin))();
   }
 
   template <class F>
-  void guarded(const std::string& what, F&& f) {
+  auto guarded(const std::string& what, F&& f) -> decltype(f()) {
     try {
-      f();
+      return f();
     } catch (const std::exception& e) {
       fail(where_, what + " failed (" + backend_ + "): " + first_line(e.what()),
            "another rank stopped or did not answer within ddp_timeout (" +

@@ -179,30 +179,38 @@ MemoryPlan plan_memory(const ModelArgs& a, const Config& c, const PlanSetup& set
             billions(P - proj));
     add("LoRA adapters: weights, grads, AdamW (fp32)", 16 * A, "16 B x " + billions(A) + " (r " +
                                                                    std::to_string(setup.lora_r) + ")");
-  } else if (setup.zero_stage <= 1) {
+  } else if (setup.zero_stage <= 2) {
+    // What `treg train` builds (zero.h): fp32 weights on every rank under autocast; ZeRO-1 shards
+    // the moments, ZeRO-2 the gradients too. Whole tensors are dealt out, so a share is P / W to
+    // within one bucket.
     m.trainable = m.params.total;
-    add("weights (fp32)", 4 * P, "4 B x " + Ps);
-    add("gradients (fp32)", 4 * P, "4 B x " + Ps);
+    add("weights (fp32, replicated)", 4 * P, "4 B x " + Ps);
+    if (setup.zero_stage < 2) {
+      add("gradients (fp32)", 4 * P, "4 B x " + Ps);
+    } else {
+      // A gradient leaves for its owner with its bucket: a rank holds its share, the largest
+      // tensor's gradient and two buckets in flight.
+      const double largest = static_cast<double>(m.params.largest);
+      const double buckets = 2.0 * static_cast<double>(c.ddp_bucket_cap_mb) * (1 << 20);
+      add("gradients (fp32, this rank's share + in flight)", 4 * P / W + 4 * largest + buckets,
+          "4 B x " + Ps + " / " + Ws + " + largest tensor + 2 x " +
+              std::to_string(c.ddp_bucket_cap_mb) + " MiB buckets");
+    }
     if (setup.zero_stage == 0)
       add("AdamW moments (fp32)", 8 * P, "8 B x " + Ps);
-    else  // zero_stage: 1 (zero.h): whole tensors dealt out, so a share is P / W to within one tensor
+    else
       add("AdamW moments (fp32, this rank's share)", 8 * P / W, "8 B x " + Ps + " / " + Ws);
     if (bf16) add("bf16 weight copies (autocast cache)", 2 * P, "2 B x " + Ps);
   } else {
+    // ZeRO-3 (planned, not built): bf16 weights sharded and gathered a layer at a time, fp32
+    // master weights and moments sharded.
     m.trainable = m.params.total;
     const double largest = static_cast<double>(m.params.largest);
-    if (setup.zero_stage == 2) {
-      add(std::string("weights (") + (bf16 ? "bf16" : "fp32") + ", replicated)", wbytes * P,
-          std::to_string(static_cast<int>(wbytes)) + " B x " + Ps);
-    } else {
-      const double gathered = 2 * static_cast<double>(m.params.per_layer) + largest;
-      add(std::string("weights (") + (bf16 ? "bf16" : "fp32") + " shard + gathered)",
-          wbytes * (P / W + gathered),
-          std::to_string(static_cast<int>(wbytes)) + " B x (" + Ps + " / " + Ws +
-              " + 2 layers + embedding)");
-    }
-    // Gradients arrive in the weights' dtype; each leaves for its reduce-scatter bucket as it is
-    // produced, so one rank holds its fp32 shard plus the largest gradient and two 25M buckets.
+    const double gathered = 2 * static_cast<double>(m.params.per_layer) + largest;
+    add(std::string("weights (") + (bf16 ? "bf16" : "fp32") + " shard + gathered)",
+        wbytes * (P / W + gathered),
+        std::to_string(static_cast<int>(wbytes)) + " B x (" + Ps + " / " + Ws +
+            " + 2 layers + embedding)");
     const double buckets = 2 * 25e6 * wbytes;
     add("gradients (fp32 shard + in flight)", 4 * P / W + wbytes * largest + buckets,
         "4 B x " + Ps + " / " + Ws + " + largest tensor + 2 buckets");
@@ -288,9 +296,9 @@ std::string format_plan(const MemoryPlan& m, const ModelArgs& a, const Config& c
                 c.gradient_checkpointing ? "without" : "with", gib(other).c_str(),
                 gib(m.total - current + other).c_str());
   out += line;
-  if (s.zero_stage > 1)
-    out += "\nnote: `treg train` shards the AdamW state only (zero_stage: 1); this plans the "
-           "ZeRO-" + std::to_string(s.zero_stage) + " layout ahead of it.\n";
+  if (s.zero_stage > 2)
+    out += "\nnote: `treg train` builds zero_stage 1 and 2; this plans the ZeRO-3 layout ahead "
+           "of it.\n";
   if (!m.fits) {
     out += "\nTo fit: ";
     std::vector<std::string> tips;

@@ -123,15 +123,11 @@ Trainer::Trainer(Config config, CausalLM policy, std::shared_ptr<Objective> obje
   groups.emplace_back(no_decay, options(0.0));
   optimizer_ = std::make_unique<torch::optim::AdamW>(
       groups, torch::optim::AdamWOptions(config_.learning_rate));
-  if (config_.zero_stage == 1 && ranks_->world_size() > 1) {
-    owner_ = deal_parameters(params_, ranks_->world_size());
-    int64_t mine = 0, all = 0, tensors = 0;
-    for (size_t i = 0; i < params_.size(); ++i) {
-      all += params_[i].numel();
-      if (owner_[i] == ranks_->rank()) mine += params_[i].numel(), ++tensors;
-    }
-    spdlog::info("ZeRO-1: rank {} holds the AdamW state of {} of {} tensors ({:.1f}% of {} elements)",
-                 ranks_->rank(), tensors, params_.size(), 100.0 * static_cast<double>(mine) / static_cast<double>(all), all);
+  if (config_.zero_stage >= 1 && ranks_->world_size() > 1 && !params_.empty()) {
+    const int64_t cap = config_.ddp_bucket_cap_mb * (int64_t{1} << 20) /
+                        static_cast<int64_t>(params_.front().element_size());
+    zero_ = std::make_shared<ZeroShards>(config_.zero_stage, params_, ranks_, cap);
+    spdlog::info(zero_->describe());
   }
 }
 
@@ -150,6 +146,12 @@ std::vector<int64_t> Trainer::rank_slice(const std::vector<int64_t>& global) con
 
 void Trainer::sum_over_ranks(torch::Tensor& step_values) {
   if (!ranks_->grouped()) return;
+  if (zero_ && zero_->stage() >= 2) {  // the gradients are with their owners already
+    std::vector<torch::Tensor> values = {step_values};
+    ranks_->all_reduce_sum(values);
+    step_values = values[0];
+    return;
+  }
   std::vector<torch::Tensor> flat;
   for (auto& p : params_) {
     if (!p.grad().defined()) p.mutable_grad() = torch::zeros_like(p);
@@ -194,7 +196,7 @@ void Trainer::log_event(const LogEvent& e) {
 }
 
 std::string Trainer::save_checkpoint() {
-  if (!owner_.empty()) gather_state_to_main(*optimizer_, params_, owner_, *ranks_);
+  if (zero_) zero_->gather_state_to_main(*optimizer_);
   if (!ranks_->is_main()) return "";
   TrainerState s;
   s.global_step = step_;
@@ -208,14 +210,14 @@ std::string Trainer::save_checkpoint() {
       config_.save_dtype == "bfloat16" ? torch::kBFloat16 : torch::kFloat32);
   rotate_checkpoints(config_.output_dir, config_.save_total_limit);
   spdlog::info("step {}: saved {}", step_, dir);
-  if (!owner_.empty()) drop_foreign_state(*optimizer_, params_, owner_, ranks_->rank());
+  if (zero_) zero_->drop_foreign_state(*optimizer_);
   return dir;
 }
 
 void Trainer::resume_from(const std::string& dir) {
   TrainerState s = load_checkpoint_dir(dir, policy_, *optimizer_);
-  // optimizer.pt holds every tensor's state; a ZeRO-1 rank keeps its share.
-  if (!owner_.empty()) drop_foreign_state(*optimizer_, params_, owner_, ranks_->rank());
+  // optimizer.pt holds every tensor's state; a ZeRO rank keeps its share.
+  if (zero_) zero_->drop_foreign_state(*optimizer_);
   if (s.total_steps != plan_.total_steps)
     spdlog::warn(
         "{}: the checkpoint was made for {} total steps, this run has {}; the schedule differs",
@@ -304,7 +306,9 @@ TrainResult Trainer::train() {
         MicroBatchLoss out = objective_->micro_batch(
             policy_, rank_slice(plan_.micro_batch_pairs(step, micro)), step + 1, step_units,
             plan_.accumulation * ranks_->world_size());
+        if (zero_) zero_->begin_backward();
         out.backward.backward();
+        if (zero_) zero_->end_backward();
         losses.push_back(out.loss.to(torch::kFloat64));
         step_tokens += out.tokens;
       }
@@ -333,19 +337,19 @@ TrainResult Trainer::train() {
                "the last good checkpoint is " + last_good() +
                    "; lower learning_rate or check the training data");
       }
-      const double grad_norm =
-          config_.max_grad_norm > 0
-              ? torch::nn::utils::clip_grad_norm_(params_, config_.max_grad_norm)
-              : torch::nn::utils::clip_grad_norm_(params_, std::numeric_limits<double>::infinity());
+      const double max_norm = config_.max_grad_norm > 0 ? config_.max_grad_norm
+                                                        : std::numeric_limits<double>::infinity();
+      const double grad_norm = zero_ ? zero_->clip_grad_norm(max_norm)
+                                     : torch::nn::utils::clip_grad_norm_(params_, max_norm);
       if (!finite(grad_norm))
         fail("step " + std::to_string(step + 1),
              "grad_norm is " + std::to_string(grad_norm) + "; stopped without updating or saving",
              "the last good checkpoint is " + last_good() +
                  "; lower learning_rate or check the reward dump");
-      if (owner_.empty())
-        optimizer_->step();
+      if (zero_)
+        zero_->step(*optimizer_);
       else
-        sharded_step(*optimizer_, params_, owner_, *ranks_);
+        optimizer_->step();
       step_ = step + 1;
 
       if (step_ % config_.logging_steps == 0 || step_ == plan_.total_steps) {
@@ -383,7 +387,7 @@ TrainResult Trainer::train() {
         t_log = std::chrono::steady_clock::now();
       }
       if (save_interval_ > 0 && step_ % save_interval_ == 0 && step_ < plan_.total_steps) {
-        const std::string dir = save_checkpoint();  // every rank: ZeRO-1 gathers to rank 0
+        const std::string dir = save_checkpoint();  // every rank: ZeRO gathers to rank 0
         if (main) last_saved = dir;
       }
       if (hooks_.after_step) hooks_.after_step(step_);

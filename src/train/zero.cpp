@@ -1,10 +1,15 @@
-// ZeRO-1: sharded AdamW state (include/treg/zero.h).
+// ZeRO-1/2: sharded AdamW state and gradients (include/treg/zero.h).
 #include "treg/zero.h"
 
+#include <fmt/format.h>
+#include <torch/csrc/autograd/utils/lambda_post_hook.h>
+#include <torch/csrc/autograd/variable.h>
+
 #include <algorithm>
-#include <numeric>
 #include <sstream>
 #include <type_traits>
+
+#include "treg/error.h"
 
 namespace treg {
 
@@ -23,67 +28,213 @@ typename Map::key_type state_key(const Map&, const torch::Tensor& p) {
   }
 }
 
+// `like`-shaped elements of `flat` from `offset`, as a plain tensor on the same storage (not an
+// autograd view: LibTorch 1.13's zero_grad detaches gradients in place, which views refuse).
+torch::Tensor alias(const torch::Tensor& flat, int64_t offset, const torch::Tensor& like) {
+  torch::Tensor t = torch::empty({0}, flat.options());
+  t.set_(flat.storage(), flat.storage_offset() + offset, like.sizes());
+  return t;
+}
+
 }  // namespace
 
-std::vector<int64_t> deal_parameters(const std::vector<torch::Tensor>& params, int64_t world) {
-  std::vector<size_t> order(params.size());
-  std::iota(order.begin(), order.end(), size_t{0});
-  std::stable_sort(order.begin(), order.end(),
-                   [&](size_t a, size_t b) { return params[a].numel() > params[b].numel(); });
-  std::vector<int64_t> load(static_cast<size_t>(world), 0), owner(params.size(), 0);
-  for (size_t i : order) {
-    const auto least = std::min_element(load.begin(), load.end()) - load.begin();
-    owner[i] = least;
-    load[static_cast<size_t>(least)] += params[i].numel();
+std::vector<ZeroBucket> deal_buckets(const std::vector<torch::Tensor>& params, int64_t world,
+                                     int64_t cap_elements) {
+  int64_t total = 0;
+  for (const auto& p : params) total += p.numel();
+  // At least two buckets per rank where the tensors allow: whole tensors balance better in smaller
+  // pieces.
+  const int64_t cap = std::max<int64_t>(1, std::min(cap_elements, total / (2 * world)));
+  std::vector<ZeroBucket> buckets;
+  for (size_t i = params.size(); i-- > 0;) {
+    const int64_t n = params[i].numel();
+    if (buckets.empty() || (buckets.back().numel > 0 && buckets.back().numel + n > cap))
+      buckets.emplace_back();
+    buckets.back().tensors.push_back(i);
+    buckets.back().numel += n;
   }
-  return owner;
+  std::vector<int64_t> load(static_cast<size_t>(world), 0);
+  for (auto& b : buckets) {
+    b.owner = std::min_element(load.begin(), load.end()) - load.begin();
+    load[static_cast<size_t>(b.owner)] += b.numel;
+  }
+  return buckets;
 }
 
-void drop_foreign_state(torch::optim::AdamW& optimizer, const std::vector<torch::Tensor>& params,
-                        const std::vector<int64_t>& owner, int64_t rank) {
+ZeroShards::ZeroShards(int64_t stage, std::vector<torch::Tensor> params,
+                       std::shared_ptr<Ranks> ranks, int64_t cap_elements)
+    : stage_(stage), params_(std::move(params)), ranks_(std::move(ranks)) {
+  buckets_ = deal_buckets(params_, ranks_->world_size(), cap_elements);
+  owner_.assign(params_.size(), 0);
+  bucket_of_.assign(params_.size(), 0);
+  for (size_t b = 0; b < buckets_.size(); ++b)
+    for (size_t t : buckets_[b].tensors) owner_[t] = buckets_[b].owner, bucket_of_[t] = b;
+  if (stage_ < 2) return;
+  arrived_.assign(params_.size(), false);
+  for (const auto& b : buckets_) waiting_.push_back(b.tensors.size());
+  flat_.resize(buckets_.size());
+  pending_.resize(buckets_.size());
+  // After AccumulateGrad has added a micro-batch's gradient into .grad, as DDP's reducer hooks it.
+  // The accumulator is kept alive with the hook (autograd holds it weakly).
+  for (size_t t = 0; t < params_.size(); ++t) {
+    GradAccumulator acc = torch::autograd::impl::grad_accumulator(params_[t]);
+    const uintptr_t key = acc->add_post_hook(std::make_unique<torch::autograd::utils::LambdaPostHook>(
+        [this, t](const torch::autograd::variable_list& outputs, const torch::autograd::variable_list&) {
+          on_gradient(t);
+          return outputs;
+        }));
+    hooks_.emplace_back(std::move(acc), key);
+  }
+}
+
+ZeroShards::~ZeroShards() {
+  for (auto& [acc, key] : hooks_) acc->del_post_hook(key);
+}
+
+std::string ZeroShards::describe() const {
+  int64_t mine_n = 0, all = 0, tensors = 0, buckets = 0;
+  for (size_t t = 0; t < params_.size(); ++t) {
+    all += params_[t].numel();
+    if (mine(t)) mine_n += params_[t].numel(), ++tensors;
+  }
+  for (const auto& b : buckets_) buckets += b.owner == ranks_->rank();
+  return fmt::format("ZeRO-{}: rank {} holds the AdamW state{} of {} of {} tensors ({:.1f}% of {} elements, {} of {} buckets)",
+                     stage_, ranks_->rank(), stage_ >= 2 ? " and gradients" : "", tensors,
+                     params_.size(), 100.0 * static_cast<double>(mine_n) / static_cast<double>(all),
+                     all, buckets, buckets_.size());
+}
+
+void ZeroShards::begin_backward() {
+  if (stage_ < 2) return;
+  std::lock_guard<std::mutex> lock(mutex_);
+  armed_ = true;
+}
+
+void ZeroShards::on_gradient(size_t t) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (!armed_) return;
+  if (arrived_[t])
+    fail("zero_stage: 2", "the gradient of parameter tensor " + std::to_string(t) +
+                              " was accumulated twice in one backward",
+         "use zero_stage: 1 for this model and report it");
+  arrived_[t] = true;
+  if (--waiting_[bucket_of_[t]] > 0) return;
+  // Every rank starts the reduces in the same order: a finished bucket waits for those before it.
+  while (next_ < buckets_.size() && waiting_[next_] == 0) launch(next_++);
+}
+
+void ZeroShards::launch(size_t b) {
+  std::vector<torch::Tensor> parts;
+  for (size_t t : buckets_[b].tensors) {
+    torch::Tensor& p = params_[t];
+    const torch::Tensor g = p.grad();
+    parts.push_back(g.defined() ? g.reshape(-1) : torch::zeros({p.numel()}, p.options()));
+    p.mutable_grad() = torch::Tensor();  // the owner gets the sum back in end_backward
+  }
+  flat_[b] = parts.size() == 1 ? parts[0].contiguous() : torch::cat(parts);
+  pending_[b] = ranks_->start_reduce(flat_[b], buckets_[b].owner);
+}
+
+void ZeroShards::end_backward() {
+  if (stage_ < 2) return;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    armed_ = false;
+    // Buckets with a tensor this backward did not reach (its gradient is zero here).
+    for (; next_ < buckets_.size(); ++next_) launch(next_);
+  }
+  torch::NoGradGuard no_grad;
+  for (size_t b = 0; b < buckets_.size(); ++b) {
+    pending_[b]();
+    pending_[b] = nullptr;
+    if (buckets_[b].owner == ranks_->rank()) {
+      int64_t at = 0;
+      for (size_t t : buckets_[b].tensors) {
+        params_[t].mutable_grad() = alias(flat_[b], at, params_[t]);
+        at += params_[t].numel();
+      }
+    }
+    flat_[b] = torch::Tensor();
+  }
+  std::fill(arrived_.begin(), arrived_.end(), false);
+  for (size_t b = 0; b < buckets_.size(); ++b) waiting_[b] = buckets_[b].tensors.size();
+  next_ = 0;
+}
+
+double ZeroShards::clip_grad_norm(double max_norm) {
+  if (stage_ < 2) return torch::nn::utils::clip_grad_norm_(params_, max_norm);
+  torch::NoGradGuard no_grad;
+  std::vector<torch::Tensor> norms;
+  for (size_t t = 0; t < params_.size(); ++t)
+    if (mine(t) && params_[t].grad().defined()) norms.push_back(params_[t].grad().norm(2));
+  std::vector<torch::Tensor> squares = {
+      norms.empty() ? torch::zeros({1}, torch::kFloat64)
+                    : torch::stack(norms).to(torch::kFloat64).pow(2).sum().reshape({1}).cpu()};
+  ranks_->all_reduce_sum(squares);
+  const double total = std::sqrt(squares[0].item<double>());
+  const double coef = max_norm / (total + 1e-6);  // as torch.nn.utils.clip_grad_norm_
+  if (coef < 1)
+    for (size_t t = 0; t < params_.size(); ++t)
+      if (mine(t) && params_[t].grad().defined()) params_[t].mutable_grad().mul_(coef);
+  return total;
+}
+
+void ZeroShards::step(torch::optim::AdamW& optimizer) {
+  for (size_t t = 0; t < params_.size(); ++t)
+    if (!mine(t)) params_[t].mutable_grad() = torch::Tensor();
+  optimizer.step();
+  torch::NoGradGuard no_grad;
+  for (const auto& b : buckets_) {
+    if (b.tensors.size() == 1) {
+      torch::Tensor p = params_[b.tensors[0]].detach();  // the same storage, outside autograd
+      ranks_->broadcast_tensor(p, b.owner);
+      continue;
+    }
+    const bool owner = b.owner == ranks_->rank();
+    std::vector<torch::Tensor> parts;
+    if (owner)
+      for (size_t t : b.tensors) parts.push_back(params_[t].detach().reshape(-1));
+    torch::Tensor flat = owner ? torch::cat(parts) : torch::empty({b.numel}, params_[b.tensors[0]].options());
+    ranks_->broadcast_tensor(flat, b.owner);
+    if (owner) continue;
+    int64_t at = 0;
+    for (size_t t : b.tensors) {
+      params_[t].detach().copy_(flat.narrow(0, at, params_[t].numel()).view_as(params_[t]));
+      at += params_[t].numel();
+    }
+  }
+}
+
+void ZeroShards::drop_foreign_state(torch::optim::AdamW& optimizer) const {
   auto& state = optimizer.state();
-  for (size_t i = 0; i < params.size(); ++i)
-    if (owner[i] != rank) state.erase(state_key(state, params[i]));
+  for (size_t t = 0; t < params_.size(); ++t)
+    if (!mine(t)) state.erase(state_key(state, params_[t]));
 }
 
-void gather_state_to_main(torch::optim::AdamW& optimizer, const std::vector<torch::Tensor>& params,
-                          const std::vector<int64_t>& owner, Ranks& ranks) {
+void ZeroShards::gather_state_to_main(torch::optim::AdamW& optimizer) {
   auto& state = optimizer.state();
   torch::NoGradGuard no_grad;
-  for (size_t i = 0; i < params.size(); ++i) {
-    const torch::Tensor& p = params[i];
-    if (owner[i] == 0) continue;
-    const bool mine = owner[i] == ranks.rank();
-    auto it = mine ? state.find(state_key(state, p)) : state.end();
+  for (size_t t = 0; t < params_.size(); ++t) {
+    const torch::Tensor& p = params_[t];
+    if (owner_[t] == 0) continue;
+    auto it = mine(t) ? state.find(state_key(state, p)) : state.end();
     auto* own = it != state.end() ? static_cast<torch::optim::AdamWParamState*>(it->second.get()) : nullptr;
     // The step first: -1 says the owner has no state for it yet.
     torch::Tensor step = torch::full({1}, own ? own->step() : int64_t{-1}, p.options().dtype(torch::kInt64));
-    ranks.broadcast_tensor(step, owner[i]);
+    ranks_->broadcast_tensor(step, owner_[t]);
     const int64_t n = step.item<int64_t>();
     if (n < 0) continue;
     torch::Tensor m = own ? own->exp_avg().contiguous() : torch::empty_like(p, at::MemoryFormat::Contiguous);
     torch::Tensor v = own ? own->exp_avg_sq().contiguous() : torch::empty_like(p, at::MemoryFormat::Contiguous);
-    ranks.broadcast_tensor(m, owner[i]);
-    ranks.broadcast_tensor(v, owner[i]);
-    if (ranks.is_main()) {
+    ranks_->broadcast_tensor(m, owner_[t]);
+    ranks_->broadcast_tensor(v, owner_[t]);
+    if (ranks_->is_main()) {
       auto s = std::make_unique<torch::optim::AdamWParamState>();
       s->step(n);
       s->exp_avg(m);
       s->exp_avg_sq(v);
       state[state_key(state, p)] = std::move(s);
     }
-  }
-}
-
-void sharded_step(torch::optim::AdamW& optimizer, const std::vector<torch::Tensor>& params,
-                  const std::vector<int64_t>& owner, Ranks& ranks) {
-  for (size_t i = 0; i < params.size(); ++i)
-    if (owner[i] != ranks.rank()) params[i].mutable_grad() = torch::Tensor();
-  optimizer.step();
-  torch::NoGradGuard no_grad;
-  for (size_t i = 0; i < params.size(); ++i) {
-    torch::Tensor p = params[i].detach();  // the same storage, outside autograd
-    ranks.broadcast_tensor(p, owner[i]);
   }
 }
 
