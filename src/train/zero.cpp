@@ -36,6 +36,13 @@ torch::Tensor alias(const torch::Tensor& flat, int64_t offset, const torch::Tens
   return t;
 }
 
+// Before each backward: no gradient has arrived, every bucket waits for all its tensors.
+void rearm(std::vector<bool>& arrived, std::vector<size_t>& waiting, const std::vector<ZeroBucket>& buckets) {
+  arrived.assign(arrived.size(), false);
+  waiting.resize(buckets.size());
+  for (size_t b = 0; b < buckets.size(); ++b) waiting[b] = buckets[b].tensors.size();
+}
+
 }  // namespace
 
 std::vector<ZeroBucket> deal_buckets(const std::vector<torch::Tensor>& params, int64_t world,
@@ -70,8 +77,8 @@ ZeroShards::ZeroShards(int64_t stage, std::vector<torch::Tensor> params,
   for (size_t b = 0; b < buckets_.size(); ++b)
     for (size_t t : buckets_[b].tensors) owner_[t] = buckets_[b].owner, bucket_of_[t] = b;
   if (stage_ < 2) return;
-  arrived_.assign(params_.size(), false);
-  for (const auto& b : buckets_) waiting_.push_back(b.tensors.size());
+  arrived_.resize(params_.size());
+  rearm(arrived_, waiting_, buckets_);
   flat_.resize(buckets_.size());
   pending_.resize(buckets_.size());
   // After AccumulateGrad has added a micro-batch's gradient into .grad, as DDP's reducer hooks it.
@@ -156,8 +163,7 @@ void ZeroShards::end_backward() {
     }
     flat_[b] = torch::Tensor();
   }
-  std::fill(arrived_.begin(), arrived_.end(), false);
-  for (size_t b = 0; b < buckets_.size(); ++b) waiting_[b] = buckets_[b].tensors.size();
+  rearm(arrived_, waiting_, buckets_);
   next_ = 0;
 }
 
