@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <map>
 #include <nlohmann/json.hpp>
@@ -22,6 +23,7 @@
 namespace treg {
 namespace {
 
+namespace fs = std::filesystem;
 using test::run_command;
 using test::treg_binary;
 
@@ -256,6 +258,62 @@ TEST_P(ZeroStages, ShardTheOptimizerStateAndResumeOnAnyRankCount) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Distributed, ZeroStages, ::testing::Values(1, 2));
+
+// ZeRO-2 under bf16 keeps the layers' projections as bf16 replicas and their fp32 masters with
+// their owners (zero.h). Autocast computes on the bf16 rounding of fp32 weights anyway, so 2 ranks
+// of it make the updates of 2 ranks of ZeRO-1 (fp32 weights everywhere), to the summation order of
+// the accumulated gradients and of the clip's norm; its checkpoints hold the fp32 masters (also
+// beside a bf16 export) and resume under either stage.
+TEST(Distributed, Bf16ReplicasTrainAsFp32WeightsAndCheckpointTheMasters) {
+  if (!multi_rank_build()) GTEST_SKIP() << "built without c10d Gloo";
+  const std::string root = test::fresh_dir("distributed_bf16_replicas");
+  const std::string extra = std::string(kResumeSchedule) +
+                            "bf16: true\ngradient_accumulation_steps: 2\nsave_dtype: bfloat16\n";
+  const std::string whole = root + "/whole", same = root + "/then_zero2", other = root + "/then_zero1";
+  for (const std::string& d : {whole, same, other}) make_dirs(d);
+  std::vector<std::string> logs;
+  auto run = [&](const std::string& dir, const std::string& stage, const std::string& args) {
+    const std::vector<int> rc =
+        launch(write_config(dir, 2, extra + "zero_stage: " + stage + "\n"), 2, free_port(), &logs, {.args = args});
+    EXPECT_EQ(rc, (std::vector<int>{0, 0})) << logs[0] << "\n----\n" << logs[1];
+    return rc == std::vector<int>{0, 0};
+  };
+  ASSERT_TRUE(run(whole, "1", ""));
+  EXPECT_EQ(logs[0].find("replicated in bf16"), std::string::npos) << logs[0];
+  ASSERT_TRUE(run(same, "2", "max_steps=2"));
+  EXPECT_NE(logs[0].find("(the layers' projections) replicated in bf16, their fp32 masters with their owners"),
+            std::string::npos)
+      << logs[0];
+  // The step-2 checkpoint's fp32 weights are the masters, not the replicas: not all of them are
+  // bf16 values.
+  {
+    SafetensorsFile master(same + "/out/checkpoint-2/master_weights.safetensors");
+    const std::string key = "model.layers.0.mlp.down_proj.weight";
+    ASSERT_TRUE(master.contains(key));
+    const torch::Tensor w = master.load(key, torch::kFloat32);
+    EXPECT_GT((w - w.to(torch::kBFloat16).to(torch::kFloat32)).abs().max().item<double>(), 0);
+  }
+  fs::copy(same, other, fs::copy_options::recursive | fs::copy_options::overwrite_existing);
+  ASSERT_TRUE(run(same, "2", "resume_from_checkpoint=auto"));
+  EXPECT_NE(logs[0].find("resumed from"), std::string::npos) << logs[0];
+  // The copy continues the run it was: its data under the names that run gave them.
+  ASSERT_TRUE(run(other, "1", "resume_from_checkpoint=auto reward_dump=" + same + "/../dump.bin train_file=" +
+                                  same + "/../train.jsonl"));
+  for (const std::string& d : {same, other}) {
+    SCOPED_TRACE(d);
+    const std::vector<double> a = losses(whole + "/out"), b = losses(d + "/out");
+    ASSERT_EQ(a.size(), 4u);
+    ASSERT_EQ(b.size(), 4u);
+    for (size_t i = 0; i < a.size(); ++i) EXPECT_NEAR(a[i], b[i], 1e-6) << "step " << i + 1;
+    for (const std::string step : {"/out/checkpoint-2", "/out/checkpoint-4"})
+      EXPECT_LT(max_weight_diff(whole + step + "/master_weights.safetensors",
+                                d + step + "/master_weights.safetensors"),
+                1e-5);  // Adam's first steps magnify the last bits of the order (lr 1e-3)
+  }
+  EXPECT_GT(max_weight_diff(whole + "/out/checkpoint-4/master_weights.safetensors",
+                            whole + "/out/checkpoint-2/master_weights.safetensors"),
+            1e-4);
+}
 
 // One process under a launcher with a named ddp_backend gets a real process group (how a 1-GPU
 // torchrun checks the NCCL path): its collectives run and it makes the updates of a plain run. A

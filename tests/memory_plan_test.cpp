@@ -181,17 +181,36 @@ TEST(MemoryPlan, PaperRunsOnEightGpusAndWithLoraOnOne) {
   EXPECT_DOUBLE_EQ(part(m1, "weights (fp32, replicated)") + part(m1, "gradients"), 8 * P);
   EXPECT_LT(m1.total, m.total - 8 * P * 7 / 8 + 1);
 
+  // The layers' projections (32 x 4096 x (2 x 4096 + 2 x 1024 + 3 x 14336)); the rest is the
+  // embedding, lm_head and the norms.
+  const double proj = 32.0 * 4096 * (2 * 4096 + 2 * 1024 + 3 * 14336), head = 128256.0 * 4096;
   PlanSetup zero2;
   zero2.world_size = 8;
   zero2.zero_stage = 2;
-  m = plan_memory(llama, c, zero2);
-  // ZeRO-2 as treg builds it: fp32 weights replicated; a rank keeps its eighth of the gradients,
-  // plus the largest tensor's (the 128256 x 4096 embedding) and two 25 MiB buckets in flight.
+  Config fp32_replicas = c;
+  fp32_replicas.bf16 = false;
+  m = plan_memory(llama, fp32_replicas, zero2);
+  // ZeRO-2 without bf16: fp32 weights replicated; a rank keeps its eighth of the gradients, plus
+  // the largest tensor's (the 128256 x 4096 embedding) and two 25 MiB buckets in flight.
   EXPECT_DOUBLE_EQ(part(m, "weights (fp32, replicated)"), 4 * P);
   EXPECT_DOUBLE_EQ(part(m, "gradients (fp32, this rank's share"),
-                   4 * P / 8 + 4 * 128256.0 * 4096 + 2 * 25.0 * (1 << 20));
+                   4 * P / 8 + 4 * head + 2 * 25.0 * (1 << 20));
   EXPECT_DOUBLE_EQ(part(m, "AdamW moments (fp32, this rank's share)"), 8 * P / 8);
-  EXPECT_LT(m.total, m1.total - 4 * P * 3 / 4);
+  // With bf16 (the paper's config): the projections are bf16 replicas, their fp32 masters an eighth
+  // each, and autocast caches a bf16 copy of lm_head alone.
+  m = plan_memory(llama, c, zero2);
+  EXPECT_DOUBLE_EQ(part(m, "weights (projections bf16, rest fp32; replicated)"), 2 * proj + 4 * (P - proj));
+  EXPECT_DOUBLE_EQ(part(m, "fp32 master weights of the projections (share)"), 4 * proj / 8);
+  EXPECT_DOUBLE_EQ(part(m, "bf16 copy of lm_head"), 2 * head);
+  EXPECT_DOUBLE_EQ(part(m, "gradients (fp32, this rank's share"),
+                   4 * P / 8 + 4 * head + 2 * 25.0 * (1 << 20));
+  EXPECT_DOUBLE_EQ(part(m, "AdamW moments (fp32, this rank's share)"), 8 * P / 8);
+  // Against ZeRO-1 (fp32 weights, their bf16 autocast copies, whole gradients): weights 6P ->
+  // 2 proj + 4 (P - proj) + proj / 2 + 2 head, gradients 4P -> P / 2 + 4 head (+ buckets); the
+  // allocator slack is 5% of the tensors.
+  const double saved = (6 * P - (2 * proj + 4 * (P - proj) + proj / 2 + 2 * head)) +
+                       (4 * P - (P / 2 + 4 * head + 50.0 * (1 << 20)));
+  EXPECT_NEAR(m1.total - m.total, 1.05 * saved, 1e-9 * saved);
   EXPECT_TRUE(m.fits) << format_plan(m, llama, c, zero2);
   // Checkpointing keeps each layer's fp32 input plus one layer: far below the full graph.
   EXPECT_LT(m.activations_checkpointed * 5, m.activations_full);
@@ -208,9 +227,7 @@ TEST(MemoryPlan, PaperRunsOnEightGpusAndWithLoraOnOne) {
   lora.lora_r = 16;
   m = plan_memory(llama, c, lora);
   EXPECT_EQ(m.trainable, 41943040);
-  // The layers' projections in bf16 (32 x 4096 x (2 x 4096 + 2 x 1024 + 3 x 14336)); embeddings,
-  // norms and lm_head fp32.
-  const double proj = 32.0 * 4096 * (2 * 4096 + 2 * 1024 + 3 * 14336);
+  // The layers' projections in bf16; embeddings, norms and lm_head fp32.
   EXPECT_DOUBLE_EQ(part(m, "base weights (projections bf16"), 2 * proj + 4 * (P - proj));
   EXPECT_TRUE(m.fits) << format_plan(m, llama, c, lora);
 

@@ -3,6 +3,7 @@
 // plain run are in distributed_test.cpp.
 #include <gtest/gtest.h>
 
+#include "treg/autocast.h"
 #include "treg/zero.h"
 
 namespace treg {
@@ -116,6 +117,88 @@ TEST(Zero, StageTwoReducesEachBucketToItsOwnerDuringTheBackwardInBucketOrder) {
   loss(0).backward();
   for (auto& p : params) EXPECT_TRUE(p.grad().defined());
   EXPECT_EQ(ranks->reduces.size(), 15u);
+}
+
+// Stage 2 with bf16 replicas (the weights) and fp32 masters, against fp32 weights, both under CPU
+// bf16 autocast, one rank: 3 steps of 2 micro-batches with a clip that acts. Autocast reads only
+// the bf16 rounding of a weight and hands back its bf16 gradient, so every loss, every master and
+// every replica is bitwise what the fp32 run has.
+TEST(Zero, Bf16ReplicasWithFp32MastersComputeBitwiseWhatFp32WeightsDo) {
+  torch::manual_seed(5);
+  torch::nn::Linear a0(8, 16), a1(16, 4);
+  torch::nn::Linear b0(8, 16), b1(16, 4);
+  std::vector<torch::Tensor> pa, pb;
+  std::vector<bool> replicas;
+  {
+    torch::NoGradGuard no_grad;
+    for (auto [x, y] : {std::pair{&a0, &b0}, std::pair{&a1, &b1}}) {
+      (*y)->weight.copy_((*x)->weight);
+      (*y)->bias.copy_((*x)->bias);
+      pa.insert(pa.end(), {(*x)->weight, (*x)->bias});
+      pb.insert(pb.end(), {(*y)->weight, (*y)->bias});
+      replicas.insert(replicas.end(), {true, false});  // the weights; the biases stay fp32
+    }
+  }
+  const torch::Tensor start = pa[0].detach().clone();
+  const std::vector<torch::Tensor> xs = {torch::randn({6, 8}), torch::randn({3, 8}), torch::randn({5, 8})};
+  auto loss = [&](torch::nn::Linear& l0, torch::nn::Linear& l1, int64_t i) {
+    AutocastGuard autocast(torch::Device(torch::kCPU), true);
+    return l1(torch::tanh(l0(xs[static_cast<size_t>(i % 3)]))).to(torch::kFloat32).pow(2).mean();
+  };
+  auto ranks_a = std::make_shared<RecordingRanks>(0, 1), ranks_b = std::make_shared<RecordingRanks>(0, 1);
+  ZeroShards za(2, pa, ranks_a, 1 << 20), zb(2, pb, ranks_b, 1 << 20, replicas);
+  EXPECT_FALSE(za.has_bf16_replicas());
+  ASSERT_TRUE(zb.has_bf16_replicas());
+  EXPECT_EQ(b0->weight.scalar_type(), torch::kBFloat16);  // the module's own tensor, now bf16
+  EXPECT_EQ(b0->bias.scalar_type(), torch::kFloat32);
+  EXPECT_NE(zb.describe().find("192 elements (the layers' projections) replicated in bf16"), std::string::npos)
+      << zb.describe();
+  torch::optim::AdamW oa(za.optimizer_tensors(), torch::optim::AdamWOptions(0.05).weight_decay(0.1));
+  torch::optim::AdamW ob(zb.optimizer_tensors(), torch::optim::AdamWOptions(0.05).weight_decay(0.1));
+  double clipped = 0;
+  for (int64_t step = 0; step < 3; ++step) {
+    oa.zero_grad();
+    ob.zero_grad();
+    for (int64_t micro = 0; micro < 2; ++micro) {
+      const torch::Tensor la = loss(a0, a1, 2 * step + micro), lb = loss(b0, b1, 2 * step + micro);
+      EXPECT_EQ(la.item<float>(), lb.item<float>()) << "step " << step << " micro " << micro;
+      za.begin_backward();
+      la.backward();
+      za.end_backward();
+      zb.begin_backward();
+      lb.backward();
+      zb.end_backward();
+    }
+    const double na = za.clip_grad_norm(0.5), nb = zb.clip_grad_norm(0.5);
+    EXPECT_EQ(na, nb);
+    clipped += na > 0.5;
+    za.step(oa);
+    zb.step(ob);
+    for (size_t t = 0; t < pa.size(); ++t) {
+      SCOPED_TRACE("step " + std::to_string(step) + " tensor " + std::to_string(t));
+      const torch::Tensor& master = zb.optimizer_tensors()[t];
+      EXPECT_EQ(master.scalar_type(), torch::kFloat32);
+      EXPECT_TRUE(torch::equal(master, pa[t]));
+      EXPECT_TRUE(torch::equal(pb[t], pa[t].to(pb[t].scalar_type())));
+    }
+  }
+  EXPECT_GT(clipped, 0);  // the clip acted
+  EXPECT_GT((pa[0] - start).abs().max().item<double>(), 1e-3);  // and the weights moved
+
+  // Rank 1 of 2 keeps the masters of what it owns alone; every rank holds every replica.
+  torch::nn::Linear c0(8, 16), c1(16, 4);
+  std::vector<torch::Tensor> pc = {c0->weight, c0->bias, c1->weight, c1->bias};
+  ZeroShards zc(2, pc, std::make_shared<RecordingRanks>(1, 2), 1 << 20, replicas);
+  int64_t owned = 0, empty = 0;
+  for (size_t t : {size_t{0}, size_t{2}}) {
+    EXPECT_EQ(pc[t].scalar_type(), torch::kBFloat16);
+    const torch::Tensor& master = zc.optimizer_tensors()[t];
+    EXPECT_EQ(master.scalar_type(), torch::kFloat32);
+    if (master.numel() == 0) ++empty;
+    if (master.sizes() == pc[t].sizes()) ++owned;
+  }
+  EXPECT_EQ(owned, 1);
+  EXPECT_EQ(empty, 1);
 }
 
 }  // namespace

@@ -10,6 +10,7 @@
 
 #include <cstdint>
 #include <nlohmann/json.hpp>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -123,6 +124,9 @@ struct Projection {
   int64_t in = 0, out = 0;
 };
 std::vector<Projection> layer_projections(const ModelArgs& args);
+// Whether a parameter name is the weight of one of them ("model.layers.3.mlp.down_proj.weight"):
+// used only as a linear's weight, so under autocast only its bf16 rounding is ever read.
+bool is_layer_projection_weight(const ModelArgs& args, const std::string& name);
 
 // LoRA adapters as PEFT's LoraLayer (model/lora.cpp): an adapted projection computes
 // x W^T + b + s · dropout(x) A^T B^T, A [r, in] kaiming-uniform and B [out, r] zero (so the adapted
@@ -216,8 +220,11 @@ CausalLM load_model(const std::string& dir, torch::Device device, torch::ScalarT
 // HF layout: config.json (args.raw with torch_dtype/vocab_size updated), model.safetensors or
 // model-0000i-of-0000n.safetensors + model.safetensors.index.json when larger than max_shard_bytes;
 // generation_config.json is left untouched if present. Every file is written atomically.
+// `fp32_weights`: weights held outside the model (ZeRO's fp32 masters of bf16 replicas), by name,
+// written instead of the model's tensors of those names.
 void save_model(CausalLM& model, const std::string& dir, torch::ScalarType dtype,
-                int64_t max_shard_bytes = 2LL << 30);
+                int64_t max_shard_bytes = 2LL << 30,
+                const std::map<std::string, torch::Tensor>& fp32_weights = {});
 // PEFT's adapter layout in `dir`: adapter_config.json (r, lora_alpha, target_modules, ...,
 // base_model_name_or_path = `base_model`) and adapter_model.safetensors (fp32; keys
 // base_model.model.<module>.lora_A.weight [r, in] / .lora_B.weight [out, r]), as `peft` loads them.

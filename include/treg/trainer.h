@@ -173,6 +173,7 @@ class Trainer {
   bool with_eval_ = false;
   std::unique_ptr<torch::optim::AdamW> optimizer_;
   std::vector<torch::Tensor> params_;
+  std::vector<std::string> param_names_;  // of params_
   // zero_stage 1 or 2 over several ranks (zero.h): who owns which AdamW state (and, with 2, which
   // gradients); null when every rank holds everything.
   std::shared_ptr<ZeroShards> zero_;
@@ -247,10 +248,12 @@ struct TrainerState {
 };
 // `model_dtype` (save_dtype) is the dtype of the HF model; when it is not fp32, the fp32 master
 // weights are written beside it (master_weights.safetensors) and a resume reads them instead.
+// `fp32_weights`: master weights held outside the model (save_model), by name.
 std::string save_checkpoint_dir(const std::string& output_dir, const std::string& model_dir,
                                 CausalLM& model, torch::optim::AdamW& optimizer,
                                 const TrainerState& state,
-                                torch::ScalarType model_dtype = torch::kFloat32);
+                                torch::ScalarType model_dtype = torch::kFloat32,
+                                const std::map<std::string, torch::Tensor>& fp32_weights = {});
 // A LoRA model's merged export (save_model: W + s·B·A) in HF's layout with the tokenizer files of
 // `model_dir`, as <checkpoint_dir>/merged (written as merged.tmp, renamed last). Returns its path.
 std::string save_merged_export(const std::string& checkpoint_dir, const std::string& model_dir,
@@ -259,6 +262,9 @@ std::string save_merged_export(const std::string& checkpoint_dir, const std::str
 // trainer state.
 TrainerState load_checkpoint_dir(const std::string& dir, CausalLM& model,
                                  torch::optim::AdamW& optimizer);
+// A checkpoint's fp32 weight of a name, read on the host: from master_weights.safetensors when the
+// checkpoint has one, else from its HF model files. (For masters kept outside the model.)
+std::function<torch::Tensor(const std::string&)> checkpoint_fp32_reader(const std::string& dir);
 // checkpoint-<N> directories of output_dir, by N ascending.
 std::vector<std::string> list_checkpoints(const std::string& output_dir);
 // Deletes the oldest checkpoints beyond `keep` (0 = keep all).

@@ -6,12 +6,19 @@
 //   stage 2: each bucket's gradients are summed into its owner alone (c10d reduce) as soon as the
 //            backward has produced them, while it goes on; the other ranks drop them. A rank then
 //            holds the gradients of its share, plus what is in flight.
-// Weights stay replicated (fp32) on every rank. Checkpoints keep one optimizer.pt with every state
-// (gathered to rank 0), so a run resumes on any rank count, with or without sharding.
+// Weights stay replicated on every rank: in fp32, or (stage 2, bf16 autocast, as DeepSpeed's bf16
+// mode) the decoder layers' projections in bf16 with their fp32 master weights sharded like the
+// moments: only the owner of a projection keeps its fp32 master, adds the gradients into it in fp32,
+// updates it and broadcasts its bf16 rounding. Autocast runs every such matmul on the bf16 rounding
+// of the fp32 weight anyway, so the replicas change the memory, not the arithmetic: a run with them
+// computes what a run with fp32 replicas does. Checkpoints keep one optimizer.pt with every state
+// and the fp32 weights (gathered to rank 0), so a run resumes on any rank count, with or without
+// sharding.
 #pragma once
 #include <torch/torch.h>
 
 #include <memory>
+#include <functional>
 #include <mutex>
 #include <string>
 #include <utility>
@@ -22,6 +29,7 @@
 namespace treg {
 
 struct ZeroBucket {
+  // Tensors of one kind only (a bucket is flattened into one buffer): one dtype, replica or not.
   std::vector<size_t> tensors;  // indices into the parameter list
   int64_t owner = 0;
   int64_t numel = 0;
@@ -30,16 +38,21 @@ struct ZeroBucket {
 // The buckets: tensors taken last to first (the order the backward produces gradients), a bucket
 // closed before it would pass `cap_elements`, or a world_size-th of the elements (so that small
 // models are shared as well); each bucket goes to the rank with the fewest elements so far (ties:
-// the lower rank). The same on every rank.
+// the lower rank). A bucket also closes where the kind of tensor changes. The same on every rank.
+std::vector<ZeroBucket> deal_buckets(const std::vector<int64_t>& numels, const std::vector<int>& kinds,
+                                     int64_t world, int64_t cap_elements);
+// Kinds by dtype.
 std::vector<ZeroBucket> deal_buckets(const std::vector<torch::Tensor>& params, int64_t world,
                                      int64_t cap_elements);
 
 class ZeroShards {
  public:
-  // `params`: the optimizer's tensors, in the module's order. Stage 2 hooks every tensor's
-  // gradient accumulation; the destructor removes the hooks.
+  // `params`: the trainable tensors, in the module's order. Stage 2 hooks every tensor's gradient
+  // accumulation; the destructor removes the hooks. `bf16_replicas[t]` (stage 2 only; empty = none):
+  // tensor t becomes a bf16 replica (its storage changes, the tensor stays the module's), its
+  // current values the fp32 master on its owner.
   ZeroShards(int64_t stage, std::vector<torch::Tensor> params, std::shared_ptr<Ranks> ranks,
-             int64_t cap_elements);
+             int64_t cap_elements, std::vector<bool> bf16_replicas = {});
   ~ZeroShards();
   ZeroShards(const ZeroShards&) = delete;
   ZeroShards& operator=(const ZeroShards&) = delete;
@@ -47,6 +60,11 @@ class ZeroShards {
   int64_t stage() const { return stage_; }
   // "rank r holds ... of N tensors (x% of M elements) in B buckets", for the log.
   std::string describe() const;
+
+  // What AdamW steps, one per tensor: the module's own tensor, or a bf16 replica's fp32 master (an
+  // empty tensor of the master's dtype on the ranks that do not own it). Build the optimizer on these.
+  const std::vector<torch::Tensor>& optimizer_tensors() const { return master_; }
+  bool has_bf16_replicas() const;
 
   // Stage 2, around each micro-batch's backward. After end_backward the owner of a bucket holds
   // the sum over the ranks of every micro-batch so far; the other ranks hold no gradient for it.
@@ -68,6 +86,12 @@ class ZeroShards {
   // Collective: the owners send their tensors' state to rank 0, whose optimizer then holds every
   // state (to write one optimizer.pt). A tensor without state (no step yet) stays without.
   void gather_state_to_main(torch::optim::AdamW& optimizer);
+  // Collective: the fp32 masters of the bf16 replicas, on the host of rank 0 (undefined elsewhere
+  // and for the other tensors), one tensor in flight at a time. For checkpoints.
+  std::vector<torch::Tensor> gather_masters_to_main();
+  // Sets the owned masters to `read(t)` (a resumed run's fp32 weights); the replicas are the
+  // caller's (loaded with the module).
+  void load_masters(const std::function<torch::Tensor(size_t)>& read);
 
  private:
   bool mine(size_t tensor) const { return owner_[tensor] == ranks_->rank(); }
@@ -76,6 +100,8 @@ class ZeroShards {
 
   int64_t stage_;
   std::vector<torch::Tensor> params_;
+  std::vector<bool> bf16_;            // per tensor: a bf16 replica
+  std::vector<torch::Tensor> master_;  // per tensor: see optimizer_tensors()
   std::shared_ptr<Ranks> ranks_;
   std::vector<ZeroBucket> buckets_;
   std::vector<int64_t> owner_;      // per tensor

@@ -79,7 +79,7 @@ CausalLM load_model(const std::string& dir, torch::Device device, torch::ScalarT
 }
 
 void save_model(CausalLM& model, const std::string& dir, torch::ScalarType dtype,
-                int64_t max_shard_bytes) {
+                int64_t max_shard_bytes, const std::map<std::string, torch::Tensor>& fp32_weights) {
   const ModelArgs& args = model->args();
   if (!args.raw.is_object() || args.raw.empty())
     fail(dir, "cannot save: the model's ModelArgs has no raw config.json to write back");
@@ -93,7 +93,10 @@ void save_model(CausalLM& model, const std::string& dir, torch::ScalarType dtype
     for (const auto& item : model->named_parameters(/*recurse=*/true)) {
       if (is_lora_parameter(item.key())) continue;
       auto it = adapted.find(item.key());
-      const torch::Tensor t = it != adapted.end() ? it->second->merged_weight() : item.value();
+      auto held = fp32_weights.find(item.key());
+      const torch::Tensor t = it != adapted.end()          ? it->second->merged_weight()
+                              : held != fp32_weights.end() ? held->second
+                                                           : item.value();
       tensors.emplace_back(item.key(), t.detach().to(torch::kCPU, dtype).contiguous());
     }
   }

@@ -362,4 +362,16 @@ std::vector<Projection> layer_projections(const ModelArgs& a) {
   return p;
 }
 
+bool is_layer_projection_weight(const ModelArgs& a, const std::string& name) {
+  const std::string prefix = "model.layers.", suffix = ".weight";
+  if (name.size() <= prefix.size() + suffix.size() || name.rfind(prefix, 0) != 0 ||
+      name.compare(name.size() - suffix.size(), suffix.size(), suffix) != 0)
+    return false;
+  const std::string module = name.substr(0, name.size() - suffix.size());
+  const std::string leaf = module.substr(module.rfind('.') + 1);
+  for (const Projection& p : layer_projections(a))
+    if (p.name == leaf) return true;
+  return false;
+}
+
 }  // namespace treg

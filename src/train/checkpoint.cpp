@@ -102,7 +102,8 @@ void copy_model_side_files(const std::string& model_dir, const std::string& dir)
 
 void write_checkpoint_files(const std::string& tmp, const std::string& model_dir, CausalLM& model,
                             torch::optim::AdamW& optimizer, const TrainerState& state,
-                            torch::ScalarType model_dtype) {
+                            torch::ScalarType model_dtype,
+                            const std::map<std::string, torch::Tensor>& fp32_weights) {
   make_dirs(tmp);
 
   // The model in HF's layout: the fp32 master weights themselves, or in `model_dtype` with the
@@ -110,12 +111,15 @@ void write_checkpoint_files(const std::string& tmp, const std::string& model_dir
   if (model->lora()) {
     save_lora_adapter(model, tmp, model_dir);
   } else {
-    save_model(model, tmp, model_dtype);
+    save_model(model, tmp, model_dtype, 2LL << 30, fp32_weights);
     if (model_dtype != torch::kFloat32) {
       NamedTensors master;
       torch::NoGradGuard no_grad;
-      for (const auto& p : model->named_parameters())
-        master.emplace_back(p.key(), p.value().detach().to(torch::kCPU, torch::kFloat32).contiguous());
+      for (const auto& p : model->named_parameters()) {
+        auto held = fp32_weights.find(p.key());
+        const torch::Tensor& t = held != fp32_weights.end() ? held->second : p.value();
+        master.emplace_back(p.key(), t.detach().to(torch::kCPU, torch::kFloat32).contiguous());
+      }
       save_safetensors(path_join(tmp, kMasterWeights), master);
     }
   }
@@ -201,11 +205,12 @@ std::string write_dir_atomically(const std::string& dir,
 
 std::string save_checkpoint_dir(const std::string& output_dir, const std::string& model_dir,
                                 CausalLM& model, torch::optim::AdamW& optimizer,
-                                const TrainerState& state, torch::ScalarType model_dtype) {
+                                const TrainerState& state, torch::ScalarType model_dtype,
+                                const std::map<std::string, torch::Tensor>& fp32_weights) {
   return write_dir_atomically(
       path_join(output_dir, "checkpoint-" + std::to_string(state.global_step)),
       [&](const std::string& tmp) {
-        write_checkpoint_files(tmp, model_dir, model, optimizer, state, model_dtype);
+        write_checkpoint_files(tmp, model_dir, model, optimizer, state, model_dtype, fp32_weights);
       });
 }
 
@@ -308,6 +313,23 @@ TrainerState load_checkpoint_dir(const std::string& dir, CausalLM& model,
          damaged_checkpoint_hint(dir));
   }
   return s;
+}
+
+std::function<torch::Tensor(const std::string&)> checkpoint_fp32_reader(const std::string& dir) {
+  const std::string master = path_join(dir, kMasterWeights);
+  const auto cpu32 = torch::TensorOptions().dtype(torch::kFloat32);
+  if (file_exists(master)) {
+    auto file = std::make_shared<SafetensorsFile>(master);
+    return [file, master, dir, cpu32](const std::string& name) {
+      if (!file->contains(name)) fail(master, "has no tensor '" + name + "'", damaged_checkpoint_hint(dir));
+      return file->load(name, cpu32);
+    };
+  }
+  auto ckpt = std::make_shared<SafetensorsCheckpoint>(dir);
+  return [ckpt, dir, cpu32](const std::string& name) {
+    if (!ckpt->contains(name)) fail(dir, "checkpoint has no parameter '" + name + "'");
+    return ckpt->load(name, cpu32);
+  };
 }
 
 // ---- the output_dir of a run ----

@@ -181,10 +181,20 @@ MemoryPlan plan_memory(const ModelArgs& a, const Config& c, const PlanSetup& set
                                                                    std::to_string(setup.lora_r) + ")");
   } else if (setup.zero_stage <= 2) {
     // What `treg train` builds (zero.h): fp32 weights on every rank under autocast; ZeRO-1 shards
-    // the moments, ZeRO-2 the gradients too. Whole tensors are dealt out, so a share is P / W to
-    // within one bucket.
+    // the moments, ZeRO-2 the gradients too, and under bf16 keeps the layers' projections as bf16
+    // replicas with their fp32 masters sharded. Whole tensors are dealt out, so a share is P / W
+    // to within one bucket.
     m.trainable = m.params.total;
-    add("weights (fp32, replicated)", 4 * P, "4 B x " + Ps);
+    const bool replicas = setup.zero_stage == 2 && c.bf16 && setup.world_size > 1;
+    const double proj = static_cast<double>(m.params.projections * a.num_layers);
+    if (replicas) {
+      add("weights (projections bf16, rest fp32; replicated)", 2 * proj + 4 * (P - proj),
+          "2 B x " + billions(proj) + " + 4 B x " + billions(P - proj));
+      add("fp32 master weights of the projections (share)", 4 * proj / W,
+          "4 B x " + billions(proj) + " / " + Ws);
+    } else {
+      add("weights (fp32, replicated)", 4 * P, "4 B x " + Ps);
+    }
     if (setup.zero_stage < 2) {
       add("gradients (fp32)", 4 * P, "4 B x " + Ps);
     } else {
@@ -200,7 +210,12 @@ MemoryPlan plan_memory(const ModelArgs& a, const Config& c, const PlanSetup& set
       add("AdamW moments (fp32)", 8 * P, "8 B x " + Ps);
     else
       add("AdamW moments (fp32, this rank's share)", 8 * P / W, "8 B x " + Ps + " / " + Ws);
-    if (bf16) add("bf16 weight copies (autocast cache)", 2 * P, "2 B x " + Ps);
+    // Autocast keeps a bf16 copy of each fp32 weight it casts; with replicas only lm_head's.
+    const double head = static_cast<double>(a.vocab_size * a.hidden_size);
+    if (bf16 && replicas)
+      add("bf16 copy of lm_head (autocast cache)", 2 * head, "2 B x " + billions(head));
+    else if (bf16)
+      add("bf16 weight copies (autocast cache)", 2 * P, "2 B x " + Ps);
   } else {
     // ZeRO-3 (planned, not built): bf16 weights sharded and gathered a layer at a time, fp32
     // master weights and moments sharded.

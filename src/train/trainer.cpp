@@ -106,13 +106,29 @@ Trainer::Trainer(Config config, CausalLM policy, std::shared_ptr<Objective> obje
   with_eval_ = config_.eval_strategy != "no" && objective_->has_eval();
   policy_->set_gradient_checkpointing(config_.gradient_checkpointing);
 
-  // AdamW with HF Trainer defaults from the config; two groups as HF: decayed and not decayed.
-  std::vector<torch::Tensor> decay, no_decay;
   for (auto& p : policy_->named_parameters()) {
     if (!p.value().requires_grad()) continue;
-    (decays(p.key()) ? decay : no_decay).push_back(p.value());
     params_.push_back(p.value());
+    param_names_.push_back(p.key());
   }
+  // The tensors AdamW steps: the module's, or with ZeRO-2 under bf16 the fp32 masters of the
+  // layers' projections, which become bf16 replicas (zero.h).
+  std::vector<torch::Tensor> stepped = params_;
+  if (config_.zero_stage >= 1 && ranks_->world_size() > 1 && !params_.empty()) {
+    const int64_t cap = config_.ddp_bucket_cap_mb * (int64_t{1} << 20) /
+                        static_cast<int64_t>(params_.front().element_size());
+    std::vector<bool> replicas(params_.size(), false);
+    if (config_.zero_stage >= 2 && config_.bf16)
+      for (size_t t = 0; t < params_.size(); ++t)
+        replicas[t] = params_[t].scalar_type() == torch::kFloat32 &&
+                      is_layer_projection_weight(policy_->args(), param_names_[t]);
+    zero_ = std::make_shared<ZeroShards>(config_.zero_stage, params_, ranks_, cap, replicas);
+    spdlog::info(zero_->describe());
+    stepped = zero_->optimizer_tensors();
+  }
+  // AdamW with HF Trainer defaults from the config; two groups as HF: decayed and not decayed.
+  std::vector<torch::Tensor> decay, no_decay;
+  for (size_t t = 0; t < stepped.size(); ++t) (decays(param_names_[t]) ? decay : no_decay).push_back(stepped[t]);
   auto options = [&](double wd) {
     auto o = std::make_unique<torch::optim::AdamWOptions>(config_.learning_rate);
     o->betas({config_.adam_beta1, config_.adam_beta2}).eps(config_.adam_epsilon).weight_decay(wd);
@@ -123,12 +139,6 @@ Trainer::Trainer(Config config, CausalLM policy, std::shared_ptr<Objective> obje
   groups.emplace_back(no_decay, options(0.0));
   optimizer_ = std::make_unique<torch::optim::AdamW>(
       groups, torch::optim::AdamWOptions(config_.learning_rate));
-  if (config_.zero_stage >= 1 && ranks_->world_size() > 1 && !params_.empty()) {
-    const int64_t cap = config_.ddp_bucket_cap_mb * (int64_t{1} << 20) /
-                        static_cast<int64_t>(params_.front().element_size());
-    zero_ = std::make_shared<ZeroShards>(config_.zero_stage, params_, ranks_, cap);
-    spdlog::info(zero_->describe());
-  }
 }
 
 double Trainer::set_learning_rate(int64_t step) {
@@ -196,7 +206,15 @@ void Trainer::log_event(const LogEvent& e) {
 }
 
 std::string Trainer::save_checkpoint() {
-  if (zero_) zero_->gather_state_to_main(*optimizer_);
+  std::map<std::string, torch::Tensor> masters;  // of the bf16 replicas, on rank 0
+  if (zero_) {
+    zero_->gather_state_to_main(*optimizer_);
+    if (zero_->has_bf16_replicas()) {
+      std::vector<torch::Tensor> held = zero_->gather_masters_to_main();
+      for (size_t t = 0; t < held.size(); ++t)
+        if (held[t].defined()) masters[param_names_[t]] = held[t];
+    }
+  }
   if (!ranks_->is_main()) return "";
   TrainerState s;
   s.global_step = step_;
@@ -207,7 +225,7 @@ std::string Trainer::save_checkpoint() {
   s.config_yaml = config_to_yaml(config_);
   std::string dir = save_checkpoint_dir(
       config_.output_dir, config_.model_name_or_path, policy_, *optimizer_, s,
-      config_.save_dtype == "bfloat16" ? torch::kBFloat16 : torch::kFloat32);
+      config_.save_dtype == "bfloat16" ? torch::kBFloat16 : torch::kFloat32, masters);
   rotate_checkpoints(config_.output_dir, config_.save_total_limit);
   spdlog::info("step {}: saved {}", step_, dir);
   if (zero_) zero_->drop_foreign_state(*optimizer_);
@@ -216,8 +234,15 @@ std::string Trainer::save_checkpoint() {
 
 void Trainer::resume_from(const std::string& dir) {
   TrainerState s = load_checkpoint_dir(dir, policy_, *optimizer_);
-  // optimizer.pt holds every tensor's state; a ZeRO rank keeps its share.
-  if (zero_) zero_->drop_foreign_state(*optimizer_);
+  // optimizer.pt holds every tensor's state; a ZeRO rank keeps its share, and the fp32 masters of
+  // its bf16 replicas from the checkpoint's fp32 weights (the replicas were loaded rounded).
+  if (zero_) {
+    zero_->drop_foreign_state(*optimizer_);
+    if (zero_->has_bf16_replicas()) {
+      auto read = checkpoint_fp32_reader(dir);
+      zero_->load_masters([&](size_t t) { return read(param_names_[t]); });
+    }
+  }
   if (s.total_steps != plan_.total_steps)
     spdlog::warn(
         "{}: the checkpoint was made for {} total steps, this run has {}; the schedule differs",
