@@ -337,7 +337,7 @@ const std::vector<KeySpec>& key_specs() {
       TREG_SETTING(save_dtype, "dtype of a checkpoint's HF model: \"\" = float32 (a LoRA run's merged export: the base's dtype) | float32 | bfloat16 (half the size; fp32 master weights kept beside it for resuming)"),
       TREG_SETTING(resume_from_checkpoint, "\"\" | auto (newest in output_dir) | a checkpoint directory"),
       TREG_SETTING(report_pairs, "eval pairs whose token rewards report.html draws"),
-      TREG_SETTING(zero_stage, "several ranks: 0 = every rank holds the AdamW state of every parameter | 1 = each holds that of its share (ZeRO-1: buckets of whole tensors dealt out; the owner updates, then broadcasts) | 2 = the gradients too (ZeRO-2: each bucket reduced to its owner during the backward)"),
+      TREG_SETTING(zero_stage, "several ranks: 0 = every rank holds the AdamW state of every parameter | 1 = each holds that of its share (ZeRO-1: buckets of whole tensors dealt out; the owner updates, then broadcasts) | 2 = the gradients too (ZeRO-2: each bucket reduced to its owner during the backward; with bf16 the layers' projections become bf16 replicas and their fp32 master weights are sharded too, as DeepSpeed's bf16 mode)"),
       TREG_SETTING(ddp_bucket_cap_mb, "several ranks with zero_stage 1|2: MiB of gradients/weights per bucket (HF's key; 25)"),
       TREG_SETTING(ddp_backend, "several ranks (torchrun): \"\" = nccl for CUDA ranks (a CUDA LibTorch), else gloo | nccl | gloo (HF's key; naming one also gives a 1-process torchrun run its process group)"),
       TREG_SETTING(ddp_timeout, "several ranks (torchrun): seconds a collective waits for the others before the run stops with an error (HF's key; 1800)"),
