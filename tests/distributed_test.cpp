@@ -214,7 +214,7 @@ TEST(Distributed, TwoRanksMakeTheUpdatesOfOneProcessWithTheWholeBatch) {
 }
 
 // ZeRO-1 and ZeRO-2: each of 2 ranks keeps the AdamW state (and with 2 the gradients) of its share
-// of the tensors, and checkpoints still hold every state (gathered to rank 0): a 2-rank ZeRO run
+// of the tensors, and writes it to its own file in the checkpoint (read back by name): a 2-rank ZeRO run
 // resumes as 1 plain rank, and a plain run as 2 ZeRO ranks, both ending with the weights of an
 // uninterrupted run. With a constant learning rate the moments decide the later updates, so a lost
 // or misplaced state would show.
@@ -243,6 +243,10 @@ TEST_P(ZeroStages, ShardTheOptimizerStateAndResumeOnAnyRankCount) {
   ASSERT_EQ(std::sscanf(logs[0].c_str() + at + held.size(), "%d of %d", &mine, &all), 2);
   EXPECT_GT(mine, 0);
   EXPECT_LT(mine, all);  // a share, not everything
+  // Each rank wrote the AdamW state of its share; nothing was gathered into one optimizer.pt.
+  for (const char* f : {"optimizer_shard-0-of-2.safetensors", "optimizer_shard-1-of-2.safetensors"})
+    EXPECT_TRUE(file_exists(a + "/out/checkpoint-2/" + f)) << f;
+  EXPECT_FALSE(file_exists(a + "/out/checkpoint-2/optimizer.pt"));
   ASSERT_EQ(one_rank(cfg_a, "resume_from_checkpoint=auto per_device_train_batch_size=4 zero_stage=0"), 0) << out;
   EXPECT_NE(out.find("resumed from"), std::string::npos) << out;
   EXPECT_LT(max_weight_diff(whole + "/out/checkpoint-4", a + "/out/checkpoint-4"), 1e-5);

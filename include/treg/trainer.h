@@ -230,7 +230,8 @@ bool resume_compatible_key(const std::string& key);
 // generation_config.json copied from `model_dir`) so HF / vLLM load it unchanged -- a LoRA model's
 // adapters in PEFT's layout instead (save_lora_adapter) -- plus
 //   master_weights.safetensors  the fp32 weights, only when the HF model is in another dtype
-//   optimizer.pt      torch archive of the AdamW state
+//   optimizer.pt      torch archive of the AdamW state; a ZeRO run writes one file per rank
+//                     instead, optimizer_shard-<r>-of-<W>.safetensors (optimizer_shards.h)
 //   trainer_state.pt  torch archive: magic, format version, global step, RNG state, data position
 //   trainer_state.json  the same for humans plus the log history (as HF's)
 //   treg_config.yaml  the run's resolved config (config_to_yaml), checked when a run resumes
@@ -249,17 +250,23 @@ struct TrainerState {
 // `model_dtype` (save_dtype) is the dtype of the HF model; when it is not fp32, the fp32 master
 // weights are written beside it (master_weights.safetensors) and a resume reads them instead.
 // `fp32_weights`: master weights held outside the model (save_model), by name.
+// `sharded_optimizer`: the ranks have written their optimizer shards (optimizer_shards.h) into
+// "<checkpoint_path>.tmp" already; they are kept, and no optimizer.pt is written.
 std::string save_checkpoint_dir(const std::string& output_dir, const std::string& model_dir,
                                 CausalLM& model, torch::optim::AdamW& optimizer,
                                 const TrainerState& state,
                                 torch::ScalarType model_dtype = torch::kFloat32,
-                                const std::map<std::string, torch::Tensor>& fp32_weights = {});
+                                const std::map<std::string, torch::Tensor>& fp32_weights = {},
+                                bool sharded_optimizer = false);
+// output_dir/checkpoint-<step>
+std::string checkpoint_path(const std::string& output_dir, int64_t step);
 // A LoRA model's merged export (save_model: W + s·B·A) in HF's layout with the tokenizer files of
 // `model_dir`, as <checkpoint_dir>/merged (written as merged.tmp, renamed last). Returns its path.
 std::string save_merged_export(const std::string& checkpoint_dir, const std::string& model_dir,
                                CausalLM& model, torch::ScalarType dtype);
 // Loads weights (a LoRA model: its adapters) into `model` (in place), the optimizer state and the
-// trainer state.
+// trainer state. A checkpoint with optimizer shards instead of optimizer.pt leaves the optimizer
+// to the caller (load_optimizer_shards).
 TrainerState load_checkpoint_dir(const std::string& dir, CausalLM& model,
                                  torch::optim::AdamW& optimizer);
 // A checkpoint's fp32 weight of a name, read on the host: from master_weights.safetensors when the

@@ -11,9 +11,9 @@
 // moments: only the owner of a projection keeps its fp32 master, adds the gradients into it in fp32,
 // updates it and broadcasts its bf16 rounding. Autocast runs every such matmul on the bf16 rounding
 // of the fp32 weight anyway, so the replicas change the memory, not the arithmetic: a run with them
-// computes what a run with fp32 replicas does. Checkpoints keep one optimizer.pt with every state
-// and the fp32 weights (gathered to rank 0), so a run resumes on any rank count, with or without
-// sharding.
+// computes what a run with fp32 replicas does. In a checkpoint each rank writes the AdamW state of
+// its share (optimizer_shards.h) and rank 0 the fp32 weights (the masters gathered to its host), so
+// a run resumes on any rank count, with or without sharding.
 #pragma once
 #include <torch/torch.h>
 
@@ -80,12 +80,11 @@ class ZeroShards {
   // then each bucket broadcast from its owner.
   void step(torch::optim::AdamW& optimizer);
 
+  // Per tensor: whether this rank owns it (keeps its AdamW state and master).
+  std::vector<bool> owned() const;
   // Forgets the AdamW state of the tensors this rank does not own (after loading a whole
-  // optimizer.pt, and on rank 0 after a checkpoint).
+  // optimizer.pt).
   void drop_foreign_state(torch::optim::AdamW& optimizer) const;
-  // Collective: the owners send their tensors' state to rank 0, whose optimizer then holds every
-  // state (to write one optimizer.pt). A tensor without state (no step yet) stays without.
-  void gather_state_to_main(torch::optim::AdamW& optimizer);
   // Collective: the fp32 masters of the bf16 replicas, on the host of rank 0 (undefined elsewhere
   // and for the other tensors), one tensor in flight at a time. For checkpoints.
   std::vector<torch::Tensor> gather_masters_to_main();

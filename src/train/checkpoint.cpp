@@ -14,6 +14,7 @@
 
 #include "treg/error.h"
 #include "treg/io.h"
+#include "treg/optimizer_shards.h"
 #include "treg/safetensors.h"
 #include "treg/trainer.h"
 
@@ -103,7 +104,8 @@ void copy_model_side_files(const std::string& model_dir, const std::string& dir)
 void write_checkpoint_files(const std::string& tmp, const std::string& model_dir, CausalLM& model,
                             torch::optim::AdamW& optimizer, const TrainerState& state,
                             torch::ScalarType model_dtype,
-                            const std::map<std::string, torch::Tensor>& fp32_weights) {
+                            const std::map<std::string, torch::Tensor>& fp32_weights,
+                            bool sharded_optimizer) {
   make_dirs(tmp);
 
   // The model in HF's layout: the fp32 master weights themselves, or in `model_dtype` with the
@@ -125,9 +127,11 @@ void write_checkpoint_files(const std::string& tmp, const std::string& model_dir
   }
   copy_model_side_files(model_dir, tmp);
 
-  torch::serialize::OutputArchive opt;
-  optimizer.save(opt);
-  save_archive(opt, path_join(tmp, "optimizer.pt"));
+  if (!sharded_optimizer) {
+    torch::serialize::OutputArchive opt;
+    optimizer.save(opt);
+    save_archive(opt, path_join(tmp, "optimizer.pt"));
+  }
 
   torch::serialize::OutputArchive st;
   st.write("magic", scalar_i64(kStateMagic));
@@ -186,9 +190,10 @@ namespace {
 // Fills "<dir>.tmp" with `write` and renames it to `dir` last, so `dir` is complete or absent. A
 // failed write (a full disk) removes the .tmp directory rather than leave it to fill the disk.
 std::string write_dir_atomically(const std::string& dir,
-                                 const std::function<void(const std::string&)>& write) {
+                                 const std::function<void(const std::string&)>& write,
+                                 bool fresh = true) {
   const std::string tmp = dir + ".tmp";
-  fs::remove_all(tmp);
+  if (fresh) fs::remove_all(tmp);
   try {
     write(tmp);
   } catch (...) {
@@ -206,12 +211,19 @@ std::string write_dir_atomically(const std::string& dir,
 std::string save_checkpoint_dir(const std::string& output_dir, const std::string& model_dir,
                                 CausalLM& model, torch::optim::AdamW& optimizer,
                                 const TrainerState& state, torch::ScalarType model_dtype,
-                                const std::map<std::string, torch::Tensor>& fp32_weights) {
+                                const std::map<std::string, torch::Tensor>& fp32_weights,
+                                bool sharded_optimizer) {
   return write_dir_atomically(
-      path_join(output_dir, "checkpoint-" + std::to_string(state.global_step)),
+      checkpoint_path(output_dir, state.global_step),
       [&](const std::string& tmp) {
-        write_checkpoint_files(tmp, model_dir, model, optimizer, state, model_dtype, fp32_weights);
-      });
+        write_checkpoint_files(tmp, model_dir, model, optimizer, state, model_dtype, fp32_weights,
+                               sharded_optimizer);
+      },
+      /*fresh=*/!sharded_optimizer);
+}
+
+std::string checkpoint_path(const std::string& output_dir, int64_t step) {
+  return path_join(output_dir, "checkpoint-" + std::to_string(step));
 }
 
 std::string save_merged_export(const std::string& checkpoint_dir, const std::string& model_dir,
@@ -302,6 +314,8 @@ TrainerState load_checkpoint_dir(const std::string& dir, CausalLM& model,
   }
 
   const std::string opt_path = path_join(dir, "optimizer.pt");
+  // A sharded run's checkpoint: the caller reads the shards (load_optimizer_shards).
+  if (!file_exists(opt_path) && optimizer_shard_count(dir) > 0) return s;
   torch::serialize::InputArchive opt;
   load_archive(opt, opt_path, dir);
   try {

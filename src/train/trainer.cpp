@@ -13,11 +13,13 @@
 #include <chrono>
 #include <cmath>
 #include <csignal>
+#include <filesystem>
 
 #include "treg/autocast.h"
 #include "treg/runtime.h"
 #include "treg/error.h"
 #include "treg/io.h"
+#include "treg/optimizer_shards.h"
 #include "treg/zero.h"
 
 namespace treg {
@@ -208,12 +210,21 @@ void Trainer::log_event(const LogEvent& e) {
 std::string Trainer::save_checkpoint() {
   std::map<std::string, torch::Tensor> masters;  // of the bf16 replicas, on rank 0
   if (zero_) {
-    zero_->gather_state_to_main(*optimizer_);
     if (zero_->has_bf16_replicas()) {
       std::vector<torch::Tensor> held = zero_->gather_masters_to_main();
       for (size_t t = 0; t < held.size(); ++t)
         if (held[t].defined()) masters[param_names_[t]] = held[t];
     }
+    // Each rank writes its AdamW state into the directory rank 0 renames into place last.
+    const std::string tmp = checkpoint_path(config_.output_dir, step_) + ".tmp";
+    if (ranks_->is_main()) {
+      std::filesystem::remove_all(tmp);
+      make_dirs(tmp);
+    }
+    ranks_->barrier("checkpoint " + tmp);
+    save_optimizer_shard(tmp, ranks_->rank(), ranks_->world_size(), *optimizer_, param_names_,
+                         zero_->optimizer_tensors(), zero_->owned());
+    ranks_->barrier("optimizer shards in " + tmp);
   }
   if (!ranks_->is_main()) return "";
   TrainerState s;
@@ -225,19 +236,25 @@ std::string Trainer::save_checkpoint() {
   s.config_yaml = config_to_yaml(config_);
   std::string dir = save_checkpoint_dir(
       config_.output_dir, config_.model_name_or_path, policy_, *optimizer_, s,
-      config_.save_dtype == "bfloat16" ? torch::kBFloat16 : torch::kFloat32, masters);
+      config_.save_dtype == "bfloat16" ? torch::kBFloat16 : torch::kFloat32, masters,
+      /*sharded_optimizer=*/zero_ != nullptr);
   rotate_checkpoints(config_.output_dir, config_.save_total_limit);
   spdlog::info("step {}: saved {}", step_, dir);
-  if (zero_) zero_->drop_foreign_state(*optimizer_);
   return dir;
 }
 
 void Trainer::resume_from(const std::string& dir) {
   TrainerState s = load_checkpoint_dir(dir, policy_, *optimizer_);
-  // optimizer.pt holds every tensor's state; a ZeRO rank keeps its share, and the fp32 masters of
-  // its bf16 replicas from the checkpoint's fp32 weights (the replicas were loaded rounded).
-  if (zero_) {
+  // The AdamW state: a plain run's optimizer.pt holds every tensor's (a ZeRO rank keeps its
+  // share), a ZeRO run's shards hold them by name (each rank reads what it steps).
+  if (optimizer_shard_count(dir) > 0 && !file_exists(path_join(dir, "optimizer.pt")))
+    load_optimizer_shards(dir, *optimizer_, param_names_, zero_ ? zero_->optimizer_tensors() : params_,
+                          zero_ ? zero_->owned() : std::vector<bool>(params_.size(), true));
+  else if (zero_)
     zero_->drop_foreign_state(*optimizer_);
+  // The fp32 masters of the bf16 replicas from the checkpoint's fp32 weights (the replicas were
+  // loaded rounded).
+  if (zero_) {
     if (zero_->has_bf16_replicas()) {
       auto read = checkpoint_fp32_reader(dir);
       zero_->load_masters([&](size_t t) { return read(param_names_[t]); });

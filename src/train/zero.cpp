@@ -6,27 +6,13 @@
 #include <torch/csrc/autograd/variable.h>
 
 #include <algorithm>
-#include <sstream>
-#include <type_traits>
 
 #include "treg/error.h"
+#include "treg/optimizer_shards.h"
 
 namespace treg {
 
 namespace {
-
-// The key of a tensor in the optimizer's state map: LibTorch 1.x spells the TensorImpl's address
-// as a string (c10::guts::to_string), 2.x uses the pointer itself.
-template <class Map>
-typename Map::key_type state_key(const Map&, const torch::Tensor& p) {
-  if constexpr (std::is_same_v<typename Map::key_type, std::string>) {
-    std::ostringstream os;
-    os << p.unsafeGetTensorImpl();
-    return os.str();
-  } else {
-    return p.unsafeGetTensorImpl();
-  }
-}
 
 // `like`-shaped elements of `flat` from `offset`, as a plain tensor on the same storage (not an
 // autograd view: LibTorch 1.13's zero_grad detaches gradients in place, which views refuse).
@@ -151,6 +137,12 @@ std::string ZeroShards::describe() const {
                                                  replicas));
 }
 
+std::vector<bool> ZeroShards::owned() const {
+  std::vector<bool> out(params_.size());
+  for (size_t t = 0; t < params_.size(); ++t) out[t] = mine(t);
+  return out;
+}
+
 bool ZeroShards::has_bf16_replicas() const {
   return std::find(bf16_.begin(), bf16_.end(), true) != bf16_.end();
 }
@@ -273,35 +265,7 @@ void ZeroShards::step(torch::optim::AdamW& optimizer) {
 void ZeroShards::drop_foreign_state(torch::optim::AdamW& optimizer) const {
   auto& state = optimizer.state();
   for (size_t t = 0; t < params_.size(); ++t)
-    if (!mine(t)) state.erase(state_key(state, master_[t]));
-}
-
-void ZeroShards::gather_state_to_main(torch::optim::AdamW& optimizer) {
-  auto& state = optimizer.state();
-  torch::NoGradGuard no_grad;
-  for (size_t t = 0; t < params_.size(); ++t) {
-    const torch::Tensor& p = master_[t];  // the optimizer's tensor (empty for a foreign master)
-    const auto like = [&] { return torch::empty(params_[t].sizes(), p.options()); };
-    if (owner_[t] == 0) continue;
-    auto it = mine(t) ? state.find(state_key(state, p)) : state.end();
-    auto* own = it != state.end() ? static_cast<torch::optim::AdamWParamState*>(it->second.get()) : nullptr;
-    // The step first: -1 says the owner has no state for it yet.
-    torch::Tensor step = torch::full({1}, own ? own->step() : int64_t{-1}, p.options().dtype(torch::kInt64));
-    ranks_->broadcast_tensor(step, owner_[t]);
-    const int64_t n = step.item<int64_t>();
-    if (n < 0) continue;
-    torch::Tensor m = own ? own->exp_avg().contiguous() : like();
-    torch::Tensor v = own ? own->exp_avg_sq().contiguous() : like();
-    ranks_->broadcast_tensor(m, owner_[t]);
-    ranks_->broadcast_tensor(v, owner_[t]);
-    if (ranks_->is_main()) {
-      auto s = std::make_unique<torch::optim::AdamWParamState>();
-      s->step(n);
-      s->exp_avg(m);
-      s->exp_avg_sq(v);
-      state[state_key(state, p)] = std::move(s);
-    }
-  }
+    if (!mine(t)) state.erase(optimizer_state_key(state, master_[t]));
 }
 
 std::vector<torch::Tensor> ZeroShards::gather_masters_to_main() {
