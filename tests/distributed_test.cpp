@@ -264,7 +264,8 @@ TEST_P(ZeroStages, ShardTheOptimizerStateAndResumeOnAnyRankCount) {
 INSTANTIATE_TEST_SUITE_P(Distributed, ZeroStages, ::testing::Values(1, 2));
 
 // ZeRO-2 under bf16 keeps the layers' projections as bf16 replicas and their fp32 masters with
-// their owners (zero.h). Autocast computes on the bf16 rounding of fp32 weights anyway, so 2 ranks
+// their owners (zero.h); here with accumulation and checkpointed layers (the replicas' gradients
+// then arrive in the recomputing backward). Autocast computes on the bf16 rounding of fp32 weights anyway, so 2 ranks
 // of it make the updates of 2 ranks of ZeRO-1 (fp32 weights everywhere), to the summation order of
 // the accumulated gradients and of the clip's norm; its checkpoints hold the fp32 masters (also
 // beside a bf16 export) and resume under either stage.
@@ -272,7 +273,8 @@ TEST(Distributed, Bf16ReplicasTrainAsFp32WeightsAndCheckpointTheMasters) {
   if (!multi_rank_build()) GTEST_SKIP() << "built without c10d Gloo";
   const std::string root = test::fresh_dir("distributed_bf16_replicas");
   const std::string extra = std::string(kResumeSchedule) +
-                            "bf16: true\ngradient_accumulation_steps: 2\nsave_dtype: bfloat16\n";
+                            "bf16: true\ngradient_accumulation_steps: 2\nsave_dtype: bfloat16\n"
+                            "gradient_checkpointing: true\n";
   const std::string whole = root + "/whole", same = root + "/then_zero2", other = root + "/then_zero1";
   for (const std::string& d : {whole, same, other}) make_dirs(d);
   std::vector<std::string> logs;
