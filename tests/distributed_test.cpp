@@ -285,9 +285,9 @@ TEST(Distributed, Bf16ReplicasTrainAsFp32WeightsAndCheckpointTheMasters) {
     return rc == std::vector<int>{0, 0};
   };
   ASSERT_TRUE(run(whole, "1", ""));
-  EXPECT_EQ(logs[0].find("replicated in bf16"), std::string::npos) << logs[0];
+  EXPECT_EQ(logs[0].find("bf16 replicas"), std::string::npos) << logs[0];
   ASSERT_TRUE(run(same, "2", "max_steps=2"));
-  EXPECT_NE(logs[0].find("(the layers' projections) replicated in bf16, their fp32 masters with their owners"),
+  EXPECT_NE(logs[0].find(" elements in bf16 replicas, their fp32 masters with their owners"),
             std::string::npos)
       << logs[0];
   // The step-2 checkpoint's fp32 weights are the masters, not the replicas: not all of them are

@@ -151,7 +151,7 @@ TEST(Zero, Bf16ReplicasWithFp32MastersComputeBitwiseWhatFp32WeightsDo) {
   ASSERT_TRUE(zb.has_bf16_replicas());
   EXPECT_EQ(b0->weight.scalar_type(), torch::kBFloat16);  // the module's own tensor, now bf16
   EXPECT_EQ(b0->bias.scalar_type(), torch::kFloat32);
-  EXPECT_NE(zb.describe().find("192 elements (the layers' projections) replicated in bf16"), std::string::npos)
+  EXPECT_NE(zb.describe().find("192 elements in bf16 replicas, their fp32 masters with their owners"), std::string::npos)
       << zb.describe();
   torch::optim::AdamW oa(za.optimizer_tensors(), torch::optim::AdamWOptions(0.05).weight_decay(0.1));
   torch::optim::AdamW ob(zb.optimizer_tensors(), torch::optim::AdamWOptions(0.05).weight_decay(0.1));

@@ -126,6 +126,9 @@ Trainer::Trainer(Config config, CausalLM policy, std::shared_ptr<Objective> obje
                       is_layer_projection_weight(policy_->args(), param_names_[t]);
     zero_ = std::make_shared<ZeroShards>(config_.zero_stage, params_, ranks_, cap, replicas);
     spdlog::info(zero_->describe());
+    if (zero_->has_bf16_replicas())
+      spdlog::info("ZeRO-2 under bf16: the decoder layers' projections are bf16 replicas of fp32 masters "
+                   "(autocast computes on the bf16 rounding either way); embeddings, norms and lm_head stay fp32");
     stepped = zero_->optimizer_tensors();
   }
   // AdamW with HF Trainer defaults from the config; two groups as HF: decayed and not decayed.

@@ -70,8 +70,7 @@ ZeroShards::ZeroShards(int64_t stage, std::vector<torch::Tensor> params,
     : stage_(stage), params_(std::move(params)), bf16_(std::move(bf16_replicas)), ranks_(std::move(ranks)) {
   if (bf16_.empty()) bf16_.assign(params_.size(), false);
   TREG_CHECK(bf16_.size() == params_.size(), "ZeroShards", "one bf16_replicas flag per tensor");
-  const bool replicas = std::find(bf16_.begin(), bf16_.end(), true) != bf16_.end();
-  TREG_CHECK(!replicas || stage_ >= 2, "zero_stage",
+  TREG_CHECK(!has_bf16_replicas() || stage_ >= 2, "zero_stage",
              "bf16 replicas need stage 2 (their gradients go to the fp32 masters during the backward)");
   std::vector<int64_t> numels;
   std::vector<int> kinds;
@@ -133,7 +132,7 @@ std::string ZeroShards::describe() const {
                      params_.size(), 100.0 * static_cast<double>(mine_n) / static_cast<double>(all),
                      all, buckets, buckets_.size(),
                      replicas == 0 ? std::string()
-                                   : fmt::format("; {} elements (the layers' projections) replicated in bf16, their fp32 masters with their owners",
+                                   : fmt::format("; {} elements in bf16 replicas, their fp32 masters with their owners",
                                                  replicas));
 }
 
