@@ -6,9 +6,10 @@
 # first two logged steps are warm-up and left out) against one rank on the same cores. The ranks
 # share the machine's cores, so 100% means the split costs nothing; on separate devices the ideal
 # would be N times one rank's.
-# Usage: [ZERO=0|1|2] bench/bench_ranks.sh [WORK_DIR] [STEPS=12] [RANKS="1 2 4"]
+# Usage: [ZERO=0|1|2] [BF16=false|true] bench/bench_ranks.sh [WORK_DIR] [STEPS=12] [RANKS="1 2 4"]
 #   ZERO sets zero_stage (what it costs: the broadcasts after each update; with 2, the bucket
-#   reduces during the backward instead of one all-reduce).
+#   reduces during the backward instead of one all-reduce). BF16 sets bf16 (autocast; with
+#   ZERO=2 over several ranks, the projections become bf16 replicas of sharded fp32 masters).
 set -euo pipefail
 SRC=$(cd "$(dirname "$0")/.." && pwd)
 TREG=${TREG:-$SRC/build/treg}
@@ -16,6 +17,7 @@ WORK=${1:-bench-ranks}
 STEPS=${2:-12}
 RANKS=${3:-1 2 4}
 ZERO=${ZERO:-0}
+BF16=${BF16:-false}
 CORES=$(nproc)
 mkdir -p "$WORK"
 WORK=$(cd "$WORK" && pwd)
@@ -25,7 +27,7 @@ config() {  # $1 output dir
   cat << EOF
 model_name_or_path: $WORK/model
 train_file: $WORK/train.jsonl
-reward_dump: $WORK/token_rewards.bin
+reward_dump: $WORK/token_rewards.bf16-$BF16.bin
 output_dir: $1
 device: cpu
 max_steps: $STEPS
@@ -35,9 +37,10 @@ logging_steps: 1
 eval_strategy: "no"
 save_strategy: "no"
 zero_stage: $ZERO
+bf16: $BF16
 EOF
 }
-echo "bench_ranks: treg train, tiny llama, $CORES cores split between the ranks, $STEPS steps, zero_stage $ZERO"
+echo "bench_ranks: treg train, tiny llama, $CORES cores split between the ranks, $STEPS steps, zero_stage $ZERO, bf16 $BF16"
 printf "  %5s  %7s  %12s  %10s\n" ranks threads "tokens/s" "vs 1 rank"
 base=""
 port=$((29500 + $$ % 1000))
