@@ -15,6 +15,7 @@
 #include <csignal>
 #include <filesystem>
 
+#include "treg/adamw.h"
 #include "treg/autocast.h"
 #include "treg/runtime.h"
 #include "treg/error.h"
@@ -142,8 +143,11 @@ Trainer::Trainer(Config config, CausalLM policy, std::shared_ptr<Objective> obje
   std::vector<torch::optim::OptimizerParamGroup> groups;
   groups.emplace_back(decay, options(config_.weight_decay));
   groups.emplace_back(no_decay, options(0.0));
-  optimizer_ = std::make_unique<torch::optim::AdamW>(
+  optimizer_ = std::make_unique<FusedAdamW>(
       groups, torch::optim::AdamWOptions(config_.learning_rate));
+  spdlog::info("AdamW: {}", FusedAdamW::available()
+                                ? "LibTorch's fused kernel"
+                                : "per-tensor ops (this LibTorch has no fused AdamW kernel; 2.4 and later do)");
 }
 
 double Trainer::set_learning_rate(int64_t step) {
