@@ -12,6 +12,8 @@ WORDS = ("the of and to in is was for on that with as by at from it an be this w
          "answer question model token reward helpful correct concise").split()
 
 def main():
+    if len(sys.argv) < 2 or sys.argv[1] in ("-h", "--help"):
+        print(__doc__); sys.exit(0 if len(sys.argv) > 1 else 2)
     out = sys.argv[1]; rows = int(sys.argv[2]) if len(sys.argv) > 2 else 64
     mean_resp = float(sys.argv[3]) if len(sys.argv) > 3 else 96.0
     rng = random.Random(42); s = 0.6

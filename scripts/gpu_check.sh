@@ -10,7 +10,9 @@
 #   6. A random-weight Llama-3-8B (scripts/make_random_llama.py) trained with LoRA in bf16 for a
 #      few steps: the peak CUDA memory of `treg train` (the issue's "8B on one 80 GB GPU").
 # Results: OUT/summary.txt (+ one log per step). Each step has a time limit; the run stops starting
-# new steps after TREG_GPU_DEADLINE seconds (default 540).
+# new steps after TREG_GPU_DEADLINE seconds (default 540). TREG_GPU_CHECKS picks checks 2-6 by name
+# (comma-separated: logprobs, nccl, lora, speed, lora8b; default all), so a short lease can spend
+# itself on what is still unmeasured.
 # Usage: scripts/gpu_check.sh OUT_DIR [DEPS_DIR]
 #   DEPS_DIR (optional): Debian .deb files of the build dependencies (debs/*.deb, unpacked into
 #   /opt/gpudeps) and the static sentencepiece + minja of scripts/setup.sh (treg-deps/), for a
@@ -72,7 +74,8 @@ configure() {
     -DCMAKE_PREFIX_PATH="/opt/gpudeps/usr;$TORCH_CMAKE" -DTREG_DEPS_PREFIX=/opt/treg-deps \
     -DTREG_NCCL_INCLUDE_DIR="${NCCL_H%/nccl.h}" "$@"
 }
-build() { cmake --build "$BUILD" -j "$(nproc)" --target treg bench_train_step; }
+build() { cmake --build "$BUILD" -j "$(nproc)" --target treg bench_train_step bench_adamw; }
+want() { [[ ",${TREG_GPU_CHECKS:-all}," == *",all,"* || ",${TREG_GPU_CHECKS:-all}," == *",$1,"* ]]; }
 export -f configure build
 export SRC BUILD TORCH_CMAKE NCCL_H
 step configure 240 configure || exit 1
@@ -85,15 +88,18 @@ TREG=$BUILD/treg
 say "$("$TREG" --version)"
 
 # ---- 2. log-probs on CUDA vs transformers on CUDA ----
+if want logprobs; then
 hf_models=()
 for arch in llama gemma2 qwen3 gemma3; do
   python3 "$SRC/tests/hf/make_hf_tiny.py" "$arch" "$W/hf-$arch" > /dev/null 2>&1 && hf_models+=("$W/hf-$arch")
 done
 step logprobs_vs_hf 180 python3 "$SRC/scripts/compare_hf.py" "${hf_models[@]}" --treg "$TREG" --device cuda --dtype float32 --tol 1e-4
 grep -E "worst" "$OUT/logprobs_vs_hf.log" | sed 's/^/    /' | tee -a "$SUMMARY"
+fi
 
 # ---- 3. DPO-REG on CUDA: plain, then one torchrun rank with NCCL ----
 "$TREG" make-tiny --arch llama --out "$W/tiny" --seed 3 > /dev/null 2>&1
+if want nccl; then
 common=(--config "$SRC/configs/tiny.yaml" model_name_or_path="$W/tiny" train_file="$SRC/configs/data/tiny_prefs.train.jsonl"
         eval_file= device=cuda max_steps=12 logging_steps=1 save_steps=0
         reward_dump="$W/tiny-dump.bin" report_pairs=0 eval_strategy=no)
@@ -110,8 +116,10 @@ d = max(abs(x - y) for x, y in zip(a, b)) if a and len(a) == len(b) else float("
 print("    plain vs NCCL rank: %d / %d steps, max |loss diff| %.3e, first %.6f last %.6f -> %s" % (
     len(a), len(b), d, a[0] if a else float("nan"), a[-1] if a else float("nan"), "OK" if d <= 1e-5 else "DIFFERENT"))
 EOF
+fi
 
 # ---- 4. LoRA on CUDA; peft reads the adapters ----
+if want lora; then
 lora=(--config "$SRC/configs/tiny.yaml" model_name_or_path="$W/tiny" train_file="$SRC/configs/data/tiny_prefs.train.jsonl"
       eval_file= device=cuda max_steps=6 logging_steps=1
       report_pairs=0 eval_strategy=no use_peft=true lora_r=8 lora_alpha=16 lora_target_modules=all-linear
@@ -122,13 +130,21 @@ grep -E "max\|diff\||PEFT check" "$OUT/peft_fp32.log" 2> /dev/null | sed 's/^/  
 # (its own dump: the dump records the scoring precision, and bf16 scores in bf16 autocast)
 step lora_bf16 240 "$TREG" train "${lora[@]}" output_dir="$W/lora16" reward_dump="$W/lora-dump16.bin" bf16=true
 grep -E "step 6/6|projections in bf16" "$OUT/lora_bf16.log" | sed 's/^/    /' | tee -a "$SUMMARY"
+fi
 
 # ---- 5. speed: a 1B Llama in bf16, treg vs HF + TRL's math ----
+if want speed; then
 step bench_1b 300 "$BUILD/bench_train_step" --device cuda --bf16 --models 1b --pairs 8 --response 256 --steps 6 --hf
 grep -E "^1b " "$OUT/bench_1b.log" | sed 's/^/    /' | tee -a "$SUMMARY"
+step adamw_1b 90 "$BUILD/bench_adamw" --device cuda --shape 1b --steps 10
+grep -E "AdamW|difference" "$OUT/adamw_1b.log" | sed 's/^/    /' | tee -a "$SUMMARY"
+# Twice the tokens per step: how far the step's fixed costs (optimizer, launches) hold MFU down.
+step bench_1b_16 240 "$BUILD/bench_train_step" --device cuda --bf16 --models 1b --pairs 16 --response 256 --steps 4
+grep -E "^1b " "$OUT/bench_1b_16.log" | sed 's/^/    /' | tee -a "$SUMMARY"
+fi
 
 # ---- 6. a Llama-3-8B shape with LoRA on one GPU: peak memory ----
-if step make_8b 150 python3 "$SRC/scripts/make_random_llama.py" "$W/llama8b" --shape llama3-8b; then
+if want lora8b && step make_8b 150 python3 "$SRC/scripts/make_random_llama.py" "$W/llama8b" --shape llama3-8b; then
   gunzip -c "$SRC/tests/data/tokenizers/llama3/tokenizer.json.gz" > "$W/llama8b/tokenizer.json"
   cp "$SRC/tests/data/tokenizers/llama3/tokenizer_config.json" "$W/llama8b/"
   # UltraFeedback-sized pairs: a ~250-token prompt, ~700 / ~500-token answers.
