@@ -57,8 +57,13 @@ torch::Tensor FusedAdamW::step(LossClosure closure) {
       auto& s = static_cast<torch::optim::AdamWParamState&>(*it->second);
       s.step(s.step() + 1);
       Call& c = calls[{p.device().str(), static_cast<int>(p.scalar_type()), s.step()}];
+      // The kernel walks each tensor's memory in order: a strided gradient (a view into a
+      // bucket, say) is copied; a parameter or moment is never strided (modules and zeros_like
+      // make them dense).
+      TORCH_CHECK(p.is_contiguous() && s.exp_avg().is_contiguous() && s.exp_avg_sq().is_contiguous(),
+                  "FusedAdamW: a strided parameter or AdamW moment");
       c.params.push_back(p);
-      c.grads.push_back(p.grad());
+      c.grads.push_back(p.grad().contiguous());
       c.exp_avgs.push_back(s.exp_avg());
       c.exp_avg_sqs.push_back(s.exp_avg_sq());
     }
