@@ -1,6 +1,7 @@
 #include "treg/config.h"
 
 #include <gtest/gtest.h>
+#include <torch/torch.h>
 
 #include <map>
 #include <sstream>
@@ -9,6 +10,7 @@
 #include "treg/data.h"
 #include "treg/error.h"
 #include "treg/io.h"
+#include "treg/runtime.h"
 
 namespace treg {
 namespace {
@@ -36,6 +38,28 @@ TEST(Config, ReadsKeysAndKeepsDefaults) {
   EXPECT_EQ(c.gradient_accumulation_steps, 16);
   EXPECT_EQ(c.max_length, 2048);          // default
   EXPECT_DOUBLE_EQ(c.adam_beta2, 0.999);  // HF Trainer default
+}
+
+// HF's tf32 used to be accepted and ignored; it is a setting now (apply_tf32 sets LibTorch's flags).
+TEST(Config, Tf32IsASettingThatSetsLibTorchsFlags) {
+  EXPECT_FALSE(parse_config("model_name_or_path: m\n", "cfg.yaml").tf32);
+  Config c = parse_config("model_name_or_path: m\ntf32: true\n", "cfg.yaml");
+  EXPECT_TRUE(c.tf32);
+  EXPECT_NE(config_to_yaml(c).find("tf32: true"), std::string::npos);
+  EXPECT_NE(error_of("model_name_or_path: m\ntf32: fast\n").find("tf32"), std::string::npos);
+
+  auto& ctx = at::globalContext();
+  const bool blas = ctx.allowTF32CuBLAS(), dnn = ctx.allowTF32CuDNN();
+  ctx.setAllowTF32CuBLAS(false);
+  ctx.setAllowTF32CuDNN(false);
+  apply_tf32(false, torch::kCPU);  // false leaves LibTorch's setting as it is
+  EXPECT_FALSE(ctx.allowTF32CuBLAS());
+  EXPECT_FALSE(ctx.allowTF32CuDNN());
+  apply_tf32(true, torch::kCPU);
+  EXPECT_TRUE(ctx.allowTF32CuBLAS());
+  EXPECT_TRUE(ctx.allowTF32CuDNN());
+  ctx.setAllowTF32CuBLAS(blas);
+  ctx.setAllowTF32CuDNN(dnn);
 }
 
 TEST(Config, OverridesWinOverFile) {

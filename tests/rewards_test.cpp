@@ -412,6 +412,12 @@ TEST(RewardsCli, StaleDumpIsRefusedNamingTheField) {
   EXPECT_NE(e.find("treg score-tokens --config " + s.cfg), std::string::npos) << e;
   EXPECT_NE(e.find(s.dump), std::string::npos) << e;
 
+  // TF32 rounds a GPU's fp32 matmuls: log-probs of another forward.
+  e = error_of([&] { ensure_reward_dumps(load_config(s.cfg, {"tf32=true"}), s.cfg); });
+  EXPECT_NE(e.find("'precision' is \"fp32\" in the dump but \"fp32, TF32 matmuls\""),
+            std::string::npos)
+      << e;
+
   e = error_of(
       [&] { ensure_reward_dumps(load_config(s.cfg, {"better_description=kind"}), s.cfg); });
   EXPECT_NE(e.find("'revision_prompt.better_description'"), std::string::npos) << e;

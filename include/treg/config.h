@@ -52,6 +52,7 @@ struct Config {
   bool overwrite_output_dir = false;       // train: replace an earlier run in output_dir (HF's key)
   std::string device = "auto";             // auto | cpu | cuda
   bool bf16 = false;                       // fp32 weights, forwards under bf16 autocast (autocast.h)
+  bool tf32 = false;                       // CUDA fp32 matmuls in TF32 (HF's tf32); false = full fp32
 
   // ---- token rewards (paper §3.3) ----
   std::string reward_dump;                 // "" = <output_dir>/token_rewards.bin

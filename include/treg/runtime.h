@@ -38,6 +38,11 @@ void reset_cuda_peak(const c10::Device& device);
 // Hands the CUDA caching allocator's free blocks back to the driver (torch.cuda.empty_cache), e.g.
 // before another process needs the GPU's memory; a no-op without CUDA.
 void release_cuda_cache();
+// The config's `tf32` (HF's tf32=True): when `on`, cuBLAS and cuDNN may run fp32 matmuls in TF32
+// (Ampere and later; ~8x the fp32 rate, 10-bit mantissa inputs), and the run says so once; off
+// leaves LibTorch's default (full fp32). The flags are process-wide and have no effect on the CPU,
+// which the log line says when `device` is one.
+void apply_tf32(bool on, const c10::Device& device);
 
 // `--dtype float32|bfloat16|float16` (also fp32/bf16/fp16, and HF's "float32"/"bfloat16" torch_dtype).
 c10::ScalarType parse_dtype(const std::string& name, const std::string& flag = "--dtype");

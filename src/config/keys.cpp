@@ -285,6 +285,7 @@ const std::vector<KeySpec>& key_specs() {
       TREG_SETTING(overwrite_output_dir, "train: start over in an output_dir holding an earlier run (its checkpoints, config.yaml, metrics.jsonl are removed); false = refuse it unless resume_from_checkpoint is set"),
       TREG_SETTING(device, "auto | cpu | cuda"),
       TREG_SETTING(bf16, "fp32 weights, every forward (scoring and training) under bf16 autocast, CUDA or CPU: what HF's bf16=True does"),
+      TREG_SETTING(tf32, "CUDA, Ampere and later: the fp32 matmuls (all of them without bf16, those autocast leaves in fp32 with it) in TF32, as HF's tf32=True; false = full fp32, LibTorch's default; no effect on the CPU"),
       // ---- token rewards (paper §3.3) ----
       TREG_SETTING(reward_dump, "token-reward dump of the train split; \"\" = <output_dir>/token_rewards.bin"),
       TREG_SETTING(reward_source, "prompt (contrastive revision prompts, paper §3.3) | dpo (a DPO model's log-ratio)"),
@@ -373,7 +374,6 @@ const std::vector<KeySpec>& key_specs() {
       ignored("torch_dtype", "the dtype HF loads weights in; treg keeps fp32 master weights (bf16: true autocasts)"),
       ignored("attn_implementation", "attention kernel; treg picks its own, the result is the same attention"),
       ignored("use_flash_attention_2", "attention kernel; treg picks its own"),
-      ignored("tf32", "TF32 matmuls on Ampere+; treg leaves LibTorch's default"),
       ignored("gradient_checkpointing_kwargs", "use_reentrant and friends; gradients are the same"),
       ignored("precompute_ref_log_probs", "treg always precomputes them (into the reward dump)"),
       ignored("padding_free", "a speed option; the loss is the same"),

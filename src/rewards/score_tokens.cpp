@@ -62,6 +62,8 @@ json expected_metadata(const Config& c, const std::string& split, const std::str
   m["reward_source"] = c.reward_source;
   // The reference log-probs must come from the forward the policy will run (treg/autocast.h).
   m["precision"] = c.bf16 ? "fp32 weights, bf16 autocast" : "fp32";
+  // TF32 rounds the fp32 matmuls' inputs: other log-probs on a GPU, so another dump.
+  if (c.tf32) m["precision"] = m["precision"].get<std::string>() + ", TF32 matmuls";
   if (c.reward_source == "prompt") {
     m["revision_prompt"] = {
         {"sha256", sha256_hex(load_revision_template(revision_template_path(c)))},
@@ -428,6 +430,7 @@ ScoreSummary score_tokens(const Config& c, const std::string& split, bool progre
 
   const torch::Device device =
       rank_device(parse_device(c.device, "config key 'device'"), launch_env_from_environment());
+  apply_tf32(c.tf32, device);
 
   json meta = expected;
   meta["treg_version"] = build_version();

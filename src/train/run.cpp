@@ -45,6 +45,7 @@ TrainResult run_training(const Config& launched, const std::string& config_args)
   const LaunchEnv launch = launch_env_from_environment();
   const torch::Device device =
       rank_device(parse_device(launched.device, "config key 'device'"), launch);
+  apply_tf32(launched.tf32, device);
   std::shared_ptr<Ranks> ranks = connect_ranks(launch, std::chrono::seconds(launched.ddp_timeout),
                                                launched.ddp_backend, device);
   Config config = launched;

@@ -176,6 +176,7 @@ TrainResult run_sft(const Config& config) {
   std::vector<SftSequence> eval;
   if (has_eval_split(config)) eval = read_split(config, "eval", *tok, chat);
   const torch::Device device = parse_device(config.device, "config key 'device'");
+  apply_tf32(config.tf32, device);
   const std::string dev = device.is_cuda() ? "cuda" : "cpu";
   spdlog::info("sft: policy {} on {} (fp32 master weights{}){}", config.model_name_or_path, dev,
                config.bf16 ? ", bf16 autocast forward" : "",

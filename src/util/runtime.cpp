@@ -9,6 +9,7 @@
 #include <cctype>
 #include <cstdlib>
 #include <thread>
+#include <utility>
 
 #include "treg/error.h"
 
@@ -99,6 +100,18 @@ void release_cuda_cache() {
 #ifdef TREG_WITH_CUDA
   if (torch::cuda::is_available()) c10::cuda::CUDACachingAllocator::emptyCache();
 #endif
+}
+
+void apply_tf32(bool on, const c10::Device& device) {
+  if (!on) return;
+  at::globalContext().setAllowTF32CuBLAS(true);
+  at::globalContext().setAllowTF32CuDNN(true);
+  static bool said = false;  // train scores first: one line per process
+  if (std::exchange(said, true)) return;
+  if (device.is_cuda())
+    spdlog::info("tf32: fp32 matmuls run in TF32 on {}", device.str());
+  else
+    spdlog::info("tf32: true has no effect on the CPU (it applies to CUDA matmuls)");
 }
 
 void init_runtime() {
