@@ -15,6 +15,7 @@
 #include "treg/autocast.h"
 #include "treg/config.h"
 #include "treg/data.h"
+#include "treg/data_sources.h"
 #include "treg/error.h"
 #include "treg/io.h"
 #include "treg/reward_dump.h"
@@ -189,6 +190,59 @@ TEST(Rewards, RevisionContextsAreBoundedByMaxLength) {
   std::vector<int64_t> want = revision_context_ids("Q?", "Yes.", "better", spec, *tok, chat);
   want.insert(want.end(), small.chosen_ids.begin(), small.chosen_ids.end());
   EXPECT_EQ(sc.better, want);
+}
+
+// The token counts score-tokens reports (and bench_score_tokens prints), recounted here from the
+// contexts: each context alone, and what a compressed trie of each group runs (the two plain
+// contexts of a pair with `packing`; always the two revision contexts of an answer, which share
+// everything up to the first {direction}: the instruction and the whole quoted answer).
+TEST(Rewards, TokenCountsAreTheContextsAndTheirSharedPrefixes) {
+  auto lcp = [](const std::vector<int64_t>& a, const std::vector<int64_t>& b) {
+    size_t n = 0;
+    while (n < a.size() && n < b.size() && a[n] == b[n]) ++n;
+    return static_cast<int64_t>(n);
+  };
+  const std::string dir = test::fresh_dir("rewards_token_counts");
+  const std::string model = test::tiny_model("llama");
+  const std::string train = data_subset(dir, 4);
+  for (bool packing : {false, true}) {
+    SCOPED_TRACE(packing ? "packing" : "padded");
+    const Config c = load_config(write_config(dir, model, train,
+                                              std::string("packing: ") + (packing ? "true" : "false") +
+                                                  "\nreward_dump: " + dir + "/d" +
+                                                  (packing ? "1" : "0") + ".bin\n"));
+    const ScoreSummary got = score_tokens(c, "train", /*progress=*/false);
+
+    auto tok = load_tokenizer(model);
+    const ChatTemplate chat = make_chat_template(*tok, "");
+    const PreferenceData d =
+        load_preference_data(train, *tok, chat, data_options(c, dir + "/bad_rows.jsonl"));
+    const RevisionSpec spec = revision_spec(c);
+    int64_t alone = 0, run = 0, scored = 0;
+    for (const TokenizedPair& p : d.pairs) {
+      const ScoreContexts w = build_score_contexts(p, true, spec, *tok, chat);
+      const ScoreContexts l = build_score_contexts(p, false, spec, *tok, chat);
+      for (const ScoreContexts* x : {&w, &l}) {
+        alone += static_cast<int64_t>(x->plain.size() + x->better.size() + x->worse.size());
+        const int64_t shared = lcp(x->better, x->worse);
+        run += static_cast<int64_t>(x->better.size() + x->worse.size()) - shared;
+        // The shared part ends after the quoted answer: it holds the scored tokens' text.
+        const std::string head = tok->decode(
+            std::vector<int64_t>(x->better.begin(), x->better.begin() + shared), true);
+        const std::vector<int64_t>& ids = x == &w ? p.chosen_ids : p.rejected_ids;
+        EXPECT_NE(head.find(tok->decode(ids, true)), std::string::npos) << head;
+        EXPECT_LT(shared, x->better_start);
+      }
+      run += static_cast<int64_t>(w.plain.size() + l.plain.size()) -
+             (packing ? lcp(w.plain, l.plain) : 0);
+      scored += static_cast<int64_t>(p.chosen_ids.size() + p.rejected_ids.size());
+    }
+    EXPECT_EQ(got.scored, 4);
+    EXPECT_EQ(got.response_tokens, scored);
+    EXPECT_EQ(got.unshared_tokens, alone);
+    EXPECT_EQ(got.context_tokens, run);
+    EXPECT_LT(got.context_tokens, got.unshared_tokens);
+  }
 }
 
 class RewardsArch : public ::testing::TestWithParam<std::string> {

@@ -102,6 +102,9 @@ struct ScoreSummary {
   int64_t scored = 0;           // pairs scored by this run (the rest were resumed or reused)
   int64_t response_tokens = 0;  // tokens scored by this run
   int64_t context_tokens = 0;  // tokens fed to the model(s) by this run (every context, no padding)
+  // The same contexts' tokens, each context counted alone: what the model would run without prefix
+  // sharing. unshared / context is the most sharing can save where every token costs the same.
+  int64_t unshared_tokens = 0;
   double seconds = 0;
   double mean_reward_chosen = 0, mean_reward_rejected = 0;  // over every token in the dump
   DataStats data;

@@ -47,6 +47,10 @@ void add_score_tokens_command(CLI::App& app) {
           split, s.pairs, dump, s.scored, s.response_tokens, s.seconds,
           s.seconds > 0 ? static_cast<double>(s.response_tokens) / s.seconds : 0.0);
       spdlog::info("  data: {}", s.data.summary());
+      if (s.context_tokens > 0)
+        spdlog::info("  model: ran {} tokens for contexts of {} ({:.2f}x fewer by sharing prefixes)",
+                     s.context_tokens, s.unshared_tokens,
+                     static_cast<double>(s.unshared_tokens) / static_cast<double>(s.context_tokens));
       spdlog::info("  mean token reward: chosen {:+.5f}, rejected {:+.5f} (margin {:+.5f})",
                    s.mean_reward_chosen, s.mean_reward_rejected,
                    s.mean_reward_chosen - s.mean_reward_rejected);
