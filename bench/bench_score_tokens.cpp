@@ -94,6 +94,12 @@ void bench(const std::string& name, const std::string& model, const std::string&
 }  // namespace
 
 int main(int argc, char** argv) {
+  if (argc > 1 && argv[1][0] == '-') {  // positional arguments only: a flag is a request for usage
+    std::printf("usage: bench_score_tokens [WORK_DIR] [PAIRS_TINY=64] [PAIRS_100M=8] [DATA.jsonl]\n"
+                "  DATA: default the bundled tiny_prefs.train.jsonl; bench/make_uf_shaped_prefs.py "
+                "writes UltraFeedback-shaped rows\n");
+    return std::string(argv[1]) == "--help" || std::string(argv[1]) == "-h" ? 0 : 2;
+  }
   treg::select_blas_kernels(argv);
   init_runtime();
   spdlog::set_level(spdlog::level::warn);

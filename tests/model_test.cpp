@@ -584,9 +584,10 @@ TEST(ModelAttention, QueryBlocksEqualOneShotAttention) {
   torch::manual_seed(3);
   const int64_t B = 2, H = 4, T = 1100, E = 8;  // B*H*T*T = 9.7M score elements: 3 blocks
   auto opts = torch::TensorOptions().dtype(torch::kFloat64);
-  torch::Tensor q = torch::randn({B, H, T, E}, opts).requires_grad_();
-  torch::Tensor k = torch::randn({B, H, T, E}, opts).requires_grad_();
-  torch::Tensor v = torch::randn({B, H, T, E}, opts).requires_grad_();
+  // Transposed views of [B, T, H, E], as the attention layer passes them (not contiguous).
+  auto heads = [&] { return torch::randn({B, T, H, E}, opts).requires_grad_().transpose(1, 2); };
+  torch::Tensor q = heads(), k = heads(), v = heads();
+  ASSERT_FALSE(k.is_contiguous());
   torch::Tensor pos = torch::arange(T);
   torch::Tensor allowed = (pos.view({1, T}) <= pos.view({T, 1}))
                               .logical_and((pos.view({T, 1}) - pos.view({1, T})) < 700)

@@ -142,7 +142,7 @@ struct Scorer {
   RevisionSpec spec;
   torch::Device device;
   CausalLM ref{nullptr}, dpo{nullptr};
-  int64_t context_tokens = 0;
+  int64_t context_tokens = 0, unshared_tokens = 0;
   bool warned_length = false;
 
   // Every context takes the attention path the trainer's policy takes (kAuto: the fused kernel on
@@ -155,6 +155,7 @@ struct Scorer {
                                       const std::vector<int64_t>& starts,
                                       const std::vector<std::vector<size_t>>& groups, bool packed) {
     for (const auto& s : seqs) {
+      unshared_tokens += static_cast<int64_t>(s.size());
       if (!warned_length &&
           static_cast<int64_t>(s.size()) > model->args().max_position_embeddings) {
         spdlog::warn(
@@ -504,6 +505,7 @@ ScoreSummary score_tokens(const Config& c, const std::string& split, bool progre
                   world > 1 ? shard_path(dump, rank, world) : dump, shard_meta,
                   "score-tokens " + split, progress && main, sum);
     sum.context_tokens = scorer.context_tokens;
+    sum.unshared_tokens = scorer.unshared_tokens;
     if (world > 1) {
       ranks->barrier("score-tokens: waiting for every rank's shard of " + split);
       if (main) merge_shards(dump, meta, n, bs, world);
