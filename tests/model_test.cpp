@@ -579,15 +579,12 @@ TEST(ModelAttention, FusedSdpaMatchesReference) {
 }
 
 // Long batches go through attention_reference in query blocks; the blocks must give exactly the
-// one-shot softmax(q k^T) v (written out here), values and gradients, with softcap and a mask.
+// one-shot softmax(q k^T) v (written out here), values and gradients, with a mask, with softcap
+// (scaled and masked scores) and without (the mask as a bias the score product adds onto), in
+// fp64 and fp32.
 TEST(ModelAttention, QueryBlocksEqualOneShotAttention) {
   torch::manual_seed(3);
   const int64_t B = 2, H = 4, T = 1100, E = 8;  // B*H*T*T = 9.7M score elements: 3 blocks
-  auto opts = torch::TensorOptions().dtype(torch::kFloat64);
-  // Transposed views of [B, T, H, E], as the attention layer passes them (not contiguous).
-  auto heads = [&] { return torch::randn({B, T, H, E}, opts).requires_grad_().transpose(1, 2); };
-  torch::Tensor q = heads(), k = heads(), v = heads();
-  ASSERT_FALSE(k.is_contiguous());
   torch::Tensor pos = torch::arange(T);
   torch::Tensor allowed = (pos.view({1, T}) <= pos.view({T, 1}))
                               .logical_and((pos.view({T, 1}) - pos.view({1, T})) < 700)
@@ -596,17 +593,31 @@ TEST(ModelAttention, QueryBlocksEqualOneShotAttention) {
                               .clone();
   allowed.index_put_({1, 0, torch::indexing::Slice(), torch::indexing::Slice(900)}, false);
   allowed.index_put_({1, 0, torch::indexing::Slice(900), 0}, true);  // padded rows keep one key
-  const double scale = 0.3, softcap = 5.0;
-  torch::Tensor got = model::attention_reference(q, k, v, allowed, scale, softcap);
-  torch::Tensor s = torch::tanh(torch::matmul(q, k.transpose(-2, -1)) * scale / softcap) * softcap;
-  s = s.masked_fill(allowed.logical_not(), -std::numeric_limits<double>::infinity());
-  torch::Tensor want = torch::matmul(torch::softmax(s, -1), v);
-  EXPECT_LE((got - want).abs().max().item<double>(), 1e-12);
-  torch::Tensor w = torch::randn({B, H, T, E}, opts);
-  auto g_got = torch::autograd::grad({(got * w).sum()}, {q, k, v});
-  auto g_want = torch::autograd::grad({(want * w).sum()}, {q, k, v});
-  for (size_t i = 0; i < 3; ++i)
-    EXPECT_LE((g_got[i] - g_want[i]).abs().max().item<double>(), 1e-10) << "grad " << i;
+  for (auto dtype : {torch::kFloat64, torch::kFloat32}) {
+    const bool f64 = dtype == torch::kFloat64;
+    auto opts = torch::TensorOptions().dtype(dtype);
+    // Transposed views of [B, T, H, E], as the attention layer passes them (not contiguous).
+    auto heads = [&] { return torch::randn({B, T, H, E}, opts).requires_grad_().transpose(1, 2); };
+    torch::Tensor q = heads(), k = heads(), v = heads();
+    ASSERT_FALSE(k.is_contiguous());
+    for (double softcap : {5.0, 0.0}) {
+      const std::string what = std::string(f64 ? "fp64" : "fp32") + " softcap " +
+                               std::to_string(softcap);
+      const double scale = 0.3;
+      torch::Tensor got = model::attention_reference(q, k, v, allowed, scale, softcap);
+      torch::Tensor s = torch::matmul(q, k.transpose(-2, -1)) * scale;
+      if (softcap > 0) s = torch::tanh(s / softcap) * softcap;
+      s = s.masked_fill(allowed.logical_not(), -std::numeric_limits<double>::infinity());
+      torch::Tensor want = torch::matmul(torch::softmax(s, -1), v);
+      EXPECT_LE((got - want).abs().max().item<double>(), f64 ? 1e-12 : 1e-6) << what;
+      torch::Tensor w = torch::randn({B, H, T, E}, opts);
+      auto g_got = torch::autograd::grad({(got * w).sum()}, {q, k, v});
+      auto g_want = torch::autograd::grad({(want * w).sum()}, {q, k, v});
+      for (size_t i = 0; i < 3; ++i)
+        EXPECT_LE((g_got[i] - g_want[i]).abs().max().item<double>(), f64 ? 1e-10 : 1e-5)
+            << what << " grad " << i;
+    }
+  }
 }
 
 TEST(ModelSave, RoundTripKeepsConfigAndGenerationConfig) {

@@ -104,8 +104,9 @@ double final_norm_bytes(const ModelArgs& a) {
 //   gate/up (2, or 1 fused) keep a copy each; in fp32 they share the norm's output
 //   attention: q and k after RoPE, v (repeated to H heads for GQA), the output copy fed to
 //   o_proj; the fused kernel also keeps its output and a logsumexp per head; the reference one
-//   its softmax (fp32, plus a bf16 copy under autocast), its mask (1 B per key) and, softcapped,
-//   the tanh, over the keys each query block reads
+//   its softmax (fp32, plus a bf16 copy under autocast), under autocast or softcapped its mask
+//   (1 B per key; else the mask is a bias added in the forward) and, softcapped, the tanh, over
+//   the keys each query block reads
 //   Qwen3/Gemma-3 q/k norms: as RMSNorm, per head
 //   MLP: the activation's input, its output, up, and the product fed to down_proj      4F
 double activation_bytes_per_token(const ModelArgs& a, bool autocast, bool fused_attention,
@@ -134,7 +135,8 @@ double activation_bytes_per_token(const ModelArgs& a, bool autocast, bool fused_
     } else {
       const double keys = reference_keys_per_query(
           a, batch_rows, row_tokens, cpu, a.uses_sliding_window(layer) ? a.sliding_window : 0);
-      b += keys * (1 + H * (4 + (autocast ? 2 : 0) + (a.attn_softcap > 0 ? s : 0)));
+      const double mask = autocast || a.attn_softcap > 0 ? 1 : 0;
+      b += keys * (mask + H * (4 + (autocast ? 2 : 0) + (a.attn_softcap > 0 ? s : 0)));
     }
   }
   return b + final_norm_bytes(a);
