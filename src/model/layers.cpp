@@ -149,7 +149,8 @@ torch::Tensor attention_reference(const torch::Tensor& q, const torch::Tensor& k
   const bool ranged = Tk == T && !q.is_cuda();
   const int64_t rows = reference_attention_block_rows(per_row, T, ranged);
   torch::Tensor first;  // [T] int64 (CPU): the first key column a query of any row sees
-  if (ranged) first = allowed.any(0).squeeze(0).to(torch::kInt32).argmax(-1).to(torch::kCPU);
+  // (uint8: argmax takes no bool; an int32 copy of the T x T mask made this a tenth of a layer.)
+  if (ranged) first = allowed.any(0).squeeze(0).to(torch::kUInt8).argmax(-1).to(torch::kCPU);
   if (rows >= T) return attention_rows(q, k, v, allowed, scale, softcap);
   // q, k, v arrive as transposed views of [B, T, H, E]; a block of them is not a strided batch of
   // matrices, and matmul copied the keys and values (up to all T of them) once per query block,
