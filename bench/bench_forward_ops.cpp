@@ -79,9 +79,10 @@ int main(int argc, char** argv) {
                           (seg.unsqueeze(0).eq(seg.unsqueeze(1)) | seg.unsqueeze(0).eq(1));
   allowed = allowed.view({1, 1, T, T});
 
-  std::printf("bench_forward_ops: %d threads, fp32, one tree of %lld tokens (shared %lld + 2 x %lld)\n",
-              configured_threads(), static_cast<long long>(T), static_cast<long long>(shared),
-              static_cast<long long>(branch));
+  std::printf(
+      "bench_forward_ops: %d threads, fp32, one tree of %lld tokens (shared %lld + 2 x %lld)\n",
+      configured_threads(), static_cast<long long>(T), static_cast<long long>(shared),
+      static_cast<long long>(branch));
   const double forward =
       best_of(reps, [&] { model->forward_packed(ids, segments, parents); }) / L;
 
@@ -113,8 +114,10 @@ int main(int argc, char** argv) {
               100 * proj / forward, proj_flops / proj / 1e9);
   std::printf("    attention    %7.1f ms  %5.1f%%  %6.1f GFLOP/s (visible pairs only)\n",
               attn * 1e3, 100 * attn / forward, attn_flops / attn / 1e9);
-  std::printf("    the rest     %7.1f ms  %5.1f%%  (norms, rope, SiLU, residuals; the mask and embedding / %lld)\n",
-              (forward - proj - attn) * 1e3, 100 * (forward - proj - attn) / forward,
-              static_cast<long long>(L));
+  std::printf(
+      "    the rest     %7.1f ms  %5.1f%%  (norms, rope, SiLU, residuals; the mask and "
+      "embedding / %lld)\n",
+      (forward - proj - attn) * 1e3, 100 * (forward - proj - attn) / forward,
+      static_cast<long long>(L));
   return 0;
 }
