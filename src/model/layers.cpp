@@ -98,9 +98,7 @@ torch::Tensor attention_rows(const torch::Tensor& q, const torch::Tensor& k, con
   const auto acc = at::promote_types(q.scalar_type(), torch::kFloat32);
   const float blocked = std::numeric_limits<float>::lowest();
   torch::Tensor scores;  // [B, H, n, T] in acc
-  // Under autocast the product must run as autocast's matmul does (bf16); its in-place form that
-  // the bias needs is not an autocast op.
-  if (softcap == 0 && q.scalar_type() == acc && !autocast_on(q)) {
+  if (reference_attention_mask_is_bias(softcap, autocast_on(q), q.scalar_type() == acc)) {
     // The mask goes in as an additive bias that the product of q and k accumulates onto (a gemm
     // with beta 1): one pass over the scores instead of three (scale, masked copy). On the CPU
     // that made the attention of a 1.8k-token scoring tree 1.2x faster. Allowed scores are
@@ -110,10 +108,7 @@ torch::Tensor attention_rows(const torch::Tensor& q, const torch::Tensor& k, con
     torch::Tensor bias = torch::zeros({allowed.size(0), 1, n, Tk}, q.options())
                              .masked_fill_(allowed.logical_not(), blocked);  // [B, 1, n, T]
     torch::Tensor s3 = torch::empty({B * H, n, Tk}, q.options());
-    {
-      torch::NoGradGuard no_grad;  // the bias is a constant
-      s3.view({B, H, n, Tk}).copy_(bias.expand({B, H, n, Tk}));
-    }
+    s3.view({B, H, n, Tk}).copy_(bias.expand({B, H, n, Tk}));  // neither needs a gradient
     s3.baddbmm_(q.reshape({B * H, n, E}), k.reshape({B * H, Tk, E}).transpose(1, 2), 1.0, scale);
     scores = s3.view({B, H, n, Tk});
   } else {
@@ -136,6 +131,12 @@ constexpr int64_t kScoreBlockElements = int64_t{1} << 22;
 int64_t reference_attention_block_rows(int64_t scores_per_query, int64_t T, bool ranged) {
   int64_t rows = std::max<int64_t>(1, kScoreBlockElements / std::max<int64_t>(1, scores_per_query));
   return ranged ? std::min(rows, std::max<int64_t>(128, (T + 7) / 8)) : rows;
+}
+
+bool reference_attention_mask_is_bias(double softcap, bool autocast, bool fp32_or_wider) {
+  // Under autocast the product must run as autocast's matmul does (bf16), and the in-place
+  // product the bias needs is not an autocast op; softcapping must come before the mask.
+  return softcap == 0 && !autocast && fp32_or_wider;
 }
 
 torch::Tensor attention_reference(const torch::Tensor& q, const torch::Tensor& k,

@@ -58,6 +58,10 @@ torch::Tensor apply_rope(const torch::Tensor& x, const torch::Tensor& cos,
 // per query row; `ranged` (CPU, no cache): blocks read only the keys up to their last column, so
 // they are kept small. The memory plan counts the softmax it keeps with the same blocks.
 int64_t reference_attention_block_rows(int64_t scores_per_query, int64_t T, bool ranged);
+// Whether attention_reference adds the mask as a bias onto the scores (no mask kept for the
+// backward) rather than masking them after (the mask kept): for fp32/fp64 queries outside
+// autocast without softcapping. The memory plan counts what each keeps.
+bool reference_attention_mask_is_bias(double softcap, bool autocast, bool fp32_or_wider);
 // q [B, H, T, E], k/v [B, H, T, E], allowed [B, 1, T, T] bool -> [B, H, T, E]
 torch::Tensor attention_reference(const torch::Tensor& q, const torch::Tensor& k,
                                   const torch::Tensor& v, const torch::Tensor& allowed,

@@ -135,7 +135,10 @@ double activation_bytes_per_token(const ModelArgs& a, bool autocast, bool fused_
     } else {
       const double keys = reference_keys_per_query(
           a, batch_rows, row_tokens, cpu, a.uses_sliding_window(layer) ? a.sliding_window : 0);
-      const double mask = autocast || a.attn_softcap > 0 ? 1 : 0;
+      const double mask =
+          model::reference_attention_mask_is_bias(a.attn_softcap, autocast, /*fp32 weights*/ true)
+              ? 0
+              : 1;
       b += keys * (mask + H * (4 + (autocast ? 2 : 0) + (a.attn_softcap > 0 ? s : 0)));
     }
   }
